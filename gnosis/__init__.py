@@ -1,0 +1,3 @@
+"""Gnosis: a streaming trading-signal engine."""
+
+__version__ = "0.3.0"

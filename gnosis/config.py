@@ -1,0 +1,221 @@
+"""Configuration: one TOML file plus ``GNOSIS_*`` environment variables.
+
+Precedence, lowest first: the defaults below (also shipped, commented, as
+``gnosis/config/defaults.toml``), the TOML file named by ``--config`` or
+``GNOSIS_CONFIG``, an optional separate features file (``features_config_path``), then
+environment variables named ``GNOSIS_<SECTION>__<KEY>`` (e.g.
+``GNOSIS_KAFKA__BOOTSTRAP_SERVERS``). The README's configuration table lists every key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Self
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names file and key."""
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Windows and thresholds of the technical features (all counted in bars)."""
+
+    window: int = 512
+    """Rolling window for Hurst, Hawkes and volatility clustering."""
+    vsa_window: int = 20
+    """Rolling window for the mean volume and spread that VSA compares a bar against."""
+    hurst_stride: int = 8
+    """Recompute the Hurst exponent every this many bars (held in between)."""
+    hawkes_bin: int = 8
+    """Bars per counting bin of the Hawkes branching-ratio estimator."""
+    event_threshold: float = 1.5
+    """A bar is a Hawkes 'event' when its volume exceeds this multiple of the mean volume."""
+    vol_short: int = 16
+    """Short realised-volatility window for volatility clustering."""
+    vol_long: int = 128
+    """Long realised-volatility window for volatility clustering."""
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """Thresholds of the signal rules (see ``gnosis.models.rules``)."""
+
+    sentiment_window: str = "1h"
+    positive_sentiment: float = 0.1
+    negative_sentiment: float = -0.1
+    trending_hurst: float = 0.55
+    mean_reverting_hurst: float = 0.45
+    low_clustering: float = 1.0
+    high_clustering: float = 1.25
+    no_supply_vsa: float = 0.3
+    trend_lookback: int = 20
+    contrarian_sentiment: float = 0.3
+    high_risk_hawkes: float = 0.7
+    min_confidence: float = 0.0
+    target_volatility: float = 0.002
+    max_position_size: float = 0.25
+
+
+@dataclass(frozen=True)
+class SentimentConfig:
+    """Headline scoring: an ONNX model when ``model_dir`` is set, else the lexicon."""
+
+    model_dir: str = ""
+    batch_size: int = 16
+    max_wait_ms: float = 10.0
+    max_length: int = 64
+    intra_op_threads: int = 1
+    cache_size: int = 10_000
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """Broker connection and topic layout."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    bars_topic: str = "bars"
+    news_topic: str = "news"
+    signals_topic: str = "signals"
+    deadletter_topic: str = "deadletter"
+    partitions: int = 4
+    replication_factor: int = 1
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = ""
+    ssl_cafile: str = ""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """The live worker (Faust app)."""
+
+    app_id: str = "gnosis"
+    web_port: int = 6066
+    processing_guarantee: str = "at_least_once"
+    commit_interval: float = 0.2
+    allowed_lateness: str = "0s"
+    data_dir: str = ".cache/worker"
+    log_level: str = "info"
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """Backtest execution and statistics."""
+
+    initial_capital: float = 100_000.0
+    transaction_cost: float = 0.001
+    slippage: float = 0.0005
+    permutations: int = 1_000
+    seed: int = 7
+    risk_free_rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configuration sections."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    rules: RuleConfig = field(default_factory=RuleConfig)
+    sentiment: SentimentConfig = field(default_factory=SentimentConfig)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        features_config_path: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Self:
+        """Load defaults, then the TOML file(s), then ``GNOSIS_*`` environment variables."""
+        env = dict(os.environ if env is None else env)
+        settings = cls()
+        path = path or env.get("GNOSIS_CONFIG")
+        if path:
+            settings = settings._merge_file(Path(path))
+        if features_config_path:
+            data = _read_toml(Path(features_config_path))
+            section = data.get("features", data)
+            settings = settings._merge({"features": section}, str(features_config_path))
+        return settings._merge_env(env)
+
+    def _merge_file(self, path: Path) -> Self:
+        return self._merge(_read_toml(path), str(path))
+
+    def _merge(self, data: dict[str, Any], origin: str) -> Self:
+        updates: dict[str, Any] = {}
+        known = {f.name for f in fields(self)}
+        for section, values in data.items():
+            if section not in known:
+                raise ConfigError(f"{origin}: unknown section [{section}]")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{origin}: [{section}] must be a table")
+            current = getattr(self, section)
+            updates[section] = _apply(current, values, f"{origin}: [{section}]")
+        return replace(self, **updates)
+
+    def _merge_env(self, env: dict[str, str]) -> Self:
+        data: dict[str, dict[str, Any]] = {}
+        for name, raw in env.items():
+            if not name.startswith("GNOSIS_") or "__" not in name:
+                continue
+            section, _, key = name[len("GNOSIS_"):].lower().partition("__")
+            data.setdefault(section, {})[key] = raw
+        return self._merge(data, "environment") if data else self
+
+    def as_rows(self) -> list[tuple[str, str, Any]]:
+        """(section, key, value) for every setting, for display and documentation."""
+        rows = []
+        for section in fields(self):
+            for item in fields(getattr(self, section.name)):
+                rows.append((section.name, item.name, getattr(getattr(self, section.name),
+                                                              item.name)))
+        return rows
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _apply(section: Any, values: dict[str, Any], origin: str) -> Any:
+    types = {f.name: type(f.default) for f in dataclasses.fields(section)}
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in types:
+            raise ConfigError(f"{origin}: unknown key {key!r}")
+        clean[key] = _coerce(value, types[key], f"{origin} {key}")
+    return replace(section, **clean)
+
+
+def _coerce(value: Any, kind: type, where: str) -> Any:
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if kind is bool:
+                if text.lower() in {"1", "true", "yes", "on"}:
+                    return True
+                if text.lower() in {"0", "false", "no", "off"}:
+                    return False
+                raise ValueError(text)
+            return kind(text)
+        except ValueError:
+            raise ConfigError(f"{where}: {value!r} is not a {kind.__name__}") from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise ConfigError(f"{where}: {value!r} is not a {kind.__name__}")

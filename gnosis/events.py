@@ -1,0 +1,421 @@
+"""Event types that cross the system's edges: bars, news and trading signals.
+
+Every event is an immutable value with an orjson codec. Decoding validates at the
+edge and raises :class:`InvalidEvent`, which carries a machine-readable ``code`` and
+the offending ``field`` so that a deadletter record says exactly what was wrong.
+
+Timestamps are event time in UTC. On the wire they are ISO-8601 strings
+(``2024-01-02T15:30:00Z``); epoch milliseconds are accepted on input. In memory they
+are integer nanoseconds since the epoch (``ts``), which is what the core computes with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+
+SCHEMA_VERSION = 1
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_HEADLINE_CHARS = 1_000
+MAX_BODY_CHARS = 32 * 1024
+MAX_TICKERS_PER_NEWS = 32
+
+_TICKER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/^=]{0,31}$")
+_INTERVAL_RE = re.compile(r"^([1-9][0-9]{0,4})(s|m|h|d)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+SignalType = Literal["BUY", "SELL", "HOLD"]
+RiskLevel = Literal["LOW", "MEDIUM", "HIGH"]
+SIGNAL_TYPES: tuple[str, ...] = ("BUY", "SELL", "HOLD")
+RISK_LEVELS: tuple[str, ...] = ("LOW", "MEDIUM", "HIGH")
+
+
+class InvalidEvent(ValueError):
+    """An event that failed validation.
+
+    Attributes:
+        code: machine-readable reason, e.g. ``missing_field`` or ``non_finite``.
+        field: the offending field, or ``None`` when the payload as a whole is bad.
+    """
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(f"{code}: {message}" + (f" (field {field!r})" if field else ""))
+        self.code = code
+        self.field = field
+        self.detail = message
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def parse_timestamp(value: Any, field_name: str = "timestamp") -> int:
+    """Return epoch nanoseconds for an ISO-8601 string, epoch ms number or datetime."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidEvent("bad_timestamp", f"unparseable timestamp {value[:40]!r}",
+                               field_name) from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise InvalidEvent("bad_timestamp", "timestamp is not finite", field_name)
+        return int(round(value * 1_000_000))
+    else:
+        raise InvalidEvent("bad_timestamp", f"timestamp of type {type(value).__name__}",
+                           field_name)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    # Exact integer arithmetic: float seconds would lose sub-microsecond precision.
+    delta = dt - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def format_timestamp(ts: int) -> str:
+    """ISO-8601 UTC string (microsecond precision) for epoch nanoseconds."""
+    seconds, ns = divmod(ts, 1_000_000_000)
+    dt = datetime.fromtimestamp(seconds, UTC).replace(microsecond=ns // 1_000)
+    text = dt.isoformat()
+    return text[:-6] + "Z"
+
+
+def to_datetime(ts: int) -> datetime:
+    """Timezone-aware UTC datetime for epoch nanoseconds."""
+    seconds, ns = divmod(ts, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=ns // 1_000)
+
+
+def interval_seconds(interval: str) -> int:
+    """Seconds in a bar interval such as ``1m``, ``5m``, ``1h`` or ``1d``."""
+    m = _INTERVAL_RE.match(interval)
+    if not m:
+        raise InvalidEvent("bad_interval", f"interval {interval!r} is not like 1m, 5m, 1h, 1d",
+                           "interval")
+    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+def _load(payload: bytes | str | dict) -> dict:
+    if isinstance(payload, dict):
+        return payload
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise InvalidEvent("oversized", f"payload of {len(payload)} bytes exceeds "
+                           f"{MAX_PAYLOAD_BYTES}")
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("malformed_json", str(exc)[:200]) from None
+    if not isinstance(obj, dict):
+        raise InvalidEvent("malformed_json", f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _require(obj: dict, name: str) -> Any:
+    try:
+        value = obj[name]
+    except KeyError:
+        raise InvalidEvent("missing_field", f"field {name!r} is missing", name) from None
+    if value is None:
+        raise InvalidEvent("missing_field", f"field {name!r} is null", name)
+    return value
+
+
+def _number(obj: dict, name: str, *, minimum: float | None = 0.0) -> float:
+    value = _require(obj, name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, str):
+            # NaN/Infinity arrive as strings from some producers; name them for what they are.
+            try:
+                parsed = float(value)
+            except ValueError:
+                raise InvalidEvent("wrong_type", f"{name} is not a number", name) from None
+            if not math.isfinite(parsed):
+                raise InvalidEvent("non_finite", f"{name} is {value!r}", name)
+            raise InvalidEvent("wrong_type", f"{name} is a string, expected a number", name)
+        raise InvalidEvent("wrong_type", f"{name} is {type(value).__name__}, expected a number",
+                           name)
+    value = float(value)
+    if not math.isfinite(value):
+        raise InvalidEvent("non_finite", f"{name} is {value}", name)
+    if minimum is not None and value < minimum:
+        raise InvalidEvent("negative_value", f"{name} is {value}, below {minimum}", name)
+    return value
+
+
+def _ticker(value: Any, name: str = "ticker") -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidEvent("bad_ticker", "ticker must be a non-empty string", name)
+    if not _TICKER_RE.match(value):
+        raise InvalidEvent("bad_ticker", f"malformed ticker {value[:40]!r}", name)
+    return value
+
+
+def _text(obj: dict, name: str, limit: int, *, required: bool) -> str | None:
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise InvalidEvent("missing_field", f"field {name!r} is missing", name)
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent("wrong_type", f"{name} is {type(value).__name__}, expected text", name)
+    if len(value) > limit:
+        raise InvalidEvent("oversized", f"{name} has {len(value)} characters, limit {limit}", name)
+    return value
+
+
+# --------------------------------------------------------------------------- Bar
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One OHLCV bar. ``ts`` is the bar's close (event time), epoch nanoseconds UTC."""
+
+    ticker: str
+    ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    interval: str = "1m"
+
+    @property
+    def timestamp(self) -> datetime:
+        return to_datetime(self.ts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ticker": self.ticker, "timestamp": format_timestamp(self.ts),
+            "open": self.open, "high": self.high, "low": self.low, "close": self.close,
+            "volume": self.volume, "interval": self.interval,
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, obj: dict) -> Bar:
+        """Validate a decoded mapping; raises :class:`InvalidEvent`."""
+        ticker = _ticker(_require(obj, "ticker"))
+        ts = parse_timestamp(_require(obj, "timestamp"))
+        o = _number(obj, "open")
+        h = _number(obj, "high")
+        lo = _number(obj, "low")
+        c = _number(obj, "close")
+        v = _number(obj, "volume")
+        if h < max(o, c):
+            raise InvalidEvent("high_below_body", f"high {h} < max(open, close) {max(o, c)}",
+                               "high")
+        if lo > min(o, c):
+            raise InvalidEvent("low_above_body", f"low {lo} > min(open, close) {min(o, c)}",
+                               "low")
+        interval = obj.get("interval", "1m")
+        if not isinstance(interval, str):
+            raise InvalidEvent("bad_interval", "interval must be text like 1m", "interval")
+        interval_seconds(interval)
+        return cls(ticker, ts, o, h, lo, c, v, interval)
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> Bar:
+        return cls.from_dict(_load(payload))
+
+
+# --------------------------------------------------------------------------- NewsItem
+
+
+@dataclass(frozen=True, slots=True)
+class NewsItem:
+    """A headline about one or more tickers, stamped with its publication time."""
+
+    id: str
+    ts: int
+    tickers: tuple[str, ...]
+    headline: str
+    body: str | None = None
+    source: str | None = None
+
+    @property
+    def timestamp(self) -> datetime:
+        return to_datetime(self.ts)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id, "timestamp": format_timestamp(self.ts),
+            "tickers": list(self.tickers), "headline": self.headline,
+        }
+        if self.body is not None:
+            out["body"] = self.body
+        if self.source is not None:
+            out["source"] = self.source
+        return out
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, obj: dict) -> NewsItem:
+        """Validate a decoded mapping; raises :class:`InvalidEvent`."""
+        news_id = _require(obj, "id")
+        if not isinstance(news_id, str | int) or isinstance(news_id, bool) or str(news_id) == "":
+            raise InvalidEvent("wrong_type", "id must be a non-empty string", "id")
+        ts = parse_timestamp(_require(obj, "timestamp"))
+        tickers = _require(obj, "tickers")
+        if isinstance(tickers, str):
+            tickers = [tickers]
+        if not isinstance(tickers, list) or not tickers:
+            raise InvalidEvent("bad_ticker", "tickers must be a non-empty list", "tickers")
+        if len(tickers) > MAX_TICKERS_PER_NEWS:
+            raise InvalidEvent("oversized", f"{len(tickers)} tickers, limit "
+                               f"{MAX_TICKERS_PER_NEWS}", "tickers")
+        checked = tuple(dict.fromkeys(_ticker(t, "tickers") for t in tickers))
+        headline = _text(obj, "headline", MAX_HEADLINE_CHARS, required=True)
+        body = _text(obj, "body", MAX_BODY_CHARS, required=False)
+        source = _text(obj, "source", 200, required=False)
+        return cls(str(news_id), ts, checked, headline or "", body, source)
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> NewsItem:
+        return cls.from_dict(_load(payload))
+
+
+# --------------------------------------------------------------------------- TradingSignal
+
+
+def signal_id(ticker: str, bar_ts: int, interval: str) -> str:
+    """Deterministic id of the signal for one bar: the same bar always gets the same id."""
+    digest = hashlib.blake2b(f"{ticker}|{interval}|{bar_ts}".encode(), digest_size=12)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class TradingSignal:
+    """A trading decision for one ticker at one bar close.
+
+    ``timestamp`` is event time (the close of the bar it was computed on, identical to
+    ``bar_timestamp``), never wall-clock time, so a replay reproduces it exactly.
+    """
+
+    signal_id: str
+    ticker: str
+    ts: int
+    signal_type: SignalType
+    confidence: float
+    sentiment_mean: float
+    sentiment_std: float
+    sentiment_count: int
+    is_contrarian_market: bool
+    vsa_score: float
+    hawkes_branching: float
+    hurst_exponent: float
+    volatility_clustering: float
+    risk_level: RiskLevel
+    suggested_position_size: float
+    price: float
+    reasons: tuple[str, ...] = ()
+    model_id: str = "lexicon"
+    interval: str = "1m"
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def timestamp(self) -> datetime:
+        return to_datetime(self.ts)
+
+    @property
+    def bar_timestamp(self) -> datetime:
+        return to_datetime(self.ts)
+
+    @property
+    def direction(self) -> int:
+        """+1 for BUY, -1 for SELL, 0 for HOLD."""
+        return {"BUY": 1, "SELL": -1}.get(self.signal_type, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        stamp = format_timestamp(self.ts)
+        return {
+            "schema_version": self.schema_version,
+            "signal_id": self.signal_id,
+            "ticker": self.ticker,
+            "timestamp": stamp,
+            "bar_timestamp": stamp,
+            "interval": self.interval,
+            "signal_type": self.signal_type,
+            "confidence": self.confidence,
+            "sentiment_mean": self.sentiment_mean,
+            "sentiment_std": self.sentiment_std,
+            "sentiment_count": self.sentiment_count,
+            "is_contrarian_market": self.is_contrarian_market,
+            "vsa_score": self.vsa_score,
+            "hawkes_branching": self.hawkes_branching,
+            "hurst_exponent": self.hurst_exponent,
+            "volatility_clustering": self.volatility_clustering,
+            "risk_level": self.risk_level,
+            "suggested_position_size": self.suggested_position_size,
+            "price": self.price,
+            "reasons": list(self.reasons),
+            "model_id": self.model_id,
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, obj: dict) -> TradingSignal:
+        """Validate a decoded mapping; raises :class:`InvalidEvent`."""
+        version = _require(obj, "schema_version")
+        if version != SCHEMA_VERSION:
+            raise InvalidEvent("schema_version", f"schema version {version!r}, expected "
+                               f"{SCHEMA_VERSION}", "schema_version")
+        kind = _require(obj, "signal_type")
+        if kind not in SIGNAL_TYPES:
+            raise InvalidEvent("bad_enum", f"signal_type {kind!r}", "signal_type")
+        risk = _require(obj, "risk_level")
+        if risk not in RISK_LEVELS:
+            raise InvalidEvent("bad_enum", f"risk_level {risk!r}", "risk_level")
+        confidence = _number(obj, "confidence")
+        if confidence > 1.0:
+            raise InvalidEvent("out_of_range", f"confidence {confidence} > 1", "confidence")
+        reasons = _require(obj, "reasons")
+        if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+            raise InvalidEvent("wrong_type", "reasons must be a list of text", "reasons")
+        contrarian = _require(obj, "is_contrarian_market")
+        if not isinstance(contrarian, bool):
+            raise InvalidEvent("wrong_type", "is_contrarian_market must be a boolean",
+                               "is_contrarian_market")
+        count = _require(obj, "sentiment_count")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise InvalidEvent("wrong_type", "sentiment_count must be a count",
+                               "sentiment_count")
+        return cls(
+            signal_id=str(_require(obj, "signal_id")),
+            ticker=_ticker(_require(obj, "ticker")),
+            ts=parse_timestamp(_require(obj, "timestamp")),
+            signal_type=kind,
+            confidence=confidence,
+            sentiment_mean=_number(obj, "sentiment_mean", minimum=-1.0),
+            sentiment_std=_number(obj, "sentiment_std"),
+            sentiment_count=count,
+            is_contrarian_market=contrarian,
+            vsa_score=_number(obj, "vsa_score", minimum=-1.0),
+            hawkes_branching=_number(obj, "hawkes_branching"),
+            hurst_exponent=_number(obj, "hurst_exponent"),
+            volatility_clustering=_number(obj, "volatility_clustering", minimum=None),
+            risk_level=risk,
+            suggested_position_size=_number(obj, "suggested_position_size"),
+            price=_number(obj, "price"),
+            reasons=tuple(reasons),
+            model_id=str(obj.get("model_id", "lexicon")),
+            interval=str(obj.get("interval", "1m")),
+        )
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> TradingSignal:
+        return cls.from_dict(_load(payload))

@@ -1,0 +1,1 @@
+"""Sinks: where signals and metrics leave the engine."""

@@ -1,0 +1,79 @@
+"""Prometheus metrics of a Gnosis worker.
+
+Names follow Prometheus conventions: base units (seconds, bytes), ``_total`` on
+counters, and bounded label sets (no per-ticker labels). All metrics live in one
+registry, :data:`REGISTRY`, which also carries the standard process and platform
+collectors, so ``/metrics`` shows memory and CPU next to the engine's own series.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+# Latency buckets from 100 µs to 5 s: bar-to-signal sits in the low milliseconds.
+_LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                    0.25, 0.5, 1.0, 2.5, 5.0)
+_UPDATE_BUCKETS = (0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                   0.0025, 0.01)
+
+BARS_CONSUMED = Counter("gnosis_bars_consumed_total", "Valid bars consumed.",
+                        registry=REGISTRY)
+NEWS_CONSUMED = Counter("gnosis_news_consumed_total", "Valid news items consumed.",
+                        registry=REGISTRY)
+SIGNALS_EMITTED = Counter("gnosis_signals_emitted_total", "Trading signals produced, by type.",
+                          ["signal_type"], registry=REGISTRY)
+DEADLETTER_EVENTS = Counter("gnosis_deadletter_events_total",
+                            "Invalid events sent to the deadletter topic, by reason and source.",
+                            ["reason", "topic"], registry=REGISTRY)
+LATE_EVENTS = Counter("gnosis_late_events_total",
+                      "Events older than the allowed lateness, counted and ignored.",
+                      ["topic"], registry=REGISTRY)
+SENTIMENT_CACHE_HITS = Counter("gnosis_sentiment_cache_hits_total",
+                               "Headline scores served from the cache.", registry=REGISTRY)
+SENTIMENT_CACHE_MISSES = Counter("gnosis_sentiment_cache_misses_total",
+                                 "Headline scores computed by the model.", registry=REGISTRY)
+
+BAR_TO_SIGNAL_SECONDS = Histogram("gnosis_bar_to_signal_seconds",
+                                  "From receiving a bar to producing its signal.",
+                                  buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+FEATURE_UPDATE_SECONDS = Histogram("gnosis_feature_update_seconds",
+                                   "Time to update one ticker's features with one bar.",
+                                   buckets=_UPDATE_BUCKETS, registry=REGISTRY)
+SENTIMENT_BATCH_SECONDS = Histogram("gnosis_sentiment_batch_seconds",
+                                    "Time to score one batch of headlines.",
+                                    buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+SENTIMENT_BATCH_SIZE = Histogram("gnosis_sentiment_batch_size", "Headlines per scored batch.",
+                                 buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=REGISTRY)
+OPERATION_SECONDS = Histogram("gnosis_operation_seconds",
+                              "Duration of operations tracked by the PerformanceMonitor.",
+                              ["operation"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+OPERATION_ERRORS = Counter("gnosis_operation_errors_total",
+                           "Operations tracked by the PerformanceMonitor that raised.",
+                           ["operation"], registry=REGISTRY)
+ALERTS = Counter("gnosis_alerts_total", "Threshold alerts raised by the PerformanceMonitor.",
+                 ["operation", "metric"], registry=REGISTRY)
+
+TICKERS_IN_STATE = Gauge("gnosis_tickers_in_state", "Tickers with feature state on this worker.",
+                         registry=REGISTRY)
+CONSUMER_LAG = Gauge("gnosis_consumer_lag_messages", "Messages behind the partition's end.",
+                     ["topic", "partition"], registry=REGISTRY)
+MODEL_INFO = Info("gnosis_sentiment_model", "The sentiment model in use.", registry=REGISTRY)
+
+
+def render() -> tuple[bytes, str]:
+    """The registry in Prometheus text format, with its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
