@@ -67,7 +67,7 @@ def parse_timestamp(value: Any, field_name: str = "timestamp") -> int:
     elif isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise InvalidEvent("bad_timestamp", "timestamp is not finite", field_name)
-        return int(round(value * 1_000_000))
+        return round(value * 1_000_000)
     else:
         raise InvalidEvent("bad_timestamp", f"timestamp of type {type(value).__name__}",
                            field_name)
