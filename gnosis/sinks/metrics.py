@@ -8,6 +8,8 @@ collectors, so ``/metrics`` shows memory and CPU next to the engine's own series
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -19,6 +21,9 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
@@ -66,12 +71,61 @@ OPERATION_ERRORS = Counter("gnosis_operation_errors_total",
                            ["operation"], registry=REGISTRY)
 ALERTS = Counter("gnosis_alerts_total", "Threshold alerts raised by the PerformanceMonitor.",
                  ["operation", "metric"], registry=REGISTRY)
+SIGNAL_CONFIDENCE = Histogram("gnosis_signal_confidence",
+                              "Confidence of emitted trading signals, by type.",
+                              ["signal_type"],
+                              buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+                              registry=REGISTRY)
 
 TICKERS_IN_STATE = Gauge("gnosis_tickers_in_state", "Tickers with feature state on this worker.",
                          registry=REGISTRY)
 CONSUMER_LAG = Gauge("gnosis_consumer_lag_messages", "Messages behind the partition's end.",
                      ["topic", "partition"], registry=REGISTRY)
 MODEL_INFO = Info("gnosis_sentiment_model", "The sentiment model in use.", registry=REGISTRY)
+
+# Results of the latest backtest per strategy, for a backtest or replay process that serves
+# /metrics (gnosis.sinks.http.serve_metrics) while it runs.
+BACKTEST_TOTAL_RETURN = Gauge("gnosis_backtest_total_return",
+                              "Total return of the latest backtest (fraction, 0.1 = +10 %).",
+                              ["strategy"], registry=REGISTRY)
+BACKTEST_SHARPE_RATIO = Gauge("gnosis_backtest_sharpe_ratio",
+                              "Annualised Sharpe ratio of the latest backtest.",
+                              ["strategy"], registry=REGISTRY)
+BACKTEST_MAX_DRAWDOWN = Gauge("gnosis_backtest_max_drawdown",
+                              "Maximum drawdown of the latest backtest (fraction, positive).",
+                              ["strategy"], registry=REGISTRY)
+BACKTEST_WIN_RATE = Gauge("gnosis_backtest_win_rate",
+                          "Fraction of winning trades in the latest backtest.",
+                          ["strategy"], registry=REGISTRY)
+BACKTEST_TRADES = Gauge("gnosis_backtest_trades", "Trades in the latest backtest.",
+                        ["strategy"], registry=REGISTRY)
+BACKTEST_P_VALUE = Gauge("gnosis_backtest_p_value",
+                         "Permutation-test p-value of the latest backtest.",
+                         ["strategy"], registry=REGISTRY)
+
+_BACKTEST_GAUGES = {
+    "total_return": BACKTEST_TOTAL_RETURN,
+    "sharpe_ratio": BACKTEST_SHARPE_RATIO,
+    "max_drawdown": BACKTEST_MAX_DRAWDOWN,
+    "win_rate": BACKTEST_WIN_RATE,
+    "trades": BACKTEST_TRADES,
+    "p_value": BACKTEST_P_VALUE,
+}
+
+
+def publish_backtest(strategy: str, results: Mapping[str, float]) -> None:
+    """Set the ``gnosis_backtest_*`` gauges of ``strategy`` from a backtest's results.
+
+    Keys are ``total_return``, ``sharpe_ratio``, ``max_drawdown``, ``win_rate``,
+    ``trades`` and ``p_value``; missing ones are left as they were, unknown ones are an
+    error (so a renamed statistic cannot silently stop updating a dashboard).
+    """
+    unknown = set(results) - set(_BACKTEST_GAUGES)
+    if unknown:
+        raise KeyError(f"unknown backtest statistics {sorted(unknown)}; "
+                       f"expected some of {sorted(_BACKTEST_GAUGES)}")
+    for key, value in results.items():
+        _BACKTEST_GAUGES[key].labels(strategy).set(float(value))
 
 
 def render() -> tuple[bytes, str]:
