@@ -106,14 +106,25 @@ class WorkerConfig:
 
 @dataclass(frozen=True)
 class BacktestConfig:
-    """Backtest execution and statistics."""
+    """Backtest execution and statistics (see ``gnosis.backtest``)."""
 
     initial_capital: float = 100_000.0
     transaction_cost: float = 0.001
+    """Fee as a fraction of traded notional, paid on every fill (entry and exit)."""
     slippage: float = 0.0005
+    """Adverse price move on every fill, as a fraction of the open it fills at."""
     permutations: int = 1_000
+    """Monte Carlo permutations behind the p-value; 0 skips the test."""
     seed: int = 7
+    """Seed of the permutation test: the same seed gives the same p-value."""
     risk_free_rate: float = 0.0
+    """Annual risk-free rate subtracted in the Sharpe and Sortino ratios."""
+    significance: float = 0.05
+    """A strategy is significant when its permutation p-value is below this."""
+    periods_per_year: float = 0.0
+    """Bars per year for annualisation; 0 infers it from the bar spacing (daily: 252)."""
+    hold: str = "keep"
+    """What a HOLD signal means: "keep" the current position, or go "flat"."""
 
 
 @dataclass(frozen=True)

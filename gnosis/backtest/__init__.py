@@ -1,1 +1,18 @@
-"""backtest."""
+"""Signal-driven backtests: vectorised execution, statistics, permutation test, reports.
+
+    from gnosis.backtest import BacktestRunner
+    result = BacktestRunner().run(signals, prices)
+    print(result.as_series())
+"""
+
+from gnosis.backtest.inputs import BacktestInputError
+from gnosis.backtest.permutation import PermutationTest, permutation_test
+from gnosis.backtest.runner import BacktestResult, BacktestRunner
+
+__all__ = [
+    "BacktestInputError",
+    "BacktestResult",
+    "BacktestRunner",
+    "PermutationTest",
+    "permutation_test",
+]
