@@ -1,0 +1,112 @@
+"""ONNX Runtime scorer: a FinBERT-style sequence classifier exported by ``gnosis model export``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from gnosis.models.sentiment.manifest import (
+    SENTIMENT_LABELS,
+    TOKENIZER,
+    ModelManifest,
+    sha256_file,
+)
+from gnosis.models.sentiment.score import SentimentScore, clean_text
+
+
+class OnnxSentimentScorer:
+    """Scores headlines with an exported sequence-classification model.
+
+    Texts are tokenized with the model's fast tokenizer, truncated to ``max_length`` tokens
+    and padded only to the longest text of each chunk (not to ``max_length``). A batch is
+    sorted by length and run in chunks of ``batch_size`` so that short headlines are not
+    padded to a long neighbour. Probabilities are the softmax of the logits, mapped to
+    positive/negative/neutral through the manifest's labels.
+
+    Padding does not change an fp32 model's scores (the attention mask hides it). An int8
+    model quantises activations per tensor, so its scores can move in the fourth decimal
+    with the other texts of a chunk; use ``batch_size=1`` where that matters.
+    """
+
+    def __init__(self, model_dir: str | Path, *, max_length: int | None = None,
+                 batch_size: int = 32, intra_op_threads: int = 1,
+                 inter_op_threads: int = 1, verify_hash: bool = True) -> None:
+        model_dir = Path(model_dir)
+        self.manifest = ModelManifest.read(model_dir)
+        model_path = model_dir / self.manifest.model_file
+        if verify_hash:
+            actual = sha256_file(model_path)
+            if actual != self.manifest.sha256:
+                raise ValueError(f"{model_path}: sha256 {actual[:12]} does not match the "
+                                 f"manifest's {self.manifest.sha256[:12]}")
+        missing = set(SENTIMENT_LABELS) - set(self.manifest.labels)
+        if missing:
+            raise ValueError(f"{model_dir}: labels {self.manifest.labels} lack {sorted(missing)}")
+        self._columns = [self.manifest.labels.index(label) for label in SENTIMENT_LABELS]
+        self.model_id = self.manifest.model_id
+        self.max_length = max_length or self.manifest.max_length
+        self.batch_size = max(1, batch_size)
+
+        self.tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER))
+        self.tokenizer.enable_truncation(self.max_length)
+        self.tokenizer.no_padding()  # padded per chunk in _run, to the chunk's longest text
+        self._pad_id = self.tokenizer.token_to_id("[PAD]") or 0
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = inter_op_threads
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(model_path), options,
+                                            providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def score_batch(self, texts: Sequence[str]) -> list[SentimentScore]:
+        """One score per text, in order; empty or unreadable text is neutral."""
+        cleaned = [clean_text(text) for text in texts]
+        results: list[SentimentScore | None] = [None] * len(cleaned)
+        todo = [i for i, text in enumerate(cleaned) if text]
+        if todo:
+            encodings = self.tokenizer.encode_batch([cleaned[i] for i in todo])
+            order = sorted(range(len(todo)), key=lambda k: len(encodings[k].tokens))
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start:start + self.batch_size]
+                probs = self._probabilities([encodings[k] for k in chunk])
+                for k, row in zip(chunk, probs, strict=True):
+                    positive, negative, neutral = (float(p) for p in row)
+                    results[todo[k]] = SentimentScore(positive, negative, neutral,
+                                                      positive - negative, self.model_id)
+        neutral = SentimentScore.neutral_for(self.model_id)
+        return [neutral if score is None else score for score in results]
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw model logits (in the model's label order) of clean, non-empty texts, run as
+        one batch padded to the longest; for parity checks against the source model."""
+        return self._run(self.tokenizer.encode_batch(list(texts)))
+
+    def _probabilities(self, encodings: list) -> np.ndarray:
+        logits = self._run(encodings).astype(np.float64)[:, self._columns]
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def _run(self, encodings: list) -> np.ndarray:
+        width = max(len(e.ids) for e in encodings)
+        feeds = {
+            "input_ids": _stack([e.ids for e in encodings], width, self._pad_id),
+            "attention_mask": _stack([e.attention_mask for e in encodings], width, 0),
+            "token_type_ids": _stack([e.type_ids for e in encodings], width, 0),
+        }
+        return self.session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
+
+
+def _stack(rows: list[list[int]], width: int, pad: int) -> np.ndarray:
+    """Rows right-padded with ``pad`` to ``width``, as an int64 matrix."""
+    out = np.full((len(rows), width), pad, dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = row
+    return out
