@@ -66,11 +66,20 @@ class SentimentConfig:
     """Headline scoring: an ONNX model when ``model_dir`` is set, else the lexicon."""
 
     model_dir: str = ""
+    """Directory written by ``gnosis model export`` (manifest.json, model, tokenizer.json);
+    empty for the lexicon scorer."""
     batch_size: int = 16
+    """Most headlines per model call (the micro-batcher's batch and the ONNX chunk)."""
     max_wait_ms: float = 10.0
+    """Longest a headline waits for others to fill its batch."""
     max_length: int = 64
+    """Tokens per headline after truncation (headlines are far shorter)."""
     intra_op_threads: int = 1
+    """ONNX Runtime threads within one operator."""
+    inter_op_threads: int = 1
+    """ONNX Runtime threads across operators (the graph runs sequentially)."""
     cache_size: int = 10_000
+    """Recent headline scores kept, keyed by the normalised headline."""
 
 
 @dataclass(frozen=True)
