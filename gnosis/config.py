@@ -46,19 +46,31 @@ class RuleConfig:
     """Thresholds of the signal rules (see ``gnosis.models.rules``)."""
 
     sentiment_window: str = "1h"
+    """As-of sentiment window: news stamped in (t - window, t] counts for the bar at t."""
     positive_sentiment: float = 0.1
+    """Sentiment mean at or above which sentiment is positive."""
     negative_sentiment: float = -0.1
+    """Sentiment mean at or below which sentiment is negative."""
     trending_hurst: float = 0.55
+    """Hurst exponent at or above which the series is trending."""
     mean_reverting_hurst: float = 0.45
+    """Hurst exponent at or below which the series is mean reverting."""
     low_clustering: float = 1.0
+    """Volatility-clustering ratio at or below which volatility is calm."""
     high_clustering: float = 1.25
+    """Volatility-clustering ratio at or above which volatility is clustering."""
     no_supply_vsa: float = 0.3
-    trend_lookback: int = 20
+    """VSA score at or above which the tape shows no supply."""
     contrarian_sentiment: float = 0.3
+    """|sentiment mean| needed, against the price trend, for a contrarian market."""
     high_risk_hawkes: float = 0.7
+    """Hawkes branching ratio at or above which risk is HIGH."""
     min_confidence: float = 0.0
+    """BUY/SELL below this confidence are downgraded to HOLD."""
     target_volatility: float = 0.002
+    """Per-bar volatility a full position is sized to."""
     max_position_size: float = 0.25
+    """Cap on the suggested position size, as a fraction of capital."""
 
 
 @dataclass(frozen=True)

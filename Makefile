@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   the main job: local Kafka, a worker, sample data, live signals, backtest report
+#   make test   the test suite (what CI runs)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench setup system kafka-jars clean
+
+demo: setup kafka-jars
+	$(BIN)/gnosis demo
+
+test: setup system kafka-jars
+	$(BIN)/ruff check gnosis tests bench scripts
+	$(BIN)/pytest
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+system:
+	scripts/setup-system.sh
+
+kafka-jars: setup
+	scripts/setup-system.sh --broker-only
+	$(BIN)/gnosis kafka fetch
+
+lint: setup
+	$(BIN)/ruff check gnosis tests bench scripts
+
+bench: setup system kafka-jars
+	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	-$(BIN)/gnosis kafka down
+	rm -rf out .pytest_cache

@@ -1,0 +1,155 @@
+"""The ``gnosis`` command.
+
+Every option can also be set in the configuration file (``--config`` or
+``GNOSIS_CONFIG``) or by a ``GNOSIS_<SECTION>__<KEY>`` environment variable; run
+``gnosis config`` to see every key, its value and where to set it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from gnosis.config import ConfigError, Settings
+from gnosis.models.cli import app as model_app
+from gnosis.streams.kafka.cli import app as kafka_app
+
+app = typer.Typer(
+    name="gnosis",
+    help="Streaming trading signals from market bars and news: live on Kafka, or replayed "
+    "into a backtester.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(kafka_app, name="kafka", help="Run a local Apache Kafka broker (KRaft).")
+app.add_typer(model_app, name="model", help="Export and inspect sentiment models.")
+
+console = Console(stderr=True)
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", envvar="GNOSIS_CONFIG", exists=True, dir_okay=False,
+                 help="TOML configuration file."),
+]
+
+
+class CliError(Exception):
+    """A failure to report as one clear line."""
+
+
+def _settings(config: Path | None) -> Settings:
+    return Settings.load(config)
+
+
+@app.command()
+def worker(config: ConfigOption = None) -> None:
+    """Run a live worker: bars and news from Kafka in, signals out."""
+    from gnosis.streams.worker import run_worker
+
+    run_worker(_settings(config))
+
+
+@app.command()
+def replay(
+    bars: Annotated[Path, typer.Argument(help="Bars file (.csv or .parquet).", exists=True,
+                                         dir_okay=False)],
+    news: Annotated[Path | None, typer.Argument(help="News file (.csv or .parquet).",
+                                                exists=True, dir_okay=False)] = None,
+    out: Annotated[Path, typer.Option("--out", "-o",
+                                      help="Signals file (.jsonl or .parquet).")] = Path(
+        "out/signals.parquet"),
+    via: Annotated[str, typer.Option(help="'inprocess' (fast, vectorised) or 'kafka' "
+                                          "(through the live worker).")] = "inprocess",
+    speed: Annotated[float | None, typer.Option(help="With --via kafka: replay at this "
+                                                     "multiple of real time (default: as fast "
+                                                     "as possible).")] = None,
+    strict: Annotated[bool, typer.Option(help="Stop at the first bad row.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Feed historical bars and news through the engine and write the signals."""
+    from gnosis.replay.run import replay_files
+
+    summary = replay_files(bars, news, out, settings=_settings(config), via=via, speed=speed,
+                           strict=strict, console=console)
+    console.print(summary)
+
+
+@app.command()
+def backtest(
+    signals: Annotated[Path, typer.Argument(help="Signals file from `gnosis replay`.",
+                                            exists=True, dir_okay=False)],
+    bars: Annotated[Path, typer.Argument(help="The bars the signals were computed on.",
+                                         exists=True, dir_okay=False)],
+    report_dir: Annotated[Path, typer.Option("--report-dir", "-r",
+                                             help="Where to write report.txt and "
+                                                  "report.html.")] = Path("out/report"),
+    permutations: Annotated[int | None, typer.Option(help="Permutations for the "
+                                                          "significance test.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Backtest signals against prices; write a text and an HTML report."""
+    from gnosis.replay.run import backtest_files
+
+    text, html = backtest_files(signals, bars, report_dir, settings=_settings(config),
+                                permutations=permutations, console=console)
+    typer.echo(text.read_text())
+    console.print(f"[bold green]report:[/] {html}")
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its data, broker and "
+                                               "reports.")] = Path("out/demo"),
+    port: Annotated[int, typer.Option(help="Local Kafka broker port.")] = 19092,
+    config: ConfigOption = None,
+) -> None:
+    """The whole system on sample data: broker, worker, live signals, backtest report."""
+    from gnosis.demo import run_demo
+
+    run_demo(workdir, port=port, settings=_settings(config), console=console)
+
+
+@app.command()
+def sample(
+    directory: Annotated[Path, typer.Argument(help="Folder for bars.csv and news.csv.")] = Path(
+        "out/sample"),
+) -> None:
+    """Write the sample data set (real GOOG/EURUSD bars, synthetic news) as CSV."""
+    from gnosis.replay.sample import write_sample
+
+    bars, news = write_sample(directory)
+    console.print(f"wrote {bars} and {news}")
+
+
+@app.command("config")
+def show_config(config: ConfigOption = None) -> None:
+    """Show every setting, its current value and its environment variable."""
+    from rich.table import Table
+
+    table = Table("section", "key", "value", "environment variable")
+    for section, key, value in _settings(config).as_rows():
+        table.add_row(section, key, repr(value), f"GNOSIS_{section.upper()}__{key.upper()}")
+    Console().print(table)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning expected failures into one clear line."""
+    from gnosis.events import InvalidEvent
+
+    try:
+        app()
+    except (CliError, ConfigError, InvalidEvent, FileNotFoundError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
