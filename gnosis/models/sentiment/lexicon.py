@@ -24,7 +24,8 @@ NEGATORS = frozenset({"not", "no", "never", "without", "neither", "nor", "cannot
 NEGATION_SCOPE = 3
 INTENSIFIERS = frozenset({"sharply", "sharp", "steep", "steeply", "strongly", "significantly",
                           "massive", "huge", "sharpest", "deeply", "deep", "heavy", "heavily"})
-"""Words that make the next sentiment word count :data:`INTENSITY` times as much."""
+"""Words that make the sentiment word next to them count :data:`INTENSITY` times as much
+("shares fall sharply", "sharply lower")."""
 INTENSITY = 1.5
 
 _WORD = r"[a-z]+(?:[-'][a-z]+)*"
@@ -95,25 +96,34 @@ class LexiconScorer:
         memo = self._memo
         positive = negative = 0.0
         negated = 0  # words left in the current negation's scope
-        boost = 1.0
+        boost = 1.0  # set by an intensifier before a word ("sharply lower")
+        last = 0.0  # the previous word's signed contribution, for "falls sharply"
         for token in self._tokens(text.lower()):
             weight = memo.get(token)
             if weight is None:
                 weight = self._remember(token)
             if weight == 0.0:
                 negated -= negated > 0
-            elif weight == _NEGATE:
+                last = 0.0
+                continue
+            if weight == _NEGATE:
                 negated = NEGATION_SCOPE
-            elif weight == _BOOST:
-                boost = INTENSITY
+                last = 0.0
+                continue
+            if weight == _BOOST:
+                if last:
+                    weight, last = last * (INTENSITY - 1.0), 0.0
+                else:
+                    boost = INTENSITY
+                    continue
             else:
                 weight *= -boost if negated else boost
-                boost = 1.0
+                boost, last = 1.0, weight
                 negated -= negated > 0
-                if weight > 0:
-                    positive += weight
-                else:
-                    negative -= weight
+            if weight > 0:
+                positive += weight
+            else:
+                negative -= weight
         return positive, negative
 
     def _remember(self, token: str) -> float:
@@ -134,9 +144,13 @@ class LexiconScorer:
             return weight
         for suffix, replacement in _SUFFIXES:
             if token.endswith(suffix) and len(token) > len(suffix) + 2:
-                weight = self._lexicon.get(token[: -len(suffix)] + replacement)
-                if weight is not None:
-                    return weight
+                stem = token[: -len(suffix)]
+                # "slipping" -> "slip", "tumbling" -> "tumble", "rallies" -> "rally"
+                for base in (stem + replacement, stem[:-1] if stem[-1] == stem[-2] else "",
+                             stem + "e" if suffix in ("ing", "ed") else ""):
+                    weight = self._lexicon.get(base)
+                    if weight is not None:
+                        return weight
         if "-" in token:
             return sum(self._lookup(part) for part in token.split("-") if part)
         return 0.0

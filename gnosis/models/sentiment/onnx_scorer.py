@@ -94,14 +94,23 @@ class OnnxSentimentScorer:
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
 
-    def _run(self, encodings: list) -> np.ndarray:
+    def feeds(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The model inputs for clean, non-empty texts run as one batch: token ids,
+        attention mask (and token types), truncated to ``max_length`` and padded to the
+        longest text."""
+        return self._feeds(self.tokenizer.encode_batch(list(texts)))
+
+    def _feeds(self, encodings: list) -> dict[str, np.ndarray]:
         width = max(len(e.ids) for e in encodings)
         feeds = {
             "input_ids": _stack([e.ids for e in encodings], width, self._pad_id),
             "attention_mask": _stack([e.attention_mask for e in encodings], width, 0),
             "token_type_ids": _stack([e.type_ids for e in encodings], width, 0),
         }
-        return self.session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
+        return {k: v for k, v in feeds.items() if k in self._inputs}
+
+    def _run(self, encodings: list) -> np.ndarray:
+        return self.session.run(None, self._feeds(encodings))[0]
 
 
 def _stack(rows: list[list[int]], width: int, pad: int) -> np.ndarray:
