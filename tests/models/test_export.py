@@ -1,0 +1,106 @@
+"""Export a small BERT made here to ONNX and hold it to the PyTorch model's logits.
+
+Needs the ``export`` extra (torch, transformers); skipped without it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="export tests need the 'export' extra (torch)")
+transformers = pytest.importorskip("transformers",
+                                   reason="export tests need the 'export' extra (transformers)")
+pytest.importorskip("onnx", reason="export tests need the 'onnx' package")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from gnosis.models.cli import app  # noqa: E402
+from gnosis.models.export import export_model  # noqa: E402
+from gnosis.models.export.toy import build_checkpoint  # noqa: E402
+from gnosis.models.sentiment import ModelManifest, OnnxSentimentScorer  # noqa: E402
+from gnosis.models.sentiment.manifest import sha256_file  # noqa: E402
+from gnosis.models.sentiment.synthetic import synthetic_headlines  # noqa: E402
+
+HEADLINES = [*synthetic_headlines(31, seed=5), "Acme beats"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return build_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-bert", seed=1)
+
+
+@pytest.fixture(scope="module")
+def torch_logits(checkpoint) -> np.ndarray:
+    tokenizer = transformers.AutoTokenizer.from_pretrained(checkpoint)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
+    with torch.inference_mode():
+        batch = tokenizer(HEADLINES, padding=True, truncation=True, max_length=64,
+                          return_tensors="pt")
+        return model(**batch).logits.numpy()
+
+
+@pytest.mark.parametrize("optimize", [False, True], ids=["plain", "optimized"])
+def test_fp32_matches_torch(tmp_path, checkpoint, torch_logits, optimize: bool) -> None:
+    export_model(checkpoint, tmp_path, optimize=optimize, quantize=False)
+    scorer = OnnxSentimentScorer(tmp_path)
+    np.testing.assert_allclose(scorer.logits(HEADLINES), torch_logits, atol=1e-4)
+    # dynamic axes: one headline of another length runs too, and agrees
+    np.testing.assert_allclose(scorer.logits(HEADLINES[-1:]), torch_logits[-1:], atol=1e-4)
+    assert [i.shape for i in scorer.session.get_inputs()] == [["batch", "sequence"]] * 3
+
+
+def test_int8_is_close_to_torch(tmp_path, checkpoint, torch_logits) -> None:
+    manifest = export_model(checkpoint, tmp_path, optimize=True, quantize=True)
+    logits = OnnxSentimentScorer(tmp_path).logits(HEADLINES)
+    error = float(np.abs(logits - torch_logits).max())
+    agreement = float((logits.argmax(1) == torch_logits.argmax(1)).mean())
+    print(f"int8 vs torch: max abs logit error {error:.2e}, argmax agreement {agreement:.3f}")
+    assert manifest.precision == "int8"
+    assert manifest.optimized
+    assert error < 0.05
+    assert agreement >= 0.9
+
+
+def test_directory_layout_and_manifest(tmp_path, checkpoint) -> None:
+    manifest = export_model(checkpoint, tmp_path / "out", max_length=48, optimize=False,
+                            quantize=False)
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["labels.json", "manifest.json",
+                                                    "model.onnx", "tokenizer.json"]
+    assert ModelManifest.read(out) == manifest
+    assert manifest.sha256 == sha256_file(out / "model.onnx")
+    assert manifest.name == "tiny-bert-onnx-fp32"
+    assert manifest.max_length == 48
+    assert manifest.source == str(checkpoint)
+    assert json.loads((out / "labels.json").read_text()) == {
+        "0": "positive", "1": "negative", "2": "neutral"}
+
+
+def test_labels_follow_id2label(tmp_path, checkpoint) -> None:
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["id2label"] = {"0": "neutral", "1": "Positive", "2": "NEGATIVE"}
+    config["label2id"] = {"neutral": 0, "Positive": 1, "NEGATIVE": 2}
+    relabelled = tmp_path / "relabelled"
+    relabelled.mkdir()
+    for item in checkpoint.iterdir():
+        (relabelled / item.name).write_bytes(item.read_bytes())
+    (relabelled / "config.json").write_text(json.dumps(config))
+    manifest = export_model(relabelled, tmp_path / "out", optimize=False, quantize=False)
+    assert manifest.labels == ("neutral", "positive", "negative")
+    scorer = OnnxSentimentScorer(tmp_path / "out")
+    logits = scorer.logits(["Acme beats"])[0]
+    probs = np.exp(logits) / np.exp(logits).sum()
+    result = scorer.score_batch(["Acme beats"])[0]
+    assert (result.neutral, result.positive, result.negative) == pytest.approx(tuple(probs))
+
+
+def test_cli_export(tmp_path, checkpoint) -> None:
+    result = CliRunner().invoke(app, ["export", str(checkpoint), "--out", str(tmp_path),
+                                      "--no-optimize", "--name", "cli-test"])
+    assert result.exit_code == 0, result.output
+    assert ModelManifest.read(tmp_path).model_id in result.output
+    assert "cli-test@" in result.output
+    assert ModelManifest.read(tmp_path).precision == "int8"
