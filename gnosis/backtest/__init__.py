@@ -7,6 +7,7 @@
 
 from gnosis.backtest.inputs import BacktestInputError
 from gnosis.backtest.permutation import PermutationTest, permutation_test
+from gnosis.backtest.report import generate_report, write_html_report
 from gnosis.backtest.runner import BacktestResult, BacktestRunner
 
 __all__ = [
@@ -14,5 +15,7 @@ __all__ = [
     "BacktestResult",
     "BacktestRunner",
     "PermutationTest",
+    "generate_report",
     "permutation_test",
+    "write_html_report",
 ]

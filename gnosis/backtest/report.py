@@ -1,0 +1,297 @@
+"""Backtest reports: plain text, and a self-contained HTML page with inline SVG charts.
+
+The HTML page needs no network, no JavaScript and no plotting library: charts are
+hand-written SVG, long series are reduced to per-pixel min/max envelopes so a million bars
+still make a page of a few hundred kilobytes.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gnosis.backtest.inputs import target_weights
+from gnosis.backtest.runner import BacktestResult
+
+Scale = Callable[[np.ndarray], np.ndarray]
+"""Data-to-pixel mapping of one chart axis."""
+
+_WIDTH, _PAD_L, _PAD_R, _PAD_T, _PAD_B = 1100, 70, 20, 26, 28
+_MAX_POINTS = 1600
+_MAX_MARKERS = 400
+_PERCENT_ROWS = {"Exposure", "Total Return", "Annual Return", "Annual Volatility",
+                 "Max Drawdown", "Win Rate", "Avg Win", "Avg Loss", "Expectancy"}
+
+
+def generate_report(result: BacktestResult) -> str:
+    """A fixed-width text report: every statistic, then the last trades."""
+    lines = ["Backtest report", "=" * 48]
+    for name, value in result.as_series().items():
+        lines.append(f"{name:<30}{_format(name, value):>18}")
+    if result.permutation is not None:
+        lines.append(f"{'Permutations':<30}{len(result.permutation.null):>18}")
+    trades = result.trades
+    if len(trades):
+        lines += ["", f"Last trades ({min(len(trades), 10)} of {len(trades)})", "-" * 48]
+        view = trades.tail(10)[["entry_time", "exit_time", "direction", "pnl", "return"]]
+        lines.append(view.to_string(index=False, float_format=lambda v: f"{v:,.4f}"))
+    return "\n".join(lines)
+
+
+def write_html_report(
+    result: BacktestResult,
+    path: str | Path,
+    *,
+    title: str = "Backtest report",
+    price: pd.Series | pd.DataFrame | None = None,
+    signals: Any = None,
+) -> Path:
+    """Write a self-contained HTML report and return its path.
+
+    Args:
+        result: what :meth:`BacktestRunner.run` returned.
+        path: the ``.html`` file to write.
+        title: page heading.
+        price: close prices (a Series, or an OHLCV frame) to chart with trade markers.
+        signals: if given, the BUY/SELL markers show these signals at the close of the bar
+            they were computed on; otherwise they show the fills (position increases and
+            decreases) at the open they were filled at.
+    """
+    index = result.equity_curve.index
+    sections = []
+    if price is not None:
+        close = _close(price).reindex(index) if isinstance(index, pd.DatetimeIndex) \
+            else _close(price)
+        sections.append(("Price and trades (▲ buy, ▼ sell)",
+                         _price_chart(index, close, result, price, signals)))
+    sections.append(("Equity", _chart(index, [(result.equity_curve.to_numpy(), "#1f5fbf")],
+                                      height=240, fmt="{:,.0f}")))
+    sections.append(("Drawdown", _chart(index, [(result.drawdown.to_numpy(), "#c0392b")],
+                                        height=150, fmt="{:.0%}", fill=True)))
+    sections.append(("Position", _chart(index, [(result.positions.to_numpy(), "#555")],
+                                        height=120, fmt="{:+.2f}", step=True)))
+    stats_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_format(k, v))}"
+                         "</td></tr>" for k, v in result.as_series().items())
+    trades_html = _trades_table(result.trades)
+    charts = "".join(f"<h2>{html.escape(name)}</h2>{svg}" for name, svg in sections)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body{{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
+max-width:1140px;color:#222;background:#fff}}
+h1{{font-size:22px;margin:0 0 4px}} h2{{font-size:15px;margin:22px 0 4px;color:#444}}
+.sub{{color:#666;margin-bottom:12px}} .grid{{display:flex;gap:32px;align-items:flex-start}}
+table{{border-collapse:collapse;font-variant-numeric:tabular-nums}}
+th,td{{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}}
+th{{text-align:left;font-weight:500;color:#444}} svg{{display:block}}
+.axis{{font-size:11px;fill:#666}} .grid-line{{stroke:#eee}}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<div class="sub">{len(index):,} bars · {_span(index)} · p-value
+{_format("MCPT p-value", result.mcpt_p_value)}</div>
+{charts}
+<div class="grid"><div><h2>Statistics</h2><table id="metrics">{stats_rows}</table></div>
+<div><h2>Trades</h2>{trades_html}</div></div>
+</body></html>
+"""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def _chart(index: pd.Index, series: list[tuple[np.ndarray, str]], *, height: int, fmt: str,
+           fill: bool = False, step: bool = False,
+           markers: Callable[[Scale, Scale], str] | None = None) -> str:
+    n = len(index)
+    finite = [v[np.isfinite(v)] for v, _ in series]
+    lo = min((float(f.min()) for f in finite if len(f)), default=0.0)
+    hi = max((float(f.max()) for f in finite if len(f)), default=1.0)
+    if fill:
+        hi = max(hi, 0.0)
+    if hi == lo:
+        lo, hi = lo - 1.0, hi + 1.0
+    plot_w = _WIDTH - _PAD_L - _PAD_R
+    plot_h = height - _PAD_T - _PAD_B
+
+    def x(i: np.ndarray) -> np.ndarray:
+        return _PAD_L + plot_w * (i / max(n - 1, 1))
+
+    def y(v: np.ndarray) -> np.ndarray:
+        return _PAD_T + plot_h * (1 - (v - lo) / (hi - lo))
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}" '
+             f'viewBox="0 0 {_WIDTH} {height}" role="img">']
+    for k in range(5):
+        v = lo + (hi - lo) * k / 4
+        yy = float(y(np.array(v)))
+        parts.append(f'<line class="grid-line" x1="{_PAD_L}" x2="{_WIDTH - _PAD_R}" '
+                     f'y1="{yy:.1f}" y2="{yy:.1f}"/><text class="axis" x="{_PAD_L - 6}" '
+                     f'y="{yy + 4:.1f}" text-anchor="end">{html.escape(fmt.format(v))}</text>')
+    for k in range(6):
+        i = round((n - 1) * k / 5) if n else 0
+        anchor = "start" if k == 0 else ("end" if k == 5 else "middle")
+        label = _time_label(index[i]) if n else ""
+        parts.append(f'<text class="axis" x="{float(x(np.array(i))):.1f}" y="{height - 8}" '
+                     f'text-anchor="{anchor}">{html.escape(label)}</text>')
+    for values, color in series:
+        xs, ys = _envelope(values, step=step)
+        points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x(xs), y(ys), strict=True))
+        if fill and len(xs):
+            base = float(y(np.array(0.0)))
+            parts.append(f'<polygon fill="{color}" fill-opacity="0.25" stroke="none" '
+                         f'points="{float(x(xs[0])):.1f},{base:.1f} {points} '
+                         f'{float(x(xs[-1])):.1f},{base:.1f}"/>')
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.3" '
+                     f'points="{points}"/>')
+    if markers is not None:
+        parts.append(markers(x, y))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _price_chart(index: pd.Index, close: pd.Series, result: BacktestResult, price: Any,
+                 signals: Any) -> str:
+    values = close.to_numpy(dtype=np.float64)
+    if signals is not None:
+        direction = np.sign(target_weights(signals, index, 1.0, hold="keep"))
+        # target_weights gives what is in force from the next open; shift back to the
+        # bar whose close produced the signal, and keep only changes of direction.
+        decided = np.concatenate((direction[1:], [direction[-1]]))
+        prior = np.concatenate(([0.0], decided[:-1]))
+        bars = np.flatnonzero(decided != prior)
+        sides = decided[bars]
+        at = values
+    else:
+        pos = result.positions.to_numpy()
+        prior = np.concatenate(([0.0], pos[:-1]))
+        bars = np.flatnonzero(pos != prior)
+        sides = np.sign(pos[bars] - prior[bars])
+        opens = _column(price, "open")
+        at = opens.reindex(index).to_numpy(dtype=np.float64) if opens is not None else values
+    if len(bars) > _MAX_MARKERS:
+        keep = np.linspace(0, len(bars) - 1, _MAX_MARKERS).round().astype(int)
+        bars, sides = bars[keep], sides[keep]
+    shapes = []
+    for bar, side in zip(bars.tolist(), sides.tolist(), strict=True):
+        if not math.isfinite(at[bar]) or side == 0:
+            continue
+        # BUY: green triangle pointing up from below the price; SELL: red, from above.
+        color, d = ("#1e8449", 1) if side > 0 else ("#c0392b", -1)
+        label = "BUY" if side > 0 else "SELL"
+        shapes.append((bar, at[bar], color, d, label))
+
+    def draw(x: Scale, y: Scale) -> str:
+        out = []
+        for bar, level, color, d, label in shapes:
+            cx, cy = float(x(np.array(bar))), float(y(np.array(level)))
+            tip, base = cy + 3 * d, cy + 12 * d
+            out.append(f'<polygon class="marker {label.lower()}" fill="{color}" '
+                       f'points="{cx:.1f},{tip:.1f} {cx - 5:.1f},{base:.1f} '
+                       f'{cx + 5:.1f},{base:.1f}"><title>{label} '
+                       f'{html.escape(_time_label(index[bar]))} @ {level:,.2f}</title></polygon>')
+        return "".join(out)
+
+    return _chart(index, [(values, "#333")], height=300, fmt="{:,.2f}",
+                  markers=draw)
+
+
+def _envelope(values: np.ndarray, *, step: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Bar positions and values to draw: all of them, or per-bucket min and max."""
+    n = len(values)
+    idx = np.arange(n, dtype=np.float64)
+    if n <= _MAX_POINTS:
+        if step and n > 1:
+            return np.repeat(idx, 2)[1:], np.repeat(values, 2)[:-1]
+        return idx, values
+    buckets = _MAX_POINTS // 2
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    clean = np.where(np.isfinite(values), values, np.nan)
+    lows = np.fmin.reduceat(clean, edges[:-1])
+    highs = np.fmax.reduceat(clean, edges[:-1])
+    xs = np.repeat(edges[:-1].astype(np.float64), 2)
+    ys = np.column_stack((lows, highs)).ravel()
+    ok = np.isfinite(ys)
+    return xs[ok], ys[ok]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _close(price: pd.Series | pd.DataFrame) -> pd.Series:
+    if isinstance(price, pd.Series):
+        series = price
+    else:
+        series = _column(price, "close")
+        if series is None:
+            raise ValueError("price frame has no Close column")
+    if isinstance(series.index, pd.DatetimeIndex) and series.index.tz is None:
+        series = series.tz_localize("UTC")
+    return series
+
+
+def _column(price: Any, name: str) -> pd.Series | None:
+    if not isinstance(price, pd.DataFrame):
+        return None
+    for column in price.columns:
+        if str(column).lower() == name:
+            series = price[column]
+            if isinstance(series.index, pd.DatetimeIndex) and series.index.tz is None:
+                series = series.tz_localize("UTC")
+            return series
+    return None
+
+
+def _trades_table(trades: pd.DataFrame) -> str:
+    if trades.empty:
+        return "<p>No trades.</p>"
+    head = ("<tr><th>Entry</th><th>Exit</th><th>Side</th><th>Entry price</th>"
+            "<th>Exit price</th><th>Return</th></tr>")
+    rows = []
+    for t in trades.tail(25).to_dict("records"):
+        side = "long" if t["direction"] > 0 else "short"
+        rows.append(f"<tr><td>{_time_label(t['entry_time'])}</td>"
+                    f"<td>{_time_label(t['exit_time'])}{'' if t['closed'] else ' (open)'}</td>"
+                    f"<td>{side}</td><td>{t['entry_price']:,.2f}</td>"
+                    f"<td>{t['exit_price']:,.2f}</td><td>{t['return']:+.2%}</td></tr>")
+    caption = f"<p>Last {len(rows)} of {len(trades)}.</p>" if len(trades) > len(rows) else ""
+    return f'<table id="trades">{head}{"".join(rows)}</table>{caption}'
+
+
+def _format(name: str, value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, pd.Timestamp):
+        return _time_label(value)
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        if not math.isfinite(value):
+            return "—" if math.isnan(value) else ("∞" if value > 0 else "-∞")
+        if name in _PERCENT_ROWS:
+            return f"{value:.2%}"
+        return f"{value:,.4f}" if abs(value) < 1000 else f"{value:,.2f}"
+    return str(value)
+
+
+def _time_label(stamp: Any) -> str:
+    if isinstance(stamp, pd.Timestamp):
+        if stamp.hour == stamp.minute == stamp.second == 0:
+            return stamp.strftime("%Y-%m-%d")
+        return stamp.strftime("%Y-%m-%d %H:%M")
+    return str(stamp)
+
+
+def _span(index: pd.Index) -> str:
+    if len(index) == 0:
+        return "empty"
+    return f"{_time_label(index[0])} → {_time_label(index[-1])}"
