@@ -38,7 +38,9 @@ class FeatureConfig:
     vol_short: int = 16
     """Short realised-volatility window for volatility clustering."""
     vol_long: int = 128
-    """Long realised-volatility window for volatility clustering."""
+    """Long realised-volatility window for volatility clustering and realised volatility."""
+    trend_lookback: int = 20
+    """Bars over which the trend (a log return) is measured."""
 
 
 @dataclass(frozen=True)

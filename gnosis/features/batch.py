@@ -1,0 +1,150 @@
+"""Vectorised features over one ticker's whole series (the replay form).
+
+:func:`compute_features` returns a :class:`FeatureFrame` whose row ``i`` equals the
+:class:`~gnosis.features.state.FeatureSnapshot` that
+:class:`~gnosis.features.state.TickerFeatures` returns after bar ``i`` (to rounding;
+the definitions are in :mod:`gnosis.features.state`). Rolling sums use
+:func:`~gnosis.features.windows.rolling_sum`, the Hurst exponent is evaluated only at
+stride points by :func:`~gnosis.features.hurst.hurst_series`: about a second per
+million bars with the default windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from gnosis.config import FeatureConfig
+from gnosis.features import vsa
+from gnosis.features.hawkes import branching_from_sums_array
+from gnosis.features.hurst import NEUTRAL, hurst_series
+from gnosis.features.state import FeatureSnapshot, check_config
+from gnosis.features.volatility import clustering_array, std_from_sums_array
+from gnosis.features.windows import rolling_sum
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureFrame:
+    """Features of every bar of a series: equal-length arrays named as in FeatureSnapshot.
+
+    ``vsa_class`` holds int8 codes into :data:`gnosis.features.vsa.VSA_CLASSES`.
+    """
+
+    ready: np.ndarray
+    bars: np.ndarray
+    vsa_score: np.ndarray
+    vsa_class: np.ndarray
+    hawkes_branching: np.ndarray
+    hurst_exponent: np.ndarray
+    volatility_clustering: np.ndarray
+    realized_volatility: np.ndarray
+    trend: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.bars.size)
+
+    def snapshot(self, i: int) -> FeatureSnapshot:
+        """Row ``i`` as a :class:`FeatureSnapshot`."""
+        values = {f.name: getattr(self, f.name)[i].item() for f in fields(self)}
+        values["vsa_class"] = vsa.VSA_CLASSES[values["vsa_class"]]
+        return FeatureSnapshot(**values)
+
+
+def compute_features(ts: np.ndarray, open: np.ndarray, high: np.ndarray, low: np.ndarray,
+                     close: np.ndarray, volume: np.ndarray,
+                     config: FeatureConfig) -> FeatureFrame:
+    """Features after every bar of one ticker's series (arrays of equal length).
+
+    ``ts`` and ``open`` are accepted for symmetry with the bar fields; no feature uses
+    them.
+    """
+    check_config(config)
+    high, low, close, volume = (np.asarray(a, dtype=np.float64)
+                                for a in (high, low, close, volume))
+    n = close.size
+    if not all(a.shape == (n,) for a in (np.asarray(ts), np.asarray(open), high, low,
+                                           volume)):
+        raise ValueError("all series must be 1-D and of equal length")
+    index = np.arange(n)
+    ret = np.zeros(n)
+    ret[1:] = np.log(close[1:] / close[:-1])
+
+    # VSA against the vsa_window bars before each bar.
+    vw = config.vsa_window
+    vsa_ready = index >= vw
+    codes = np.zeros(n, dtype=np.int8)
+    scores = np.zeros(n)
+    if n > vw:
+        spread = high - low
+        cur = slice(vw, n)
+        before = slice(vw - 1, n - 1)
+        codes[cur], scores[cur] = vsa.classify_arrays(
+            high[cur], low[cur], close[cur], volume[cur], close[before], low[before],
+            volume[before], volume[vw - 2:n - 2], rolling_sum(volume, vw)[before] / vw,
+            rolling_sum(spread, vw)[before] / vw,
+            sliding_window_view(high, vw)[: n - vw].max(axis=1))
+
+    # Realised volatility and clustering.
+    vs, vl = config.vol_short, config.vol_long
+    vol_ready = index >= vl
+    squared = ret * ret
+    realized = np.where(vol_ready, std_from_sums_array(rolling_sum(ret, vl),
+                                                       rolling_sum(squared, vl), vl), 0.0)
+    short = std_from_sums_array(rolling_sum(ret, vs), rolling_sum(squared, vs), vs)
+    vol_cluster = np.where(vol_ready, clustering_array(short, realized), 1.0)
+
+    lag = config.trend_lookback
+    trend = np.zeros(n)
+    trend[lag:] = np.log(close[lag:] / close[:-lag])
+
+    hawkes_ready, hawkes = _hawkes(volume, config)
+    hurst_ready, hurst = _hurst(ret, config)
+    return FeatureFrame(
+        ready=vsa_ready & vol_ready & (index >= lag) & hawkes_ready & hurst_ready,
+        bars=index + 1,
+        vsa_score=scores,
+        vsa_class=codes,
+        hawkes_branching=hawkes,
+        hurst_exponent=hurst,
+        volatility_clustering=vol_cluster,
+        realized_volatility=realized,
+        trend=trend,
+    )
+
+
+def _hawkes(volume: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Readiness and branching ratio per bar (held from the last completed bin)."""
+    n = volume.size
+    vl, width = config.vol_long, config.hawkes_bin
+    nbins = config.window // width
+    events = np.zeros(n, dtype=np.int64)
+    baseline = rolling_sum(volume, vl)[vl - 1:n - 1] / vl
+    events[vl:] = volume[vl:] > config.event_threshold * baseline
+    complete = n // width
+    counts = events[: complete * width].reshape(complete, width).sum(axis=1)
+    last_bin = (np.arange(n) + 1) // width - 1
+    # Bin k closes the window of bins k-nbins+1 .. k; all must start after vl bars.
+    bin_ready = (np.arange(complete) + 1 - nbins) * width >= vl
+    estimate = branching_from_sums_array(rolling_sum(counts, nbins),
+                                         rolling_sum(counts * counts, nbins), nbins)
+    held = np.clip(last_bin, 0, None)
+    ready = (last_bin >= 0) & bin_ready[held] if complete else np.zeros(n, dtype=bool)
+    values = np.where(ready, estimate[held], 0.0) if complete else np.zeros(n)
+    return ready, values
+
+
+def _hurst(ret: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Readiness and Hurst exponent per bar (held from the last stride point)."""
+    n = ret.size
+    window, stride = config.window, config.hurst_stride
+    first = -(-(window + 1) // stride) * stride
+    ends = np.arange(first, n + 1, stride)
+    if ends.size == 0:
+        return np.zeros(n, dtype=bool), np.full(n, NEUTRAL)
+    values = hurst_series(ret, ends, window)
+    last = (np.arange(n) + 1) // stride * stride
+    ready = last >= first
+    held = np.where(ready, values[np.clip((last - first) // stride, 0, None)], NEUTRAL)
+    return ready, held

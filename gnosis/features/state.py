@@ -1,0 +1,306 @@
+"""Per-ticker feature state, updated one bar at a time (the streaming form).
+
+:class:`TickerFeatures` keeps fixed-size ring buffers (``array.array``, so a ticker at
+window 512 holds about 40 KB) and rolling sums, and does O(1) scalar work per bar plus
+one O(window) numpy Hurst evaluation every ``hurst_stride`` bars. Every feature is a
+function of the last :attr:`TickerFeatures.lookback` bars and the absolute bar count
+(which fixes the Hurst stride and Hawkes bin phases), so :meth:`TickerFeatures.restore`
+rebuilds the state from :meth:`TickerFeatures.history` after a crash.
+
+Definitions, for bar ``i`` (counting from 0) with ``r_i = log(close_i / close_{i-1})``:
+
+* VSA (:mod:`gnosis.features.vsa`): against the ``vsa_window`` bars before ``i``;
+  ready from bar ``vsa_window``.
+* Realised volatility and clustering (:mod:`gnosis.features.volatility`): over the
+  returns of the last ``vol_short`` / ``vol_long`` bars; ready from bar ``vol_long``.
+* Trend: ``log(close_i / close_{i - trend_lookback})``.
+* Hawkes branching ratio (:mod:`gnosis.features.hawkes`): bar ``i`` is an event when
+  ``volume_i > event_threshold * mean(volume_{i-vol_long} .. volume_{i-1})``; counts
+  per bin of ``hawkes_bin`` bars (bin ``k`` = bars ``[k*bin, (k+1)*bin)``); refreshed
+  when a bin completes, from the last ``window // hawkes_bin`` bins, all of whose bars
+  have a full volume baseline.
+* Hurst exponent (:mod:`gnosis.features.hurst`): of the last ``window`` returns,
+  computed when the bar count is a multiple of ``hurst_stride`` and held in between.
+
+Each field keeps its neutral value until its own feature is warm; ``ready`` says all
+are.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from gnosis.config import FeatureConfig
+from gnosis.features import vsa
+from gnosis.features.hawkes import branching_from_sums
+from gnosis.features.hurst import MIN_RETURNS, hurst_rows
+from gnosis.features.volatility import clustering, std_from_sums
+
+_RESUM = 4096
+"""Rolling float sums are recomputed from the buffers every this many bars (absolute
+count), so rounding drift stays bounded however long a ticker runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSnapshot:
+    """All technical features of one ticker after one bar."""
+
+    ready: bool
+    """All features are warmed up."""
+    bars: int
+    """Bars seen so far (absolute count)."""
+    vsa_score: float
+    """VSA score in [-1, 1]; positive is bullish. 0.0 while warming up."""
+    vsa_class: str
+    """One of :data:`gnosis.features.vsa.VSA_CLASSES`; "neutral" while warming up."""
+    hawkes_branching: float
+    """Branching ratio of volume events in [0, 0.99]; 0.0 while warming up."""
+    hurst_exponent: float
+    """Hurst exponent of log returns in [0, 1]; 0.5 while warming up."""
+    volatility_clustering: float
+    """Short over long realised volatility (>= 0); 1.0 while warming up."""
+    realized_volatility: float
+    """Per-bar standard deviation of log returns over ``vol_long``; 0.0 while warming up."""
+    trend: float
+    """Log return over ``trend_lookback`` bars; 0.0 while warming up."""
+
+
+def check_config(config: FeatureConfig) -> None:
+    """Raise ``ValueError`` for window settings the features cannot work with."""
+    problems = []
+    if config.window < MIN_RETURNS:
+        problems.append(f"window must be at least {MIN_RETURNS}")
+    if config.vsa_window < 2:
+        problems.append("vsa_window must be at least 2")
+    if not 2 <= config.vol_short < config.vol_long <= config.window:
+        problems.append("need 2 <= vol_short < vol_long <= window")
+    if config.hurst_stride < 1:
+        problems.append("hurst_stride must be at least 1")
+    if not 1 <= config.hawkes_bin <= config.window // 2:
+        problems.append("hawkes_bin must be in [1, window // 2]")
+    if not config.event_threshold > 0.0:
+        problems.append("event_threshold must be positive")
+    if config.trend_lookback < 1:
+        problems.append("trend_lookback must be at least 1")
+    if problems:
+        raise ValueError("invalid feature configuration: " + "; ".join(problems))
+
+
+def lookback_of(config: FeatureConfig) -> int:
+    """How many most recent bars determine the features (see :class:`TickerFeatures`)."""
+    hawkes_span = (config.window // config.hawkes_bin) * config.hawkes_bin
+    return max(config.window + config.hurst_stride,
+               hawkes_span + config.hawkes_bin - 1 + config.vol_long,
+               config.vol_long + 1, config.trend_lookback + 1, config.vsa_window + 1)
+
+
+def _zeros(code: str, size: int) -> array:
+    return array(code, bytes(8 * size))
+
+
+class TickerFeatures:
+    """Incremental features of one ticker; feed bars in event-time order.
+
+    ``lookback`` is how many most recent bars fully determine the state (647 with the
+    default configuration).
+    """
+
+    __slots__ = ("_base", "_bin_count", "_bin_pos", "_bin_sq", "_bin_sum", "_bins",
+                 "_close", "_config", "_hawkes", "_high", "_highs", "_hurst",
+                 "_hurst_ready", "_low", "_open", "_r1l", "_r1s", "_r2l", "_r2s", "_ret",
+                 "_ret_view", "_seen", "_ts", "_valid_bins", "_vol_base", "_volume",
+                 "_vsa_spread", "_vsa_volume", "lookback")
+
+    def __init__(self, config: FeatureConfig) -> None:
+        check_config(config)
+        self._config = config
+        self.lookback = lookback_of(config)
+        size = self.lookback
+        self._ts = _zeros("q", size)
+        self._open = _zeros("d", size)
+        self._high = _zeros("d", size)
+        self._low = _zeros("d", size)
+        self._close = _zeros("d", size)
+        self._volume = _zeros("d", size)
+        # Returns are written twice (at p and p + window) so that the last `window`
+        # are always one contiguous slice for the Hurst evaluation.
+        self._ret = _zeros("d", 2 * config.window)
+        self._ret_view = np.frombuffer(self._ret, dtype=np.float64)
+        self._highs: deque[float] = deque(maxlen=config.vsa_window)
+        self._bins = _zeros("q", config.window // config.hawkes_bin)
+        self._base = 0
+        self._seen = 0
+        self._vsa_volume = self._vsa_spread = self._vol_base = 0.0
+        self._r1s = self._r2s = self._r1l = self._r2l = 0.0
+        self._bin_count = self._bin_pos = self._bin_sum = self._bin_sq = 0
+        self._valid_bins = 0
+        self._hurst = 0.5
+        self._hurst_ready = False
+        self._hawkes = 0.0
+
+    @property
+    def bars(self) -> int:
+        """Absolute count of bars seen."""
+        return self._base + self._seen
+
+    def update(self, ts: int, open: float, high: float, low: float, close: float,
+               volume: float) -> FeatureSnapshot:
+        """Add one bar and return the features after it."""
+        cfg = self._config
+        size = self.lookback
+        j = self._seen
+        pos = j % size
+        bars = self._base + j + 1
+
+        vsa_ready = j >= cfg.vsa_window
+        vsa_code = vsa.NEUTRAL
+        vsa_score = 0.0
+        ret = 0.0
+        spread = high - low
+        if j >= 1:
+            prev = (j - 1) % size
+            prev_close = self._close[prev]
+            ret = math.log(close / prev_close)
+            if vsa_ready:
+                vsa_code, vsa_score = vsa.classify(
+                    high, low, close, volume, prev_close, self._low[prev], self._volume[prev],
+                    self._volume[(j - 2) % size], self._vsa_volume / cfg.vsa_window,
+                    self._vsa_spread / cfg.vsa_window, max(self._highs))
+
+        # Hawkes: is this bar an event against the volume baseline before it?
+        vol_long = cfg.vol_long
+        if j >= vol_long and volume > cfg.event_threshold * (self._vol_base / vol_long):
+            self._bin_count += 1
+
+        # Rolling sums over the bars before the next one.
+        self._vsa_volume += volume
+        self._vsa_spread += spread
+        if j >= cfg.vsa_window:
+            old = (j - cfg.vsa_window) % size
+            self._vsa_volume -= self._volume[old]
+            self._vsa_spread -= self._high[old] - self._low[old]
+        self._vol_base += volume
+        if j >= vol_long:
+            self._vol_base -= self._volume[(j - vol_long) % size]
+        self._highs.append(high)
+
+        self._ts[pos] = ts
+        self._open[pos] = open
+        self._high[pos] = high
+        self._low[pos] = low
+        self._close[pos] = close
+        self._volume[pos] = volume
+
+        window = cfg.window
+        if j >= 1:
+            # Read the returns leaving the windows before this one may overwrite them.
+            p = j % window
+            old_short = self._ret[(j - cfg.vol_short) % window] if j > cfg.vol_short else 0.0
+            old_long = self._ret[(j - vol_long) % window] if j > vol_long else 0.0
+            self._ret[p] = ret
+            self._ret[p + window] = ret
+            squared = ret * ret
+            self._r1s += ret - old_short
+            self._r2s += squared - old_short * old_short
+            self._r1l += ret - old_long
+            self._r2l += squared - old_long * old_long
+        self._seen = j + 1
+
+        if bars % cfg.hawkes_bin == 0:
+            self._close_bin(bars)
+        if bars % cfg.hurst_stride == 0 and j >= window:
+            p = j % window + 1
+            self._hurst = float(hurst_rows(self._ret_view[None, p:p + window])[0])
+            self._hurst_ready = True
+        if bars % _RESUM == 0:
+            self._resum()
+
+        vol_ready = j >= vol_long
+        realized = short = 0.0
+        if vol_ready:
+            realized = std_from_sums(self._r1l, self._r2l, vol_long)
+            short = std_from_sums(self._r1s, self._r2s, cfg.vol_short)
+        trend_ready = j >= cfg.trend_lookback
+        hawkes_ready = self._valid_bins >= len(self._bins)
+        return FeatureSnapshot(
+            ready=vsa_ready and vol_ready and trend_ready and hawkes_ready
+            and self._hurst_ready,
+            bars=bars,
+            vsa_score=vsa_score,
+            vsa_class=vsa.VSA_CLASSES[vsa_code],
+            hawkes_branching=self._hawkes if hawkes_ready else 0.0,
+            hurst_exponent=self._hurst,
+            volatility_clustering=clustering(short, realized) if vol_ready else 1.0,
+            realized_volatility=realized,
+            trend=(math.log(close / self._close[(j - cfg.trend_lookback) % size])
+                   if trend_ready else 0.0),
+        )
+
+    def _close_bin(self, bars: int) -> None:
+        """Push the bin that ends at absolute count ``bars`` into the bin ring."""
+        cfg = self._config
+        count = self._bin_count
+        self._bin_count = 0
+        nbins = len(self._bins)
+        old = self._bins[self._bin_pos]
+        self._bins[self._bin_pos] = count
+        self._bin_pos = (self._bin_pos + 1) % nbins
+        self._bin_sum += count - old
+        self._bin_sq += count * count - old * old
+        # Valid when each of its bars had a full volume baseline in this state.
+        if bars - cfg.hawkes_bin - self._base >= cfg.vol_long:
+            self._valid_bins = min(self._valid_bins + 1, nbins)
+        else:
+            self._valid_bins = 0
+        if self._valid_bins >= nbins:
+            self._hawkes = branching_from_sums(self._bin_sum, self._bin_sq, nbins)
+
+    def _last(self, ring: array, count: int) -> list[float]:
+        """The last ``count`` values written to a bar ring (fewer if fewer were seen)."""
+        size = len(ring)
+        return [ring[k % size] for k in range(max(0, self._seen - count), self._seen)]
+
+    def _resum(self) -> None:
+        """Recompute the rolling float sums exactly from the buffers."""
+        cfg = self._config
+        vw = cfg.vsa_window
+        self._vsa_volume = math.fsum(self._last(self._volume, vw))
+        self._vsa_spread = math.fsum(h - lo for h, lo in zip(self._last(self._high, vw),
+                                                               self._last(self._low, vw),
+                                                               strict=True))
+        self._vol_base = math.fsum(self._last(self._volume, cfg.vol_long))
+        returns = self._ret_view[: cfg.window]
+        start = self._seen - 1
+        for count, attr in ((cfg.vol_short, "s"), (cfg.vol_long, "l")):
+            recent = [returns[k % cfg.window] for k in range(max(1, start - count + 1),
+                                                             start + 1)]
+            setattr(self, "_r1" + attr, math.fsum(recent))
+            setattr(self, "_r2" + attr, math.fsum(x * x for x in recent))
+
+    def history(self) -> np.ndarray:
+        """The last ``min(bars, lookback)`` bars as float64 rows ``[ts, o, h, l, c, v]``."""
+        k = min(self._seen, self.lookback)
+        order = np.arange(self._seen - k, self._seen) % self.lookback
+        columns = [np.frombuffer(ring, dtype=np.float64 if ring.typecode == "d" else np.int64)
+                   for ring in (self._ts, self._open, self._high, self._low, self._close,
+                                self._volume)]
+        return np.stack([c[order].astype(np.float64) for c in columns], axis=1)
+
+    @classmethod
+    def restore(cls, config: FeatureConfig, history: np.ndarray, bars: int) -> TickerFeatures:
+        """Rebuild the state saved as ``history()`` after ``bars`` bars in all."""
+        state = cls(config)
+        rows = np.asarray(history, dtype=np.float64)
+        expected = min(bars, state.lookback)
+        if rows.ndim != 2 or rows.shape != (expected, 6):
+            raise ValueError(f"history must have shape ({expected}, 6) for {bars} bars, "
+                             f"got {rows.shape}")
+        state._base = bars - expected
+        for ts, o, h, lo, c, v in rows.tolist():
+            state.update(int(ts), o, h, lo, c, v)
+        return state
