@@ -71,7 +71,8 @@ def signals_frame(signals: Sequence[TradingSignal] | pd.DataFrame) -> pd.DataFra
         if "ts" not in frame.columns:
             if "timestamp" not in frame.columns:
                 raise BacktestInputError("signals need a 'ts' or 'timestamp' column")
-            stamps = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"], utc=True))
+            stamps = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"], utc=True,
+                                                     format="ISO8601"))
             frame = frame.assign(ts=stamps.as_unit("ns").asi8)
         if "signal_type" not in frame.columns:
             raise BacktestInputError("signals need a 'signal_type' column")

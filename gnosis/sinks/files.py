@@ -106,7 +106,7 @@ def _complete(frame: pd.DataFrame) -> pd.DataFrame:
     if "ts" not in out.columns:
         if "timestamp" not in out.columns:
             raise ValueError("signals need a 'ts' or 'timestamp' column")
-        stamps = pd.DatetimeIndex(pd.to_datetime(out["timestamp"], utc=True))
+        stamps = pd.DatetimeIndex(pd.to_datetime(out["timestamp"], utc=True, format="ISO8601"))
         out.insert(0, "ts", stamps.as_unit("ns").asi8)
     out["ts"] = out["ts"].astype(np.int64)
     n = len(out)
@@ -147,6 +147,6 @@ def _events(frame: pd.DataFrame) -> list[TradingSignal]:
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     for name in _STAMPS:
         if frame[name].dtype == object or pd.api.types.is_string_dtype(frame[name]):
-            frame[name] = pd.to_datetime(frame[name], utc=True)
+            frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
         frame[name] = frame[name].dt.as_unit("ns")
     return frame.reset_index(drop=True)

@@ -1,0 +1,64 @@
+"""Reports: the text report, and the HTML page rendered by a real headless browser."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from backtesting.test import GOOG
+
+from gnosis.backtest import BacktestRunner, generate_report, write_html_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def result():
+    close = GOOG.Close
+    a, b = close.rolling(10).mean(), close.rolling(20).mean()
+    signals = pd.Series(np.where(a > b, 1.0, -1.0), index=GOOG.index).where(b.notna())
+    return BacktestRunner(10_000, permutations=100).run(signals, GOOG)
+
+
+def test_text_report_lists_metrics_and_trades(result):
+    text = generate_report(result)
+    assert f"{result.total_return:.2%}" in text
+    assert "Sharpe Ratio" in text
+    assert "MCPT p-value" in text
+    assert "Last trades (10 of" in text
+
+
+def test_html_report_is_self_contained(result, tmp_path):
+    path = write_html_report(result, tmp_path / "report.html", title="SMA <cross>",
+                             price=GOOG)
+    page = path.read_text()
+    assert "SMA &lt;cross&gt;" in page
+    assert page.count("<svg") == 4  # price, equity, drawdown, position
+    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert "<script" not in page
+    buys = page.count('class="marker buy"')
+    sells = page.count('class="marker sell"')
+    assert buys + sells == int((result.positions.diff().fillna(result.positions) != 0).sum())
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_html_report_renders_in_chromium(result, tmp_path):
+    path = write_html_report(result, tmp_path / "report.html", price=GOOG.Close,
+                             signals=pd.Series(np.where(result.positions > 0, "BUY", "SELL"),
+                                               index=GOOG.index))
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+             "--disable-background-networking", "--no-first-run", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={profile}", "--dump-dom", path.as_uri()],
+            capture_output=True, text=True, timeout=120, check=True).stdout
+    assert dom.count("<svg") == 4
+    assert 'id="metrics"' in dom
+    assert "Total Return" in dom
+    assert f"{result.total_return:.2%}" in dom
+    assert 'class="marker buy"' in dom
+    assert 'class="marker sell"' in dom
