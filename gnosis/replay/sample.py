@@ -73,9 +73,11 @@ def sample_news(bars: pd.DataFrame, *, per_bar: float = 0.35, seed: int = 7) -> 
         for i in np.flatnonzero(rng.random(len(ts)) < per_bar):
             tone = past[i] / scale + rng.normal(0.0, 1.0)
             pool = _POSITIVE if tone > 0.5 else _NEGATIVE if tone < -0.5 else _NEUTRAL
-            # Published somewhere inside the bar that follows close i: known before the
-            # next close, never before the return it reacts to.
-            stamp = int(ts[i] + rng.uniform(0.05, 0.95) * spacing[i]) // 1000 * 1000
+            # Published within the hour before the next close (inside the default 1h
+            # sentiment window), never before the return it reacts to.
+            gap = int(ts[i + 1] - ts[i]) if i + 1 < len(ts) else spacing[i]
+            lead = min(gap, 3_600_000_000_000) * rng.uniform(0.05, 0.95)
+            stamp = int(ts[i] + gap - lead) // 1000 * 1000
             rows.append({
                 "id": f"synthetic-{ticker}-{i}",
                 "ts": stamp,

@@ -40,13 +40,13 @@ def test_features_config_path(tmp_path):
 def test_errors_name_file_and_key(tmp_path, text, message):
     path = tmp_path / "g.toml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match="g.toml") as err:
+    with pytest.raises(ConfigError, match=r"g\.toml") as err:
         Settings.load(path, env={})
     assert message in str(err.value)
 
 
 def test_bad_environment_value_is_named():
-    with pytest.raises(ConfigError, match="environment.*web_port"):
+    with pytest.raises(ConfigError, match=r"environment.*web_port"):
         Settings.load(env={"GNOSIS_WORKER__WEB_PORT": "eighty"})
 
 

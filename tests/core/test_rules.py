@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gnosis.config import RuleConfig
-from gnosis.models.rules import RISK_LEVELS, SIGNAL_OF_RULE, RULES, decide, decide_arrays
+from gnosis.models.rules import RISK_LEVELS, RULES, SIGNAL_OF_RULE, decide, decide_arrays
 
 CFG = RuleConfig()
 BASE = dict(ready=True, vsa_score=0.0, hawkes_branching=0.2, hurst_exponent=0.5,
@@ -96,4 +96,4 @@ def test_vectorised_rules_equal_scalar_rules(seed):
         assert arrays.confidence[i] == d.confidence
         assert arrays.suggested_position_size[i] == d.suggested_position_size
         assert bool(arrays.is_contrarian_market[i]) == d.is_contrarian_market
-    assert set(RULES[c] for c in arrays.rule_code) >= {"warming_up", "hold", "buy", "sell"}
+    assert {RULES[c] for c in arrays.rule_code} >= {"warming_up", "hold", "buy", "sell"}

@@ -1,0 +1,129 @@
+"""The per-ticker engine: event time, look-ahead, state, and both replay paths agree."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from gnosis.config import FeatureConfig, Settings
+from gnosis.engine import SignalEngine, TickerEngine, run_events, window_stats
+from gnosis.events import Bar, InvalidEvent, NewsItem
+from gnosis.replay.inprocess import replay_frame, signal_ids, to_signals
+from gnosis.replay.synthetic import bars_to_events, news_to_events, synthetic_bars, synthetic_news
+
+# Small windows so that features warm up inside short test series.
+SETTINGS = dataclasses.replace(
+    Settings(), features=dataclasses.replace(FeatureConfig(), window=160, vsa_window=10,
+                                             vol_short=8, vol_long=32, hurst_stride=4))
+
+
+@pytest.fixture(scope="module")
+def market():
+    bars = synthetic_bars(3, 500, seed=11)
+    news = synthetic_news(bars, per_bar=0.2, seed=12)
+    return bars, news
+
+
+def assert_same_signals(a, b):
+    assert [s.signal_id for s in a] == [s.signal_id for s in b]
+    assert [s.signal_type for s in a] == [s.signal_type for s in b]
+    np.testing.assert_allclose([s.confidence for s in a], [s.confidence for s in b],
+                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose([s.hurst_exponent for s in a], [s.hurst_exponent for s in b],
+                               rtol=0, atol=1e-9)
+    assert [s.sentiment_count for s in a] == [s.sentiment_count for s in b]
+
+
+def test_streaming_and_vectorised_paths_agree(market):
+    bars, news = market
+    streamed = run_events(bars_to_events(bars), news_to_events(news), SETTINGS)
+    frame = replay_frame(bars, news, SETTINGS)
+    assert len(streamed) == len(bars) == len(frame)
+    assert signal_ids(frame) == [s.signal_id for s in streamed]
+    assert_same_signals(streamed, to_signals(frame))
+    kinds = {s.signal_type for s in streamed}
+    assert "HOLD" in kinds and any(s.sentiment_count > 0 for s in streamed)
+    assert any(s.reasons[0].startswith("warming_up") for s in streamed)
+    assert any(not s.reasons[0].startswith("warming_up") for s in streamed)
+
+
+def test_no_look_ahead(market):
+    bars, news = market
+    cut = bars["ts"].iloc[len(bars) // 2]
+    early_bars, early_news = bars[bars["ts"] <= cut], news[news["ts"] <= cut]
+    full = run_events(bars_to_events(bars), news_to_events(news), SETTINGS)
+    partial = run_events(bars_to_events(early_bars), news_to_events(early_news), SETTINGS)
+    assert partial == full[:len(partial)]
+    frame_full = replay_frame(bars, news, SETTINGS)
+    frame_part = replay_frame(early_bars, early_news, SETTINGS)
+    assert to_signals(frame_part) == to_signals(frame_full)[:len(frame_part)]
+
+
+def test_sentiment_window_is_as_of_and_half_open():
+    engine = TickerEngine("AAA", SETTINGS)
+    hour = 3_600 * 10**9
+    t = 10 * hour
+    engine.add_sentiment(t - hour, 1.0)      # exactly window old: excluded
+    engine.add_sentiment(t - hour + 1, 0.5)  # inside
+    engine.add_sentiment(t, -0.1)            # at the close: included
+    engine.add_sentiment(t + 1, 0.9)         # after the close: not yet
+    mean, std, count = engine.sentiment_at(t)
+    assert count == 2
+    assert mean == pytest.approx(0.2)
+    assert std == pytest.approx(0.3)
+    bar = Bar("AAA", t, 10, 11, 9, 10.5, 100)
+    signal = engine.on_bar(bar)
+    assert signal.sentiment_count == 2
+    # News older than the last close minus the allowed lateness is late and ignored.
+    late = dataclasses.replace(SETTINGS, worker=dataclasses.replace(SETTINGS.worker,
+                                                                    allowed_lateness="1m"))
+    strict = TickerEngine("AAA", late)
+    strict.on_bar(bar)
+    assert not strict.add_sentiment(t - 2 * 60 * 10**9, 0.3)
+    assert strict.add_sentiment(t - 30 * 10**9, 0.3)
+
+
+def test_window_stats_do_not_depend_on_order():
+    rng = np.random.default_rng(3)
+    scores = rng.uniform(-1, 1, 50).tolist()
+    assert window_stats(scores) == window_stats(sorted(scores)) == window_stats(scores[::-1])
+
+
+def test_duplicate_and_out_of_order_bars_are_rejected_without_changing_state():
+    engine = TickerEngine("AAA", SETTINGS)
+    engine.on_bar(Bar("AAA", 2_000, 10, 11, 9, 10, 100))
+    for ts, code in [(2_000, "duplicate_bar"), (1_000, "out_of_order")]:
+        with pytest.raises(InvalidEvent) as err:
+            engine.on_bar(Bar("AAA", ts, 10, 11, 9, 10, 100))
+        assert (err.value.code, err.value.field) == (code, "timestamp")
+    assert engine.features.bars == 1 and engine.last_ts == 2_000
+
+
+def test_state_snapshot_restores_the_engine_exactly(market):
+    bars, news = market
+    events = bars_to_events(bars[bars["ticker"] == "T000"])
+    items = [n for n in news_to_events(news) if "T000" in n.tickers]
+    reference = run_events(events, items, SETTINGS)
+    engine = SignalEngine(SETTINGS)
+    out, i = [], 0
+    half = len(events) // 2
+    for k, bar in enumerate(events):
+        while i < len(items) and items[i].ts <= bar.ts:
+            engine.on_news(items[i])
+            i += 1
+        if k == half:  # crash and recover from the snapshot
+            data = engine.engines["T000"].to_state()
+            engine.engines["T000"] = TickerEngine.from_state("T000", SETTINGS, data)
+        out.append(engine.on_bar(bar))
+    assert_same_signals(out, reference)
+
+
+def test_news_naming_several_tickers_reaches_each():
+    engine = SignalEngine(SETTINGS)
+    engine.on_news(NewsItem("n", 5, ("AAA", "BBB"), "AAA and BBB shares rally on record profit"))
+    a = engine.on_bar(Bar("AAA", 10, 10, 11, 9, 10, 100))
+    b = engine.on_bar(Bar("BBB", 10, 10, 11, 9, 10, 100))
+    assert a.sentiment_count == b.sentiment_count == 1
+    assert a.sentiment_mean == b.sentiment_mean > 0
