@@ -1,0 +1,221 @@
+"""Historical readers: row-level errors name file, line and field; same rules as the edge."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gnosis.events import Bar, InvalidEvent, NewsItem, TradingSignal, signal_id
+from gnosis.replay.readers import ReaderError, read_bars, read_news
+from gnosis.sinks.files import read_signals, write_signals
+
+BARS_CSV = """\
+ticker,timestamp,open,high,low,close,volume,interval
+AAPL,2024-01-02T15:30:00Z,10,11,9,10.5,100,1m
+AAPL,1704209460000,10,11,9,10.5,100,1m
+,2024-01-02T15:32:00Z,10,11,9,10.5,100,1m
+AAPL,yesterday,10,11,9,10.5,100,1m
+AAPL,2024-01-02T15:34:00Z,abc,11,9,10.5,100,1m
+AAPL,2024-01-02T15:35:00Z,10,NaN,9,10.5,100,1m
+AAPL,2024-01-02T15:36:00Z,10,9.5,9,10,100,1m
+AAPL,2024-01-02T15:37:00Z,10,11,9,10.5,-1,1m
+AAPL,2024-01-02T15:38:00Z,10,11,9,10.5,100,7x
+AAPL,2024-01-02 15:29:00+01:00,10,11,9,10.5,100,
+MSFT,2024-01-02T15:30:00.25Z,10,11,9.5,10.5,,1m
+MSFT,2024-01-02T15:30:00Z,10,11,9,10.5,100,5m
+"""
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_bad_bar_rows_are_skipped_and_named(tmp_path):
+    load = read_bars(write(tmp_path, "bars.csv", BARS_CSV))
+    assert [str(e) for e in load.errors] == [
+        "bars.csv:4: field 'ticker': field 'ticker' is missing [missing_field]",
+        "bars.csv:5: field 'timestamp': unparseable timestamp 'yesterday' [bad_timestamp]",
+        "bars.csv:6: field 'open': open is not a number [wrong_type]",
+        "bars.csv:7: field 'high': high is 'NaN' [non_finite]",
+        "bars.csv:8: field 'high': high 9.5 < max(open, close) 10.0 [high_below_body]",
+        "bars.csv:9: field 'volume': volume is -1.0, below 0.0 [negative_value]",
+        "bars.csv:10: field 'interval': interval '7x' is not like 1m, 5m, 1h, 1d "
+        "[bad_interval]",
+        "bars.csv:12: field 'volume': field 'volume' is missing [missing_field]",
+    ]
+    frame = load.frame
+    assert list(frame.columns) == ["ticker", "ts", "open", "high", "low", "close", "volume",
+                                   "interval"]
+    assert frame.ts.dtype == np.int64
+    # Sorted by ts then ticker; the +01:00 bar is the earliest.
+    assert frame.ticker.tolist() == ["AAPL", "AAPL", "MSFT", "AAPL"]
+    assert frame.ts.is_monotonic_increasing
+    assert frame.interval.tolist() == ["1m", "1m", "5m", "1m"]
+
+
+def test_valid_rows_equal_bar_from_dict(tmp_path):
+    load = read_bars(write(tmp_path, "bars.csv", BARS_CSV))
+    expected = sorted(
+        (Bar.from_dict({"ticker": "AAPL", "timestamp": "2024-01-02T15:30:00Z", "open": 10,
+                        "high": 11, "low": 9, "close": 10.5, "volume": 100}).ts,
+         Bar.from_dict({"ticker": "AAPL", "timestamp": 1704209460000, "open": 10, "high": 11,
+                        "low": 9, "close": 10.5, "volume": 100}).ts,
+         Bar.from_dict({"ticker": "AAPL", "timestamp": "2024-01-02 15:29:00+01:00",
+                        "open": 10, "high": 11, "low": 9, "close": 10.5,
+                        "volume": 100}).ts,
+         Bar.from_dict({"ticker": "MSFT", "timestamp": "2024-01-02T15:30:00Z", "open": 10,
+                        "high": 11, "low": 9, "close": 10.5, "volume": 100}).ts))
+    assert load.frame.ts.tolist() == expected
+
+
+def test_random_corruptions_agree_with_the_edge_rules(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 400
+    rows = pd.DataFrame({
+        "ticker": rng.choice(["AAPL", "MSFT", "BRK.B", "bad ticker", ""], n,
+                             p=[.4, .4, .1, .05, .05]),
+        "timestamp": rng.choice(["2024-03-01T10:00:00Z", "1709287200000", "2024-03-01",
+                                 "2024-13-01T00:00:00Z", "soon", "2024-03-01T10:00:00+05:30"],
+                                n),
+        "open": rng.choice(["10", "10.5", "-1", "x", "", "inf"], n, p=[.5, .3, .05, .05,
+                                                                      .05, .05]),
+        "high": rng.choice(["11", "10.2", "9"], n),
+        "low": rng.choice(["9", "10.4", "12"], n),
+        "close": rng.choice(["10", "10.3"], n),
+        "volume": rng.choice(["5", "0", "-3", "1e3"], n),
+        "interval": rng.choice(["1m", "5m", "", "0m", "1d"], n),
+    })
+    path = tmp_path / "fuzz.csv"
+    rows.to_csv(path, index=False)
+    load = read_bars(path)
+    accepted, rejected = [], {}
+    for i, row in enumerate(rows.to_dict("records")):
+        record = {}
+        for key, value in row.items():
+            if value == "" or pd.isna(value):
+                continue
+            if key in ("open", "high", "low", "close", "volume", "timestamp"):
+                try:
+                    number = float(value)
+                    value = number if np.isfinite(number) else value
+                except ValueError:
+                    pass
+            record[key] = value
+        try:
+            accepted.append(Bar.from_dict(record))
+        except InvalidEvent as exc:
+            rejected[i + 2] = (exc.field, exc.code)
+    assert {e.row: (e.field, e.code) for e in load.errors} == rejected
+    got = sorted(zip(load.frame.ts, load.frame.ticker, load.frame.open, load.frame.interval,
+                     strict=True))
+    want = sorted((b.ts, b.ticker, b.open, b.interval) for b in accepted)
+    assert got == want
+
+
+def test_strict_raises_on_first_bad_row(tmp_path):
+    with pytest.raises(ReaderError, match=r"^bars.csv:4: field 'ticker'"):
+        read_bars(write(tmp_path, "bars.csv", BARS_CSV), strict=True)
+
+
+def test_missing_column_is_one_clear_error(tmp_path):
+    text = "ticker,timestamp,open,high,low,volume\nAAPL,2024-01-02T15:30:00Z,1,1,1,1\n"
+    with pytest.raises(ReaderError, match=r"^bars.csv: missing required column 'close'$"):
+        read_bars(write(tmp_path, "bars.csv", text))
+    with pytest.raises(ReaderError, match="unsupported file type"):
+        read_bars(write(tmp_path, "bars.txt", text))
+
+
+def test_parquet_bars_with_native_types(tmp_path):
+    frame = pd.DataFrame({
+        "ticker": ["AAPL", "AAPL", "AAPL"],
+        "timestamp": pd.to_datetime(["2024-01-02 15:30", "2024-01-02 15:31",
+                                     "2024-01-02 15:32"]),
+        "open": [10.0, 10.0, np.nan], "high": [11.0, 9.0, 11.0], "low": [9.0, 9.0, 9.0],
+        "close": [10.5, 10.0, 10.0], "volume": [100, 100, 100],
+    })
+    path = tmp_path / "bars.parquet"
+    frame.to_parquet(path)
+    load = read_bars(path)
+    assert [str(e) for e in load.errors] == [
+        "bars.parquet:2: field 'high': high 9.0 < max(open, close) 10.0 [high_below_body]",
+        "bars.parquet:3: field 'open': open is nan [non_finite]",
+    ]
+    assert load.frame.ts.tolist() == [pd.Timestamp("2024-01-02 15:30", tz="UTC").value]
+    prices = load.prices("AAPL")
+    assert list(prices.columns) == ["Open", "High", "Low", "Close", "Volume"]
+    assert str(prices.index.tz) == "UTC"
+
+
+NEWS_CSV = """\
+id,timestamp,tickers,headline,body,source
+n1,2024-01-02T15:30:00Z,AAPL;MSFT,Apple beats estimates,"two
+line body",wire
+n2,2024-01-02T15:31:00Z,,No tickers here,,wire
+n3,1704209460000,AAPL|GOOG,Fine one,,
+n4,2024-01-02T15:32:00Z,AAPL,,,wire
+"""
+
+
+def test_news_csv_lines_count_quoted_newlines(tmp_path):
+    load = read_news(write(tmp_path, "news.csv", NEWS_CSV))
+    assert [str(e) for e in load.errors] == [
+        "news.csv:4: field 'tickers': field 'tickers' is missing [missing_field]",
+        "news.csv:6: field 'headline': field 'headline' is missing [missing_field]",
+    ]
+    assert load.frame.id.tolist() == ["n1", "n3"]
+    assert load.frame.tickers.tolist() == [("AAPL", "MSFT"), ("AAPL", "GOOG")]
+    assert load.frame.body.tolist() == ["two\nline body", None]
+
+
+def test_news_parquet_lists(tmp_path):
+    path = tmp_path / "news.parquet"
+    pd.DataFrame({"id": ["a", "b"], "timestamp": ["2024-01-02T15:30:00Z", "2024-01-02T15:29Z"],
+                  "tickers": [["AAPL", "AAPL", "MSFT"], ["bad ticker"]],
+                  "headline": ["x", "y"]}).to_parquet(path)
+    load = read_news(path)
+    item = NewsItem.from_dict({"id": "a", "timestamp": "2024-01-02T15:30:00Z",
+                               "tickers": ["AAPL", "MSFT"], "headline": "x"})
+    assert load.frame.tickers.tolist() == [item.tickers]
+    assert load.frame.ts.tolist() == [item.ts]
+    assert [(e.row, e.field, e.code) for e in load.errors] == [(2, "tickers", "bad_ticker")]
+
+
+def signals() -> list[TradingSignal]:
+    base = 1_704_209_400_000_000_000
+    return [TradingSignal(signal_id("AAPL", base + i, "1m"), "AAPL", base + i * 60 * 10**9,
+                          kind, 0.7, 0.1, 0.2, 3, False, 0.1, 0.5, 0.55, 1.1, "LOW", 0.2,
+                          101.5, ("a", "b"))
+            for i, kind in enumerate(["BUY", "HOLD", "SELL"])]
+
+
+def test_signal_files_round_trip(tmp_path):
+    events = signals()
+    write_signals(events, tmp_path / "s.jsonl")
+    lines = (tmp_path / "s.jsonl").read_bytes().splitlines()
+    assert lines == [e.to_json() for e in events]
+    frame = read_signals(tmp_path / "s.jsonl")
+    assert frame.ts.tolist() == [e.ts for e in events]
+    assert frame.signal_type.tolist() == ["BUY", "HOLD", "SELL"]
+    write_signals(frame, tmp_path / "s.parquet")
+    assert read_signals(tmp_path / "s.parquet").equals(frame)
+    write_signals(frame, tmp_path / "again.jsonl")
+    assert (tmp_path / "again.jsonl").read_bytes() == (tmp_path / "s.jsonl").read_bytes()
+
+
+def test_signal_frame_without_ids_gets_engine_ids(tmp_path):
+    frame = pd.DataFrame([e.to_dict() for e in signals()])
+    frame = frame.drop(columns=["signal_id", "reasons", "schema_version"])
+    write_signals(frame, tmp_path / "s.jsonl")
+    back = read_signals(tmp_path / "s.jsonl")
+    assert back.signal_id.tolist() == [signal_id("AAPL", int(t), "1m") for t in back.ts]
+
+
+def test_bad_signal_line_names_file_and_line(tmp_path):
+    path = tmp_path / "s.jsonl"
+    write_signals(signals(), path)
+    path.write_bytes(path.read_bytes() + b'{"schema_version": 1}\n')
+    with pytest.raises(ValueError, match=r"^s.jsonl:4: missing_field"):
+        read_signals(path)
