@@ -82,6 +82,12 @@ class Prometheus:
 
 
 @pytest.fixture
+def unused_port() -> int:
+    """A TCP port free on loopback right now."""
+    return free_port()
+
+
+@pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[Callable[[dict[str, list[str]]], Prometheus]]:
     """Start a real Prometheus scraping ``{job: [host:port, ...]}`` every second."""
     binary = shutil.which("prometheus")
