@@ -18,7 +18,9 @@ Two forms are built on it:
   time is counted in bars; bins of ``hawkes_bin`` bars aligned to the absolute bar
   count; the estimate uses the last ``window // hawkes_bin`` complete bins and is
   refreshed when a bin completes. Under-dispersed counts (``var <= mean``) give 0 and
-  the result is clipped to ``[0, 0.99]``.
+  the result is clipped to ``[0, 0.99]``. With at most one event per bar and bins not
+  much longer than the excitation, this understates the true ratio: read it as a
+  relative gauge of clustering (independent events score about 0).
 * :func:`hawkes_branching_ratio` for a window of event timestamps, where the kernel
   time scale is unknown: the Fano factor ``F(D) = var / mean`` is measured at a ladder
   of bin lengths and fitted by the exact finite-bin curve of an exponential kernel,

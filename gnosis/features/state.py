@@ -81,8 +81,9 @@ def check_config(config: FeatureConfig) -> None:
         problems.append("need 2 <= vol_short < vol_long <= window")
     if config.hurst_stride < 1:
         problems.append("hurst_stride must be at least 1")
-    if not 1 <= config.hawkes_bin <= config.window // 2:
-        problems.append("hawkes_bin must be in [1, window // 2]")
+    if not 2 <= config.hawkes_bin <= config.window // 2:
+        # One-bar bins hold 0 or 1 events: never over-dispersed, so always 0.
+        problems.append("hawkes_bin must be in [2, window // 2]")
     if not config.event_threshold > 0.0:
         problems.append("event_threshold must be positive")
     if config.trend_lookback < 1:
