@@ -1,0 +1,97 @@
+"""Feature cost: incremental update per bar vs the vectorised form, and state memory.
+
+Run: .venv/bin/python bench/bench_features.py [--bars 1000000]
+
+For windows 256, 512 and 1024 (other settings default) it times
+TickerFeatures.update over a synthetic series (mean and p99 per bar), the same bars
+through compute_features (cost per bar, the baseline), and their ratio; then
+compute_features over the full series; then the memory of one ticker's state at
+window 512 (tracemalloc of construction plus warm-up, and the sum of its buffers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+import tracemalloc
+from dataclasses import replace
+
+import numpy as np
+
+from gnosis.config import FeatureConfig
+from gnosis.features import TickerFeatures, compute_features
+
+
+def synthetic(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.standard_normal(n) * 0.002))
+    open_ = np.r_[close[0], close[:-1]]
+    high = np.maximum(open_, close) * (1 + rng.exponential(0.001, n))
+    low = np.minimum(open_, close) * (1 - rng.exponential(0.001, n))
+    volume = rng.lognormal(10.0, 0.7, n)
+    ts = np.arange(n, dtype=np.int64) * 60_000_000_000
+    return {"ts": ts, "open": open_, "high": high, "low": low, "close": close,
+            "volume": volume}
+
+
+def incremental(config: FeatureConfig, bars: dict[str, np.ndarray]) -> np.ndarray:
+    rows = list(zip(*(bars[k].tolist() for k in ("ts", "open", "high", "low", "close",
+                                                   "volume")), strict=True))
+    state = TickerFeatures(config)
+    clock = time.perf_counter
+    costs = np.empty(len(rows))
+    for i, row in enumerate(rows):
+        start = clock()
+        state.update(*row)
+        costs[i] = clock() - start
+    return costs
+
+
+def state_memory(config: FeatureConfig, bars: dict[str, np.ndarray]) -> tuple[int, int]:
+    rows = list(zip(*(bars[k][:5_000].tolist() for k in ("ts", "open", "high", "low",
+                                                          "close", "volume")), strict=True))
+    gc.collect()
+    tracemalloc.start()
+    state = TickerFeatures(config)
+    for row in rows:
+        state.update(*row)
+    gc.collect()
+    traced, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    buffers = sum(sys.getsizeof(getattr(state, name)) for name in state.__slots__
+                  if hasattr(state, name))
+    return traced, buffers + sys.getsizeof(state)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bars", type=int, default=1_000_000)
+    parser.add_argument("--incremental-bars", type=int, default=30_000)
+    args = parser.parse_args()
+    bars = synthetic(args.bars)
+    part = {k: v[: args.incremental_bars] for k, v in bars.items()}
+    print(f"{'window':>6} {'update mean us':>15} {'p99 us':>8} {'batch us/bar':>13} "
+          f"{'ratio':>7}")
+    for window in (256, 512, 1024):
+        config = replace(FeatureConfig(), window=window)
+        costs = incremental(config, part)
+        start = time.perf_counter()
+        compute_features(**part, config=config)
+        batch = (time.perf_counter() - start) / args.incremental_bars
+        print(f"{window:>6} {costs.mean() * 1e6:>15.1f} {np.percentile(costs, 99) * 1e6:>8.1f} "
+              f"{batch * 1e6:>13.2f} {costs.mean() / batch:>7.1f}")
+    config = FeatureConfig()
+    start = time.perf_counter()
+    compute_features(**bars, config=config)
+    elapsed = time.perf_counter() - start
+    print(f"compute_features, {args.bars:,} bars, window 512: {elapsed:.2f} s "
+          f"({args.bars / elapsed:,.0f} bars/s)")
+    traced, owned = state_memory(config, bars)
+    print(f"state at window 512: {traced / 1024:.1f} KB traced (tracemalloc), "
+          f"{owned / 1024:.1f} KB in its own buffers and object")
+
+
+if __name__ == "__main__":
+    main()
