@@ -83,8 +83,12 @@ def test_worker_pod_is_probed_scraped_and_locked_down() -> None:
     assert ports["http"] == port
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
     assert r["Service"]["spec"]["ports"][0]["targetPort"] == "http"
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        assert worker[probe]["httpGet"] == {"path": "/health", "port": "http"}
+    # readiness follows /health (503 while unassigned or rebalancing); liveness must not,
+    # or standby replicas and long rebalances would be restarted in a loop
+    assert worker["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    for probe in ("startupProbe", "livenessProbe"):
+        assert worker[probe]["tcpSocket"] == {"port": "http"}
+    assert r["Service"]["spec"]["publishNotReadyAddresses"] is True
 
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["runAsUser"] != 0
