@@ -38,10 +38,6 @@ ConfigOption = Annotated[
 ]
 
 
-class CliError(Exception):
-    """A failure to report as one clear line."""
-
-
 def _settings(config: Path | None) -> Settings:
     return Settings.load(config)
 
@@ -76,7 +72,7 @@ def replay(
 
     summary = replay_files(bars, news, out, settings=_settings(config), via=via, speed=speed,
                            strict=strict, console=console)
-    console.print(summary)
+    console.print(summary, soft_wrap=True)
 
 
 @app.command()
@@ -129,22 +125,25 @@ def sample(
 @app.command("config")
 def show_config(config: ConfigOption = None) -> None:
     """Show every setting, its current value and its environment variable."""
-    from rich.table import Table
-
-    table = Table("section", "key", "value", "environment variable")
-    for section, key, value in _settings(config).as_rows():
-        table.add_row(section, key, repr(value), f"GNOSIS_{section.upper()}__{key.upper()}")
-    Console().print(table)
+    rows = [(f"{section}.{key}", repr(value), f"GNOSIS_{section.upper()}__{key.upper()}")
+            for section, key, value in _settings(config).as_rows()]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for key, value, env in rows:
+        typer.echo(f"{key:<{widths[0]}}  {value:<{widths[1]}}  {env}")
 
 
 def main() -> None:
     """Entry point: run the CLI, turning expected failures into one clear line."""
+    from rich.markup import escape
+
     from gnosis.events import InvalidEvent
+    from gnosis.replay.readers import ReaderError
+    from gnosis.replay.run import ReplayError
 
     try:
         app()
-    except (CliError, ConfigError, InvalidEvent, FileNotFoundError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+    except (ConfigError, InvalidEvent, ReaderError, ReplayError, FileNotFoundError) as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

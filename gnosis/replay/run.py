@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gnosis.config import Settings
@@ -15,10 +16,15 @@ from gnosis.replay.readers import BarsLoad, RowError, read_bars, read_news
 _SHOWN_ERRORS = 10
 
 
+class ReplayError(RuntimeError):
+    """A replay or backtest that cannot go on; the message says why."""
+
+
 def report_row_errors(errors: list[RowError], console: Console) -> None:
     """Print the first skipped rows and how many there were in all."""
     for error in errors[:_SHOWN_ERRORS]:
-        console.print(f"[yellow]skipped[/] {error}", highlight=False)
+        console.print(f"[yellow]skipped[/] {escape(str(error))}", highlight=False,
+                      soft_wrap=True)
     if len(errors) > _SHOWN_ERRORS:
         console.print(f"[yellow]… and {len(errors) - _SHOWN_ERRORS} more skipped rows[/]")
 
@@ -41,7 +47,7 @@ def replay_files(bars_path: Path, news_path: Path | None, out: Path, *, settings
 
     console = console or Console(stderr=True)
     if via not in {"inprocess", "kafka"}:
-        raise ValueError(f"--via must be 'inprocess' or 'kafka', not {via!r}")
+        raise ReplayError(f"--via must be 'inprocess' or 'kafka', not {via!r}")
     bars = read_bars(bars_path, strict=strict)
     report_row_errors(bars.errors, console)
     news_frame = None
@@ -81,7 +87,7 @@ def _replay_kafka(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Setti
     expected = expected_signals(bars)
     signals = collect_signals(settings, expected=expected, timeout=max(60.0, expected / 500))
     if len(signals) < expected:
-        raise RuntimeError(f"only {len(signals)} of {expected} signals arrived; is a worker "
+        raise ReplayError(f"only {len(signals)} of {expected} signals arrived; is a worker "
                            f"running against {settings.kafka.bootstrap_servers}?")
     return signals
 
@@ -109,7 +115,7 @@ def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
     report_row_errors(bars.errors, console)
     tickers = sorted(set(signals["ticker"]) & set(bars.frame["ticker"]))
     if not tickers:
-        raise ValueError(f"{signals_path} and {bars_path} share no ticker")
+        raise ReplayError(f"{signals_path} and {bars_path} share no ticker")
     prices = {t: bars.prices(t) for t in tickers}
     with console.status("backtesting (with the permutation test)…"):
         book = runner.run_portfolio(signals[signals["ticker"].isin(tickers)], prices)
