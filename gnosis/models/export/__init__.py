@@ -88,7 +88,9 @@ def optimize_model(src_dir: str | Path, out_dir: str | Path, *, num_heads: int =
                    hidden_size: int = 0) -> ModelManifest:
     """Fuse a BERT graph (attention, layer norm, GELU) with the ONNX Runtime optimiser.
 
-    ``num_heads`` and ``hidden_size`` of 0 are read from the graph.
+    Attention is fused only when ``num_heads`` and ``hidden_size`` are given (or, left at
+    0, when the optimiser can read them from the graph, which fails for some exports);
+    :func:`export_model` passes them from the checkpoint's config.
     """
     from onnxruntime.transformers.optimizer import optimize_model as ort_optimize
 
