@@ -141,10 +141,12 @@ def main() -> None:
 
     lexicon = LexiconScorer()
     many = headlines * max(1, 100_000 // len(headlines))
-    started = time.perf_counter()
-    lexicon.score_batch(many)
-    print(f"lexicon      {len(many) / (time.perf_counter() - started):>12.0f} headlines/s "
-          f"(target >= 100000)")
+    best = float("inf")
+    for _ in range(3):  # best of three: the machine is shared
+        started = time.perf_counter()
+        lexicon.score_batch(many)
+        best = min(best, time.perf_counter() - started)
+    print(f"lexicon      {len(many) / best:>12.0f} headlines/s (target >= 100000)")
     print("models:", ", ".join(ModelManifest.read(d).model_id for d in (fp32_dir, int8_dir)))
 
 

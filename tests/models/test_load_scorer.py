@@ -10,6 +10,7 @@ from gnosis.models.sentiment import (
     LexiconScorer,
     OnnxSentimentScorer,
     ScoreCache,
+    SentimentScorer,
     load_scorer,
 )
 from gnosis.sinks.metrics import REGISTRY
@@ -32,6 +33,7 @@ def test_onnx_with_model_dir() -> None:
                              intra_op_threads=1)
     scorer = load_scorer(config)
     assert isinstance(scorer.scorer, OnnxSentimentScorer)
+    assert isinstance(scorer, SentimentScorer)
     assert scorer.scorer.max_length == 32
     assert scorer.scorer.batch_size == 4
     assert scorer.model_id.startswith("tiny-finbert-onnx-fp32@")

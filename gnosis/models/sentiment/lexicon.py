@@ -75,6 +75,7 @@ class LexiconScorer:
         pattern = "|".join(re.escape(p).replace(r"\ ", " ") for p in phrases)
         self._tokens = re.compile(rf"(?:{pattern})\b|{_WORD}" if phrases else _WORD).findall
         self.model_id = model_id
+        self._neutral = SentimentScore.neutral_for(model_id)
 
     def score_batch(self, texts: Sequence[str]) -> list[SentimentScore]:
         """One score per text, in order; empty or unreadable text is neutral."""
@@ -84,8 +85,10 @@ class LexiconScorer:
         """The score of one headline."""
         positive, negative = self.evidence(text)
         if positive == 0.0 and negative == 0.0:
-            return SentimentScore.neutral_for(self.model_id)
-        return SentimentScore.from_probabilities(positive, negative, 1.0, self.model_id)
+            return self._neutral
+        total = positive + negative + 1.0
+        return SentimentScore(positive / total, negative / total, 1.0 / total,
+                              (positive - negative) / total, self.model_id)
 
     def evidence(self, text: str) -> tuple[float, float]:
         """(positive, negative) evidence of a headline, both ``>= 0``."""

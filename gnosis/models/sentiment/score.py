@@ -32,14 +32,6 @@ class SentimentScore:
     model_id: str
 
     @classmethod
-    def from_probabilities(cls, positive: float, negative: float, neutral: float,
-                           model_id: str) -> SentimentScore:
-        """A score from three non-negative weights, normalised to sum to 1."""
-        total = positive + negative + neutral
-        positive, negative, neutral = positive / total, negative / total, neutral / total
-        return cls(positive, negative, neutral, positive - negative, model_id)
-
-    @classmethod
     def neutral_for(cls, model_id: str) -> SentimentScore:
         """The score of a text with nothing to score (empty, blank, only control characters)."""
         return cls(0.0, 0.0, 1.0, 0.0, model_id)
