@@ -2,7 +2,8 @@
 
 The public library API, imported lazily so that ``import gnosis`` stays cheap:
 
-* :func:`generate_signal`, :func:`generate_signals_batch`: signals for DataFrames.
+* :class:`Engine`, :func:`generate_signal`, :func:`generate_signals_batch`: signals
+  for DataFrames.
 * :class:`Bar`, :class:`NewsItem`, :class:`TradingSignal`: the events.
 * :class:`Settings`: configuration.
 * :class:`BacktestRunner`: the backtester.
@@ -17,6 +18,7 @@ from typing import Any
 __version__ = "0.3.0"
 
 _EXPORTS = {
+    "Engine": "gnosis.facade",
     "generate_signal": "gnosis.facade",
     "generate_signals_batch": "gnosis.facade",
     "Bar": "gnosis.events",

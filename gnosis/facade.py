@@ -5,15 +5,17 @@
 >>> if signal:
 ...     print(signal.signal_type, f"{signal.confidence:.0%}", signal.reasons[0])
 
-Both functions replay the whole history they are given through the same core the live
-worker runs (:mod:`gnosis.replay.inprocess`) and return the signal of the last bar.
+:class:`Engine` loads configuration and the sentiment model once; the two functions are
+one-off shortcuts. Both replay the whole history they are given through the same core the
+live worker runs (:mod:`gnosis.replay.inprocess`) and return the signal of the last bar.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -58,65 +60,84 @@ def _news_frame(news_df: pd.DataFrame | None, tickers: Iterable[str]) -> pd.Data
                          "headline": news_df["headline"].astype(str).tolist()})
 
 
-def _settings(settings: Settings | None, window: str, min_confidence: float | None) -> Settings:
-    settings = settings or Settings.load()
-    rules = dataclasses.replace(settings.rules, sentiment_window=window)
-    if min_confidence is not None:
-        rules = dataclasses.replace(rules, min_confidence=min_confidence)
-    return dataclasses.replace(settings, rules=rules)
-
-
-def generate_signals_batch(
-    tickers: Iterable[str],
-    ohlcv_data: Mapping[str, pd.DataFrame],
-    news_df: pd.DataFrame | None = None,
-    *,
-    window: str = "1h",
-    min_confidence: float | None = None,
-    interval: str = "1m",
-    settings: Settings | None = None,
-    scorer: SentimentScorer | None = None,
-) -> dict[str, TradingSignal | None]:
-    """The latest signal for each ticker; ``None`` where it falls below ``min_confidence``.
+class Engine:
+    """The seed's engine as a small object: configuration and scorer loaded once.
 
     Args:
-        tickers: which entries of ``ohlcv_data`` to evaluate.
-        ohlcv_data: per ticker, a DataFrame indexed by bar close time with
-            open/high/low/close/volume columns (any capitalisation).
-        news_df: optional headlines: ``timestamp`` column (or a time index),
-            ``headline``, and ``tickers`` (``;``-separated or lists; when absent every
-            headline concerns every ticker).
-        window: as-of sentiment window, e.g. ``"1h"``.
-        min_confidence: signals below it are reported as ``None``.
-        interval: bar interval, used in signal ids.
-        settings: configuration (file + environment when omitted).
-        scorer: headline scorer (the configured one when omitted).
+        settings: configuration; when omitted it is loaded from ``config_path`` (or
+            ``GNOSIS_CONFIG``) and the environment.
+        config_path: TOML configuration file.
+        features_config_path: a separate TOML file for the ``[features]`` section.
+        scorer: headline scorer; the configured one (ONNX or lexicon) when omitted.
     """
-    tickers = list(tickers)
-    cfg = _settings(settings, window, min_confidence)
-    bars = pd.concat([_bars_frame(t, ohlcv_data[t], interval) for t in tickers],
-                     ignore_index=True)
-    frame = replay_frame(bars, _news_frame(news_df, tickers), cfg, scorer)
-    last = frame.groupby("ticker", sort=False).tail(1)
-    out: dict[str, TradingSignal | None] = dict.fromkeys(tickers)
-    for signal in to_signals(last):
-        floor = cfg.rules.min_confidence
-        out[signal.ticker] = signal if signal.confidence >= floor else None
-    return out
+
+    def __init__(self, settings: Settings | None = None, *,
+                 config_path: str | os.PathLike[str] | None = None,
+                 features_config_path: str | os.PathLike[str] | None = None,
+                 scorer: SentimentScorer | None = None) -> None:
+        from gnosis.models.sentiment import load_scorer
+
+        self.settings = settings or Settings.load(config_path,
+                                                  features_config_path=features_config_path)
+        self.scorer = scorer or load_scorer(self.settings.sentiment)
+
+    def generate_signals_batch(
+        self,
+        tickers: Iterable[str],
+        ohlcv_data: Mapping[str, pd.DataFrame],
+        news_df: pd.DataFrame | None = None,
+        *,
+        window: str | None = None,
+        min_confidence: float | None = None,
+        interval: str = "1m",
+    ) -> dict[str, TradingSignal | None]:
+        """The latest signal for each ticker; ``None`` where it falls below ``min_confidence``.
+
+        Args:
+            tickers: which entries of ``ohlcv_data`` to evaluate.
+            ohlcv_data: per ticker, a DataFrame indexed by bar close time with
+                open/high/low/close/volume columns (any capitalisation).
+            news_df: optional headlines: ``timestamp`` column (or a time index),
+                ``headline``, and ``tickers`` (``;``-separated or lists; when absent every
+                headline concerns every ticker).
+            window: as-of sentiment window, e.g. ``"1h"`` (the configured one by default).
+            min_confidence: signals below it are reported as ``None``.
+            interval: bar interval, used in signal ids.
+        """
+        tickers = list(tickers)
+        rules = self.settings.rules
+        if window is not None:
+            rules = dataclasses.replace(rules, sentiment_window=window)
+        if min_confidence is not None:
+            rules = dataclasses.replace(rules, min_confidence=min_confidence)
+        cfg = dataclasses.replace(self.settings, rules=rules)
+        bars = pd.concat([_bars_frame(t, ohlcv_data[t], interval) for t in tickers],
+                         ignore_index=True)
+        frame = replay_frame(bars, _news_frame(news_df, tickers), cfg, self.scorer)
+        out: dict[str, TradingSignal | None] = dict.fromkeys(tickers)
+        for signal in to_signals(frame.groupby("ticker", sort=False).tail(1)):
+            out[signal.ticker] = signal if signal.confidence >= rules.min_confidence else None
+        return out
+
+    def generate_signal(self, ticker: str, ohlcv: pd.DataFrame,
+                        news_df: pd.DataFrame | None = None, **options: Any
+                        ) -> TradingSignal | None:
+        """The signal for the last bar of ``ohlcv`` (options as for
+        :meth:`generate_signals_batch`)."""
+        return self.generate_signals_batch([ticker], {ticker: ohlcv}, news_df,
+                                           **options)[ticker]
 
 
-def generate_signal(
-    ticker: str,
-    ohlcv: pd.DataFrame,
-    news_df: pd.DataFrame | None = None,
-    *,
-    window: str = "1h",
-    min_confidence: float | None = None,
-    interval: str = "1m",
-    settings: Settings | None = None,
-    scorer: SentimentScorer | None = None,
-) -> TradingSignal | None:
-    """The signal for the last bar of ``ohlcv`` (see :func:`generate_signals_batch`)."""
-    return generate_signals_batch([ticker], {ticker: ohlcv}, news_df, window=window,
-                                  min_confidence=min_confidence, interval=interval,
-                                  settings=settings, scorer=scorer)[ticker]
+def generate_signals_batch(tickers: Iterable[str], ohlcv_data: Mapping[str, pd.DataFrame],
+                           news_df: pd.DataFrame | None = None, *,
+                           settings: Settings | None = None, **options: Any
+                           ) -> dict[str, TradingSignal | None]:
+    """:meth:`Engine.generate_signals_batch` with a one-off :class:`Engine`."""
+    return Engine(settings).generate_signals_batch(tickers, ohlcv_data, news_df, **options)
+
+
+def generate_signal(ticker: str, ohlcv: pd.DataFrame, news_df: pd.DataFrame | None = None, *,
+                    settings: Settings | None = None, **options: Any) -> TradingSignal | None:
+    """:meth:`Engine.generate_signal` with a one-off :class:`Engine`, e.g.
+    ``generate_signal("AAPL", ohlcv, news, window="1h", min_confidence=0.6)``."""
+    return Engine(settings).generate_signal(ticker, ohlcv, news_df, **options)
