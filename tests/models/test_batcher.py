@@ -92,3 +92,11 @@ def test_scorer_error_reaches_callers_and_batcher_goes_on() -> None:
     failed, ok = asyncio.run(main())
     assert isinstance(failed, RuntimeError)
     assert ok.score > 0
+
+
+def test_batcher_survives_a_new_event_loop() -> None:
+    batcher = MicroBatcher(LexiconScorer(), batch_size=4, max_wait_ms=1)
+    first = asyncio.run(batcher.score("Acme beats"))  # loop closed without close()
+    second = asyncio.run(asyncio.wait_for(batcher.score("Acme beats"), timeout=30))
+    assert first == second
+    asyncio.run(batcher.close())

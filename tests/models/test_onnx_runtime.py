@@ -106,3 +106,10 @@ def test_threads_are_configurable() -> None:
     scorer = OnnxSentimentScorer(TINY_MODEL_DIR, intra_op_threads=2, inter_op_threads=1)
     assert scorer.session.get_session_options().intra_op_num_threads == 2
     assert scorer.score_batch(["Acme beats"])[0].model_id == scorer.model_id
+
+
+def test_max_length_is_capped_at_the_position_limit() -> None:
+    scorer = OnnxSentimentScorer(TINY_MODEL_DIR, max_length=10_000)
+    assert scorer.max_length == scorer.manifest.max_positions == 128
+    assert scorer.feeds(["profit " * 500])["input_ids"].shape == (1, 128)
+    assert scorer.score_batch(["profit " * 500])[0].model_id == scorer.model_id

@@ -70,6 +70,7 @@ def export_model(checkpoint: str | Path = DEFAULT_CHECKPOINT, out_dir: str | Pat
         manifest = _write(work, ModelManifest(
             name=f"{stem}-onnx-fp32", source=str(checkpoint), model_file=MODEL_FILE,
             sha256="", labels=labels, max_length=max_length,
+            max_positions=model.config.max_position_embeddings,
             versions=_versions("torch", "transformers", "onnxruntime")))
         if optimize:
             manifest = optimize_model(work, Path(tmp) / "opt",

@@ -43,11 +43,12 @@ class MicroBatcher:
 
     async def score(self, text: str) -> SentimentScore:
         """The score of one headline, computed in a batch with concurrent callers."""
-        if self._worker is None or self._worker.done():
+        loop = asyncio.get_running_loop()
+        if self._worker is None or self._worker.done() or self._worker.get_loop() is not loop:
             self._queue = asyncio.Queue()
-            self._worker = asyncio.get_running_loop().create_task(self._run())
+            self._worker = loop.create_task(self._run())
         assert self._queue is not None
-        future: asyncio.Future[SentimentScore] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[SentimentScore] = loop.create_future()
         self._queue.put_nowait((text, future))
         return await future
 

@@ -32,6 +32,9 @@ class ModelManifest:
     labels: tuple[str, ...]
     """Label of each output logit, in index order (FinBERT: positive, negative, neutral)."""
     max_length: int
+    """Default tokens per text at run time."""
+    max_positions: int = 512
+    """The model's position-embedding limit: no run-time ``max_length`` may exceed it."""
     precision: str = "fp32"
     """``"fp32"`` or ``"int8"`` (dynamic quantisation)."""
     optimized: bool = False

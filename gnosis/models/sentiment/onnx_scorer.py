@@ -55,7 +55,8 @@ class OnnxSentimentScorer:
             raise ValueError(f"{model_dir}: labels {self.manifest.labels} lack {sorted(missing)}")
         self._columns = [self.manifest.labels.index(label) for label in SENTIMENT_LABELS]
         self.model_id = self.manifest.model_id
-        self.max_length = max_length or self.manifest.max_length
+        self.max_length = min(max_length or self.manifest.max_length,
+                              self.manifest.max_positions)
         self.batch_size = max(1, batch_size)
 
         self.tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER))
