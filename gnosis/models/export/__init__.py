@@ -99,7 +99,7 @@ def optimize_model(src_dir: str | Path, out_dir: str | Path, *, num_heads: int =
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     optimized = ort_optimize(str(Path(src_dir) / src.model_file), model_type="bert",
-                             num_heads=num_heads, hidden_size=hidden_size, opt_level=1)
+                             num_heads=num_heads, hidden_size=hidden_size, opt_level=0)
     optimized.save_model_to_file(str(out_dir / MODEL_FILE))
     shutil.copy(Path(src_dir) / TOKENIZER, out_dir / TOKENIZER)
     return _write(out_dir, replace(src, model_file=MODEL_FILE, optimized=True))
