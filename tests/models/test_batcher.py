@@ -27,7 +27,7 @@ def test_concurrent_requests_share_batches() -> None:
     scorer = RecordingLexicon()
 
     async def main() -> list[SentimentScore]:
-        async with MicroBatcher(scorer, batch_size=16, max_wait_ms=1_000) as batcher:
+        async with MicroBatcher(scorer, batch_size=16, max_wait_ms=200) as batcher:
             return await asyncio.gather(*(batcher.score(h) for h in HEADLINES))
 
     results = asyncio.run(main())
@@ -53,9 +53,9 @@ def test_requests_within_max_wait_are_grouped() -> None:
     scorer = RecordingLexicon()
 
     async def main() -> None:
-        async with MicroBatcher(scorer, batch_size=64, max_wait_ms=2_000) as batcher:
+        async with MicroBatcher(scorer, batch_size=64, max_wait_ms=500) as batcher:
             first = asyncio.ensure_future(batcher.score("Acme beats"))
-            await asyncio.sleep(0.05)  # well inside the 2 s window
+            await asyncio.sleep(0.02)  # well inside the 500 ms window
             await asyncio.gather(first, batcher.score("Globex falls"))
 
     asyncio.run(main())
@@ -68,7 +68,7 @@ def test_batches_are_observed_in_prometheus() -> None:
     before = REGISTRY.get_sample_value(count) or 0.0, REGISTRY.get_sample_value(total) or 0.0
 
     async def main() -> None:
-        async with MicroBatcher(LexiconScorer(), batch_size=8, max_wait_ms=1_000) as batcher:
+        async with MicroBatcher(LexiconScorer(), batch_size=8, max_wait_ms=200) as batcher:
             await asyncio.gather(*(batcher.score(h) for h in HEADLINES[:20]))
 
     asyncio.run(main())
