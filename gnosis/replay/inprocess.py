@@ -124,14 +124,14 @@ def replay_frame(bars: pd.DataFrame, news: pd.DataFrame | None = None,
     from gnosis.models.sentiment import load_scorer
 
     settings = settings or Settings()
+    scorer = scorer or load_scorer(settings.sentiment)
     if news is not None and len(news):
-        scorer = scorer or load_scorer(settings.sentiment)
         scores = score_headlines(scorer, news["headline"].tolist())
         flat = explode_news(news, scores)
         news_by_ticker = dict(tuple(flat.groupby("ticker", sort=False)))
     else:
         news_by_ticker = {}
-    model_id = scorer.model_id if scorer is not None else _default_model_id(settings)
+    model_id = scorer.model_id
     if "interval" not in bars:
         bars = bars.assign(interval="1m")
     bars = bars.sort_values(["ticker", "ts"], kind="stable")
@@ -145,12 +145,6 @@ def replay_frame(bars: pd.DataFrame, news: pd.DataFrame | None = None,
         return pd.DataFrame(columns=list(SIGNAL_COLUMNS))
     out = pd.concat(frames, ignore_index=True)
     return out.sort_values(["ts", "ticker"], kind="stable", ignore_index=True)
-
-
-def _default_model_id(settings: Settings) -> str:
-    from gnosis.models.sentiment import load_scorer
-
-    return load_scorer(settings.sentiment).model_id
 
 
 def signal_ids(frame: pd.DataFrame) -> list[str]:
