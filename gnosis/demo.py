@@ -34,6 +34,7 @@ from rich.table import Table
 
 from gnosis.config import Settings
 from gnosis.events import TradingSignal, format_timestamp
+from gnosis.replay.run import ReplayError
 
 _STYLE = {"BUY": "bold green", "SELL": "bold red", "HOLD": "dim"}
 
@@ -57,13 +58,12 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout: float, log: Path
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the worker exited with code {process.returncode}; see {log}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
+            raise ReplayError(f"the worker exited with code {process.returncode}; see {log}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+            if response.status == 200:
+                return
         time.sleep(0.5)
-    raise RuntimeError(f"the worker was not healthy after {timeout:.0f} s; see {log}")
+    raise ReplayError(f"the worker was not healthy after {timeout:.0f} s; see {log}")
 
 
 def _stop(process: subprocess.Popen | None) -> None:
@@ -179,7 +179,7 @@ def run_demo(workdir: Path, *, port: int = 19092, settings: Settings | None = No
     worker: subprocess.Popen | None = None
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        with console.status("starting Apache Kafka (KRaft) on 127.0.0.1:%d…" % port):
+        with console.status(f"starting Apache Kafka (KRaft) on 127.0.0.1:{port}…"):
             kafka.start()
             create_topics(settings)
         console.print(f"[bold]kafka[/]: up on {kafka.bootstrap_servers}, topics created")
