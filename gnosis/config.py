@@ -101,17 +101,31 @@ class KafkaConfig:
     """Broker connection and topic layout."""
 
     bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated host:port list of brokers."""
     bars_topic: str = "bars"
+    """OHLCV bars in, key = ticker (Java murmur2 partitioner, as aiokafka and Java use)."""
     news_topic: str = "news"
+    """Headlines in; any key (the worker re-keys them per ticker)."""
     signals_topic: str = "signals"
+    """TradingSignal JSON out, key = ticker."""
     deadletter_topic: str = "deadletter"
+    """Invalid input with its reason, field and source position."""
     partitions: int = 4
+    """Partitions of bars, news, the repartition topic and the changelogs (must match)."""
     replication_factor: int = 1
+    """Replication factor of the topics ``gnosis kafka topics`` creates."""
+    retention_days: int = 7
+    """Retention of the event topics (changelogs are compacted instead)."""
+    deadletter_partitions: int = 1
+    """Partitions of the deadletter topic."""
     security_protocol: str = "PLAINTEXT"
+    """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
     sasl_mechanism: str = ""
+    """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 when SASL is used."""
     sasl_username: str = ""
     sasl_password: str = ""
     ssl_cafile: str = ""
+    """CA bundle for SSL; empty uses the system store."""
 
 
 @dataclass(frozen=True)
@@ -119,12 +133,24 @@ class WorkerConfig:
     """The live worker (Faust app)."""
 
     app_id: str = "gnosis"
+    """Faust app id: consumer group, transactional-id prefix and internal topic prefix."""
     web_port: int = 6066
+    """Port of /health and /metrics."""
     processing_guarantee: str = "at_least_once"
+    """"at_least_once" (lowest latency; a crash may repeat signals) or "exactly_once"
+    (Kafka transactions; signals become visible to read_committed consumers on commit)."""
     commit_interval: float = 0.2
+    """Seconds between offset commits (in exactly_once: between transaction commits)."""
     allowed_lateness: str = "0s"
+    """News stamped earlier than the last bar's close minus this is counted and ignored."""
     data_dir: str = ".cache/worker"
+    """Faust's local data folder."""
     log_level: str = "info"
+    snapshot_every: int = 256
+    """Journal entries between two snapshots of a ticker's engine state."""
+    max_news_wait: float = 5.0
+    """Seconds a bar may wait for the news pipeline to catch up before it is processed
+    anyway (a stall guard; normally bars wait a few milliseconds)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,136 @@
+"""The worker's Kafka topics, created explicitly before it starts.
+
+Faust does not create source topics, and topics it auto-declares get broker defaults, so
+every topic is created here with its partition count and configuration:
+
+============================  ==========================  =============================
+topic                         key                         purpose
+============================  ==========================  =============================
+``bars``                      ticker                      OHLCV bars in (producers)
+``news``                      any                         headlines in (producers)
+``<app>-news-by-ticker``      ticker                      one scored record per ticker
+                                                          a headline names (internal)
+``signals``                   ticker                      TradingSignal JSON out
+``deadletter``                source key                  invalid input + reason
+``<app>-snapshots-changelog``  ticker                     per-ticker engine snapshots
+``<app>-journal-changelog``   ``ticker:slot``             events since the snapshot
+============================  ==========================  =============================
+
+``bars``, ``news``, the repartition topic and the changelogs must have the same number
+of partitions (``kafka.partitions``): a ticker's bars, its re-keyed news and its state
+then live in the same partition number, which Faust requires for tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from gnosis.config import Settings
+
+_DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: name, partitions and topic-level configuration."""
+
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names for one configuration."""
+
+    bars: str
+    news: str
+    news_by_ticker: str
+    signals: str
+    deadletter: str
+    snapshots_changelog: str
+    journal_changelog: str
+
+
+SNAPSHOTS_TABLE = "snapshots"
+JOURNAL_TABLE = "journal"
+
+
+def topic_names(settings: Settings) -> Topics:
+    """All topic names: the configured ones plus the app's internal topics."""
+    k, app_id = settings.kafka, settings.worker.app_id
+    return Topics(
+        bars=k.bars_topic, news=k.news_topic, news_by_ticker=f"{app_id}-news-by-ticker",
+        signals=k.signals_topic, deadletter=k.deadletter_topic,
+        snapshots_changelog=f"{app_id}-{SNAPSHOTS_TABLE}-changelog",
+        journal_changelog=f"{app_id}-{JOURNAL_TABLE}-changelog",
+    )
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic the worker reads or writes, with partitions and configuration."""
+    names, k = topic_names(settings), settings.kafka
+    events = {"cleanup.policy": "delete", "retention.ms": str(k.retention_days * _DAY_MS)}
+    compact = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+    n = k.partitions
+    return [
+        TopicSpec(names.bars, n, events),
+        TopicSpec(names.news, n, events),
+        TopicSpec(names.news_by_ticker, n, events),
+        TopicSpec(names.signals, n, events),
+        TopicSpec(names.deadletter, k.deadletter_partitions, events),
+        TopicSpec(names.snapshots_changelog, n, compact),
+        TopicSpec(names.journal_changelog, n, compact),
+    ]
+
+
+def client_options(settings: Settings) -> dict[str, object]:
+    """aiokafka connection options (bootstrap, SASL, SSL) from ``[kafka]``."""
+    k = settings.kafka
+    opts: dict[str, object] = {"bootstrap_servers": k.bootstrap_servers,
+                               "security_protocol": k.security_protocol}
+    if k.sasl_mechanism:
+        opts.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_username,
+                    sasl_plain_password=k.sasl_password)
+    if k.security_protocol in {"SSL", "SASL_SSL"}:
+        from aiokafka.helpers import create_ssl_context
+
+        opts["ssl_context"] = create_ssl_context(cafile=k.ssl_cafile or None)
+    return opts
+
+
+async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    specs = topic_specs(settings) if specs is None else specs
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        todo = [s for s in specs if s.name not in existing]
+        if todo:
+            await admin.create_topics([
+                NewTopic(s.name, s.partitions, settings.kafka.replication_factor,
+                         topic_configs=s.config) for s in todo])
+            await _wait_visible(admin, {s.name for s in todo})
+        return [s.name for s in todo]
+    finally:
+        await admin.close()
+
+
+async def _wait_visible(admin: object, names: set[str], timeout: float = 15.0) -> None:
+    # Creation returns before every broker's metadata cache knows the topic.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if names <= set(await admin.list_topics()):  # type: ignore[attr-defined]
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"topics not visible after {timeout}s: {sorted(names)}")
+
+
+def create_topics(settings: Settings) -> list[str]:
+    """Blocking :func:`ensure_topics`, for the CLI and tests."""
+    return asyncio.run(ensure_topics(settings))

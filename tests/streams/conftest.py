@@ -1,0 +1,44 @@
+"""Synthetic market input for the live-pipeline tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gnosis.events import Bar, NewsItem
+from gnosis.models.sentiment.synthetic import synthetic_headlines
+
+MINUTE_NS = 60 * 1_000_000_000
+START_NS = 1_704_204_000 * 1_000_000_000  # 2024-01-02 14:00 UTC
+
+
+def market_events(tickers: tuple[str, ...] = ("AAPL", "MSFT", "GOOG", "TSLA", "NVDA"),
+                  bars_per_ticker: int = 600, news_per_bar: float = 0.3,
+                  seed: int = 3) -> tuple[list[Bar], list[NewsItem]]:
+    """One-minute random-walk bars per ticker, and headlines naming one to three tickers.
+
+    Some headlines share a bar's exact close time, so the ``<= t`` boundary is exercised.
+    """
+    rng = np.random.default_rng(seed)
+    bars: list[Bar] = []
+    for k, ticker in enumerate(tickers):
+        price = 100.0 + 10 * k
+        for i in range(bars_per_ticker):
+            ts = START_NS + (i + 1) * MINUTE_NS
+            step = rng.normal(0, 0.002)
+            o, c = price, price * (1 + step)
+            hi, lo = max(o, c) * (1 + abs(rng.normal(0, 0.001))), min(o, c) * (
+                1 - abs(rng.normal(0, 0.001)))
+            volume = float(rng.lognormal(10, 0.6))
+            bars.append(Bar(ticker, ts, o, hi, lo, c, volume, "1m"))
+            price = c
+    n_news = int(bars_per_ticker * len(tickers) * news_per_bar)
+    headlines = synthetic_headlines(n_news, seed=seed)
+    span = bars_per_ticker * MINUTE_NS
+    news: list[NewsItem] = []
+    for j, text in enumerate(headlines):
+        named = tuple(rng.choice(tickers, size=int(rng.integers(1, 4)), replace=False))
+        offset = int(rng.integers(0, span))
+        if j % 5 == 0:  # exactly on a bar close
+            offset = (offset // MINUTE_NS) * MINUTE_NS
+        news.append(NewsItem(f"n{j}", START_NS + offset, named, text))
+    return bars, news
