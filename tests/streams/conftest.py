@@ -36,7 +36,8 @@ def market_events(tickers: tuple[str, ...] = ("AAPL", "MSFT", "GOOG", "TSLA", "N
     span = bars_per_ticker * MINUTE_NS
     news: list[NewsItem] = []
     for j, text in enumerate(headlines):
-        named = tuple(rng.choice(tickers, size=int(rng.integers(1, 4)), replace=False))
+        size = min(int(rng.integers(1, 4)), len(tickers))
+        named = tuple(str(t) for t in rng.choice(tickers, size=size, replace=False))
         offset = int(rng.integers(0, span))
         if j % 5 == 0:  # exactly on a bar close
             offset = (offset // MINUTE_NS) * MINUTE_NS
