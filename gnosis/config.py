@@ -151,6 +151,8 @@ class WorkerConfig:
     max_news_wait: float = 5.0
     """Seconds a bar may wait for the news pipeline to catch up before it is processed
     anyway (a stall guard; normally bars wait a few milliseconds)."""
+    session_timeout: float = 10.0
+    """Consumer-group session timeout: how soon a crashed worker's partitions move on."""
 
 
 @dataclass(frozen=True)

@@ -198,3 +198,4 @@ def consume_committed(bootstrap: str, topic: str, *, expected: int | None = None
         return out
 
     return asyncio.run(run())
+

@@ -95,6 +95,9 @@ def deadletter_record(payload: bytes | None, exc: InvalidEvent, topic: str, part
     })
 
 
+_Record = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, partition
+
+
 @dataclass(slots=True)
 class _HeldBar:
     event: Any
@@ -174,13 +177,14 @@ class Pipeline:
             self.frontier.processed(msg.partition, msg.offset)
             return
         score = float(self.scorer.score_batch([item.headline])[0].score)
+        records: list[_Record] = []
         for ticker in item.tickers:
             p = ticker_partition(ticker, self.partitions)
             value = orjson.dumps({"ticker": ticker, "ts": item.ts, "score": score,
                                   "id": item.id, "q": msg.partition, "o": msg.offset})
-            await self._send(self.topics.news_by_ticker, ticker.encode(), value, p,
-                             msg.partition)
+            records.append((self.topics.news_by_ticker, ticker.encode(), value, p))
             self.frontier.generated(p, msg.partition, msg.offset)
+        await self._emit(msg.partition, records)
         self.frontier.processed(msg.partition, msg.offset)
         metrics.NEWS_CONSUMED.inc()
         event.ack()
@@ -188,13 +192,15 @@ class Pipeline:
     async def _on_rekeyed(self, event: Any) -> None:
         msg = event.message
         rec = orjson.loads(msg.value)
-        self.frontier.seen(msg.partition, rec["q"], rec["o"])
+        q, offset = rec["q"], rec["o"]
+        self.frontier.seen(msg.partition, q, offset)
         state = self._state(rec["ticker"])
-        entry = state.add_news(rec["ts"], rec["score"])
-        if entry is None:
-            metrics.LATE_EVENTS.labels(topic=self.topics.news).inc()
-        else:
-            self._persist(state, entry)
+        if not state.is_applied(q, offset):  # else: re-sent after a crash, already counted
+            entry = state.add_news(rec["ts"], rec["score"], q, offset)
+            if entry is None:
+                metrics.LATE_EVENTS.labels(topic=self.topics.news).inc()
+            else:
+                await self._emit(msg.partition, self._persist(state, entry, msg.partition))
         event.ack()
 
     # ------------------------------------------------------------------ bars
@@ -228,9 +234,10 @@ class Pipeline:
                 await self._deadletter(event, exc)
                 return
             metrics.FEATURE_UPDATE_SECONDS.observe(time.perf_counter() - started)
-            await self._send(self.topics.signals, bar.ticker.encode(), signal.to_json(),
-                             event.message.partition, event.message.partition)
-            self._persist(state, entry)
+            p = event.message.partition
+            # Signal and state record go out together, in one transaction when exactly-once.
+            await self._emit(p, [(self.topics.signals, bar.ticker.encode(), signal.to_json(), p),
+                                 *self._persist(state, entry, p)])
             metrics.BARS_CONSUMED.inc()
             metrics.SIGNALS_EMITTED.labels(signal_type=signal.signal_type).inc()
             metrics.BAR_TO_SIGNAL_SECONDS.observe(time.perf_counter() - held.received)
@@ -269,11 +276,22 @@ class Pipeline:
             metrics.TICKERS_IN_STATE.set(len(self.states))
         return state
 
-    def _persist(self, state: TickerState, entry: bytes) -> None:
+    def _persist(self, state: TickerState, entry: bytes, p: int) -> list[_Record]:
+        """Update the tables in memory; return the changelog records to send with the output.
+
+        The changelog is written here rather than by Faust's table (which buffers and
+        sends later) so that a signal and the state that covers it are always in the same
+        transaction: a commit can never fall between them.
+        """
         ticker = state.engine.ticker
-        self.journal[journal_key(ticker, state.seq - 1, self.every).encode()] = entry
+        key = journal_key(ticker, state.seq - 1, self.every).encode()
+        self.journal.data[key] = entry
+        records = [(self.topics.journal_changelog, key, entry, p)]
         if state.seq % self.every == 0:
-            self.snapshots[ticker.encode()] = state.snapshot()
+            snap = state.snapshot()
+            self.snapshots.data[ticker.encode()] = snap
+            records.append((self.topics.snapshots_changelog, ticker.encode(), snap, p))
+        return records
 
     def forget(self) -> None:
         """Drop in-memory state after a rebalance; tables rebuild it on first use."""
@@ -287,13 +305,24 @@ class Pipeline:
 
     async def _send(self, topic: str, key: bytes | None, value: bytes, partition: int | None,
                     source_partition: int) -> None:
+        await self._emit(source_partition, [(topic, key, value, partition)])
+
+    async def _emit(self, source_partition: int, records: list[_Record]) -> None:
+        """Queue records; under exactly-once, atomically in the source partition's transaction.
+
+        Holding Faust's per-transaction lock keeps its commit from splitting the records.
+        """
         producer = self.app.producer
-        if self.exactly_once:
-            group = self.app.assignor.group_for_topic(self.topics.bars)
-            tid = f"{self.app.conf.id}-{group}-{source_partition}"
-            await producer.send(topic, key, value, partition, None, None, transactional_id=tid)
-        else:
-            await producer.send(topic, key, value, partition, None, None)
+        if not self.exactly_once:
+            for topic, key, value, partition in records:
+                await producer.send(topic, key, value, partition, None, None)
+            return
+        group = self.app.assignor.group_for_topic(self.topics.bars)
+        tid = f"{self.app.conf.id}-{group}-{source_partition}"
+        async with producer._trn_locks[tid]:
+            transaction = producer._transaction_producers[tid]
+            for topic, key, value, partition in records:
+                await transaction.send(topic, value, key=key, partition=partition)
 
     async def _deadletter(self, event: Any, exc: InvalidEvent) -> None:
         msg = event.message
@@ -351,6 +380,7 @@ def make_app(settings: Settings, scorer: Any = None) -> faust.App:
         web_port=w.web_port, web_bind="0.0.0.0", web_in_thread=False,
         producer_linger=0.002, consumer_auto_offset_reset="earliest",
         stream_wait_empty=False, key_serializer="raw", value_serializer="raw",
+        broker_session_timeout=w.session_timeout, broker_heartbeat_interval=1.0,
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
            "value_serializer": "raw"}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -25,7 +25,7 @@ from gnosis.config import Settings
 from gnosis.engine import TickerEngine
 from gnosis.events import Bar, TradingSignal
 
-_HEADER = struct.Struct("<qq")  # next journal seq, offset of the last bar applied
+_HEADER = struct.Struct("<qqI")  # next seq, offset of the last bar, news-source JSON length
 NEWS, BAR = 0, 1
 
 
@@ -36,16 +36,26 @@ class TickerState:
     engine: TickerEngine
     seq: int = 0
     bar_offset: int = -1
+    news_offsets: dict[int, int] = field(default_factory=dict)
+    """Per news partition, the offset of the last headline applied (for idempotence)."""
 
     def snapshot(self) -> bytes:
-        """Header + engine state, the value of ``snapshots[ticker]``."""
-        return _HEADER.pack(self.seq, self.bar_offset) + self.engine.to_state()
+        """Header + applied news positions + engine state: the value of ``snapshots[ticker]``."""
+        sources = orjson.dumps({str(q): o for q, o in self.news_offsets.items()})
+        return (_HEADER.pack(self.seq, self.bar_offset, len(sources)) + sources
+                + self.engine.to_state())
 
-    def add_news(self, ts: int, score: float) -> bytes | None:
-        """Apply a scored headline; the journal entry to write, or ``None`` if it was late."""
+    def is_applied(self, q: int, offset: int) -> bool:
+        """Whether the headline at news ``(q, offset)`` was already applied (a re-delivery)."""
+        return offset <= self.news_offsets.get(q, -1)
+
+    def add_news(self, ts: int, score: float, q: int = 0, offset: int = -1) -> bytes | None:
+        """Apply a scored headline from news ``(q, offset)``; the journal entry to write, or
+        ``None`` if it was late (then nothing changed)."""
         if not self.engine.add_sentiment(ts, score):
             return None
-        return self._entry([NEWS, ts, score])
+        self.news_offsets[q] = max(offset, self.news_offsets.get(q, -1))
+        return self._entry([NEWS, ts, score, q, offset])
 
     def add_bar(self, bar: Bar, offset: int) -> tuple[TradingSignal, bytes]:
         """Apply a bar; its signal and journal entry. Raises ``InvalidEvent`` unchanged."""
@@ -65,7 +75,9 @@ class TickerState:
         if seq != self.seq:
             return False
         if kind == NEWS:
-            self.engine.add_sentiment(rest[0], rest[1])
+            ts, score, q, offset = rest
+            self.engine.add_sentiment(ts, score)
+            self.news_offsets[q] = max(offset, self.news_offsets.get(q, -1))
         else:
             offset, ts, o, h, lo, c, v, interval = rest
             self.engine.on_bar(Bar(self.engine.ticker, ts, o, h, lo, c, v, interval))
@@ -85,9 +97,11 @@ def restore(ticker: str, settings: Settings, model_id: str, snapshot: bytes | No
     if snapshot is None:
         state = TickerState(TickerEngine(ticker, settings, model_id))
     else:
-        seq, offset = _HEADER.unpack_from(snapshot)
-        engine = TickerEngine.from_state(ticker, settings, snapshot[_HEADER.size:], model_id)
-        state = TickerState(engine, seq, offset)
+        seq, offset, size = _HEADER.unpack_from(snapshot)
+        start = _HEADER.size + size
+        sources = orjson.loads(snapshot[_HEADER.size:start])
+        engine = TickerEngine.from_state(ticker, settings, snapshot[start:], model_id)
+        state = TickerState(engine, seq, offset, {int(q): o for q, o in sources.items()})
     while (entry := journal(journal_key(ticker, state.seq, every))) is not None:
         if not state.replay(entry):
             break

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 
 from gnosis.events import Bar, NewsItem
@@ -43,3 +45,23 @@ def market_events(tickers: tuple[str, ...] = ("AAPL", "MSFT", "GOOG", "TSLA", "N
             offset = (offset // MINUTE_NS) * MINUTE_NS
         news.append(NewsItem(f"n{j}", START_NS + offset, named, text))
     return bars, news
+
+
+def consume_uncommitted_count(bootstrap: str, topic: str) -> int:
+    """Records in ``topic`` counting open transactions (end offsets, read_uncommitted)."""
+    from aiokafka import AIOKafkaConsumer
+
+    async def run() -> int:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None)
+        await consumer.start()
+        try:
+            for _ in range(50):  # the assignment follows the first metadata response
+                if consumer.assignment():
+                    break
+                await asyncio.sleep(0.05)
+            ends = await consumer.end_offsets(list(consumer.assignment()))
+            return sum(ends.values())
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
