@@ -194,6 +194,7 @@ class Pipeline:
         rec = orjson.loads(msg.value)
         q, offset = rec["q"], rec["o"]
         self.frontier.seen(msg.partition, q, offset)
+        self.frontier.consumed_rekeyed(msg.partition, msg.offset)
         state = self._state(rec["ticker"])
         if not state.is_applied(q, offset):  # else: re-sent after a crash, already counted
             entry = state.add_news(rec["ts"], rec["score"], q, offset)
@@ -260,6 +261,14 @@ class Pipeline:
             if not self.frontier.knows(tp.partition):
                 committed = await thread.call_thread(consumer.committed, tp)
                 self.frontier.start(tp.partition, committed or 0)
+        rekeyed = [tp for tp in self.app.consumer.assignment()
+                   if tp.topic == self.topics.news_by_ticker
+                   and not self.frontier.knows_rekeyed(tp.partition)]
+        for tp in rekeyed:
+            committed = await thread.call_thread(consumer.committed, tp)
+            last = await last_committed_record(self.settings, tp.topic, tp.partition,
+                                               committed or 0)
+            self.frontier.start_rekeyed(tp.partition, last)
         async with self.lock:
             self.barriers[epoch] = {tp.partition: off for tp, off in ends.items()}
             await self.release()
@@ -339,6 +348,38 @@ class Pipeline:
             if position is not None and high is not None:
                 metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     max(high - position, 0))
+
+
+async def last_committed_record(settings: Settings, topic: str, partition: int,
+                                start: int) -> int:
+    """Offset of the last committed record at or after ``start`` (``-1`` if none).
+
+    Read once per partition at start-up: re-keyed news written before a restart must be
+    applied before any bar is, and trailing transaction markers make the end offset
+    unusable for that test.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from gnosis.streams.topics import client_options
+
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None,
+                                isolation_level="read_committed", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        last = -1
+        if end > start:
+            consumer.seek(tp, start)
+            while await consumer.position(tp) < end:
+                batch = await consumer.getmany(tp, timeout_ms=500)
+                for record in batch.get(tp, []):
+                    if record.offset < end:
+                        last = record.offset
+        return last
+    finally:
+        await consumer.stop()
 
 
 def _credentials(settings: Settings) -> Any:

@@ -18,6 +18,21 @@ class NewsFrontier:
         self._done: dict[int, int] = {}
         self._generated: dict[int, dict[int, int]] = defaultdict(dict)
         self._seen: dict[int, dict[int, int]] = defaultdict(dict)
+        self._floor: dict[int, int] = {}
+        self._rekeyed_next: dict[int, int] = {}
+
+    def knows_rekeyed(self, p: int) -> bool:
+        """Whether the re-keyed backlog of partition ``p`` at start-up is known."""
+        return p in self._floor
+
+    def start_rekeyed(self, p: int, last_offset: int) -> None:
+        """At start-up, partition ``p`` holds re-keyed records up to ``last_offset``
+        (written before a restart); bars on ``p`` wait until they are consumed."""
+        self._floor.setdefault(p, last_offset)
+
+    def consumed_rekeyed(self, p: int, offset: int) -> None:
+        """The re-keyed record at offset ``offset`` of partition ``p`` was applied."""
+        self._rekeyed_next[p] = offset + 1
 
     def knows(self, q: int) -> bool:
         """Whether news partition ``q``'s position is known."""
@@ -43,6 +58,8 @@ class NewsFrontier:
     def caught_up(self, p: int, barrier: Mapping[int, int]) -> bool:
         """All news before ``barrier`` is processed and its records for ``p`` are back."""
         if any(self._done.get(q, -1) < end for q, end in barrier.items() if end > 0):
+            return False
+        if self._rekeyed_next.get(p, 0) <= self._floor.get(p, -1):
             return False
         seen = self._seen[p]
         return all(seen.get(q, -1) >= o for q, o in self._generated[p].items())
