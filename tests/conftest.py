@@ -19,8 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from gnosis.config import Settings
+
+# Shared CI machines are noisy: property tests are judged on what they find, not on time.
+hypothesis_settings.register_profile("gnosis", deadline=None)
+hypothesis_settings.load_profile("gnosis")
 
 
 def _docker_answers() -> bool:
