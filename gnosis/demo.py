@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +77,8 @@ def _stop(process: subprocess.Popen | None) -> None:
         process.wait()
 
 
-def _table(latest: dict[str, TradingSignal], counts: Counter, received: int, expected: int,
-           rate: float) -> Panel:
+def _table(latest: dict[str, TradingSignal], recent: deque[TradingSignal], counts: Counter,
+           received: int, expected: int, rate: float) -> Panel:
     table = Table(expand=True)
     for column in ("ticker", "bar close", "signal", "confidence", "risk", "size", "Hurst",
                    "Hawkes", "sentiment", "reason"):
@@ -90,9 +90,15 @@ def _table(latest: dict[str, TradingSignal], counts: Counter, received: int, exp
                       f"{s.suggested_position_size:.1%}", f"{s.hurst_exponent:.2f}",
                       f"{s.hawkes_branching:.2f}",
                       f"{s.sentiment_mean:+.2f} ({s.sentiment_count})", s.reasons[0][:48])
+    trades = Table("bar close", "ticker", "signal", "confidence", "size", "why",
+                   title="latest BUY / SELL", expand=True)
+    for s in reversed(recent):
+        trades.add_row(format_timestamp(s.ts)[:16], s.ticker,
+                       f"[{_STYLE[s.signal_type]}]{s.signal_type}[/]", f"{s.confidence:.2f}",
+                       f"{s.suggested_position_size:.1%}", s.reasons[0])
     totals = "   ".join(f"[{_STYLE[k]}]{k}[/] {counts[k]:,}" for k in ("BUY", "SELL", "HOLD"))
     title = f"live signals · {received:,}/{expected:,} · {rate:,.0f}/s · {totals}"
-    return Panel(table, title=title, border_style="cyan")
+    return Panel(Group(table, trades), title=title, border_style="cyan")
 
 
 async def _watch(settings: Settings, expected: int, console: Console, timeout: float
@@ -107,10 +113,11 @@ async def _watch(settings: Settings, expected: int, console: Console, timeout: f
     await consumer.start()
     out: list[TradingSignal] = []
     latest: dict[str, TradingSignal] = {}
+    recent: deque[TradingSignal] = deque(maxlen=8)
     counts: Counter = Counter()
     started = time.monotonic()
     try:
-        with Live(_table(latest, counts, 0, expected, 0.0), console=console,
+        with Live(_table(latest, recent, counts, 0, expected, 0.0), console=console,
                   refresh_per_second=8) as live:
             while len(out) < expected and time.monotonic() - started < timeout:
                 batch = await consumer.getmany(timeout_ms=250)
@@ -120,8 +127,10 @@ async def _watch(settings: Settings, expected: int, console: Console, timeout: f
                         out.append(s)
                         latest[s.ticker] = s
                         counts[s.signal_type] += 1
+                        if s.signal_type != "HOLD":
+                            recent.append(s)
                 rate = len(out) / max(time.monotonic() - started, 1e-9)
-                live.update(_table(latest, counts, len(out), expected, rate))
+                live.update(_table(latest, recent, counts, len(out), expected, rate))
     finally:
         await consumer.stop()
     return out
