@@ -186,7 +186,9 @@ def run_demo(workdir: Path, *, port: int = 19092, settings: Settings | None = No
 
     kafka = LocalKafka(port=port, data_dir=workdir / "kafka")
     worker: subprocess.Popen | None = None
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C, kill and a closed terminal all unwind through the finally below.
+    previous = {sig: signal.signal(sig, signal.default_int_handler)
+                for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         with console.status(f"starting Apache Kafka (KRaft) on 127.0.0.1:{port}…"):
             kafka.start()
@@ -236,4 +238,5 @@ def run_demo(workdir: Path, *, port: int = 19092, settings: Settings | None = No
         with console.status("stopping the worker and the broker…"):
             _stop(worker)
             kafka.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
