@@ -1,0 +1,578 @@
+"""Live pipeline: one worker, bars in → signals out, through a real Kafka broker.
+
+A single-node broker (:class:`gnosis.streams.kafka.broker.LocalKafka`) is started in a
+temporary folder; the worker runs as ``python -m gnosis.streams.worker`` (default
+configuration: all features, window 512, lexicon scorer). For each processing
+guarantee / commit interval:
+
+* **Throughput.** Every bar (and the news) is produced into fresh topics first, then the
+  worker starts. A ``read_committed`` consumer in this process counts the signals; the
+  rate is signals / (last signal − first signal), arrival times in this process. The
+  rate over *warm* bars only (a ticker's bar index ≥ the features' lookback) is reported
+  too, from the same arrival times.
+* **Latency.** The same worker, now warm, gets a paced producer at ``--rate`` bars/s; the
+  latency of a bar is the arrival time of its signal (matched by ``signal_id``) minus the
+  time it was handed to the producer, both ``perf_counter`` in this process. The
+  worker's own ``gnosis_bar_to_signal_seconds`` histogram (bar received → signal queued,
+  no broker or commit time) is scraped from ``/metrics`` before and after.
+
+Baseline, same run: a bare aiokafka consume → produce pass-through (child process,
+``enable_auto_commit``) over the same bars and news messages, same partitions, timed the
+same way. Memory: ``process_resident_memory_bytes`` from ``/metrics`` of at-least-once
+workers that hold ``--memory-tickers`` tickers of ``--memory-bars`` bars each.
+
+The broker, the worker, the producer and the consumer share the machine's cores.
+
+    .venv/bin/python bench/bench_pipeline.py [--tickers 50] [--bars 2000] [--rate 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import orjson
+import psutil
+
+from gnosis.config import Settings
+from gnosis.events import signal_id
+from gnosis.features.state import lookback_of
+from gnosis.replay.synthetic import bars_to_events, news_to_events, synthetic_bars, synthetic_news
+from gnosis.streams.kafka.broker import LocalKafka, free_port
+from gnosis.streams.topics import TopicSpec, ensure_topics
+
+TARGET_RATE = 10_000.0
+"""Bars per second one at-least-once worker should sustain."""
+TARGET_RATIO = 0.5
+"""Worker rate over the bare pass-through rate."""
+TARGET_P99 = 0.025
+"""Seconds of p99 bar-to-signal latency at the offered load, at-least-once."""
+
+_Record = tuple[bytes, bytes]  # key, value
+
+
+@dataclass
+class Workload:
+    """Encoded input: throughput bars and news, then the paced latency bars."""
+
+    bars: list[_Record]
+    news: list[_Record]
+    late_bars: list[tuple[_Record, str]]  # record, signal id
+    late_news: list[tuple[int, _Record]]  # index of the late bar it precedes, record
+    warm_ids: set[str]
+    warm_fraction: float
+
+
+def make_workload(tickers: int, bars: int, late: int, news_per_bar: float,
+                  seed: int = 0) -> Workload:
+    """``bars`` per ticker to pre-produce, then ``late`` per ticker for the paced phase."""
+    frame = synthetic_bars(tickers, bars + late, seed=seed)
+    index = frame.groupby("ticker").cumcount().to_numpy()
+    first, second = frame[index < bars], frame[index >= bars]
+    lookback = lookback_of(Settings().features)
+    events = bars_to_events(first)
+    warm_ids = {signal_id(b.ticker, b.ts, b.interval)
+                for b, i in zip(events, index[index < bars], strict=True) if i >= lookback}
+    news = news_to_events(synthetic_news(first, per_bar=news_per_bar)) if news_per_bar else []
+    late_events = bars_to_events(second)
+    late_news_events = (news_to_events(synthetic_news(second, per_bar=news_per_bar, seed=2))
+                        if news_per_bar and len(second) else [])
+    stamps = np.array([b.ts for b in late_events], dtype=np.int64)
+    late_news = [(int(np.searchsorted(stamps, n.ts, side="left")),
+                  (n.tickers[0].encode(), n.to_json())) for n in late_news_events]
+    return Workload(
+        bars=[(b.ticker.encode(), b.to_json()) for b in events],
+        news=[(n.tickers[0].encode(), n.to_json()) for n in news],
+        late_bars=[((b.ticker.encode(), b.to_json()), signal_id(b.ticker, b.ts, b.interval))
+                   for b in late_events],
+        late_news=sorted(late_news, key=lambda x: x[0]),
+        warm_ids=warm_ids, warm_fraction=len(warm_ids) / max(len(events), 1))
+
+
+# ---------------------------------------------------------------------------- kafka
+
+
+async def produce(bootstrap: str, topic: str, records: list[_Record]) -> None:
+    """Send every record (default murmur2 partitioner on the key) and wait for all acks."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                enable_idempotence=True, linger_ms=20,
+                                max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        futures = []
+        for key, value in records:
+            futures.append(await producer.send(topic, value, key=key))
+            if len(futures) >= 20_000:
+                await asyncio.gather(*futures)
+                futures.clear()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+@dataclass
+class Collector:
+    """Reads a topic from the start (read_committed) in the background; keeps arrivals."""
+
+    bootstrap: str
+    topic: str
+    arrivals: list[tuple[float, bytes]] = field(default_factory=list)  # perf_counter, value
+    task: asyncio.Task | None = None
+    grew: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        self.consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap,
+                                         group_id=None, auto_offset_reset="earliest",
+                                         isolation_level="read_committed",
+                                         enable_auto_commit=False, fetch_max_wait_ms=100)
+        await self.consumer.start()
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=100, max_records=5_000)
+            now = time.perf_counter()
+            for records in batch.values():
+                self.arrivals.extend((now, r.value) for r in records)
+            if batch:
+                self.grew.set()
+
+    async def wait_for(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` records arrived; False on ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while len(self.arrivals) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.grew.clear()
+            with _suppress_timeout():
+                await asyncio.wait_for(self.grew.wait(), min(left, 1.0))
+        return True
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with _suppress_cancel():
+                await self.task
+        await self.consumer.stop()
+
+
+class _suppress_timeout:  # noqa: N801 - used like contextlib.suppress
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, *_: object) -> bool:
+        return kind is asyncio.TimeoutError or kind is TimeoutError
+
+
+class _suppress_cancel:  # noqa: N801
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, *_: object) -> bool:
+        return kind is asyncio.CancelledError
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def settings_for(bootstrap: str, workdir: Path, guarantee: str, commit_interval: float,
+                 partitions: int) -> Settings:
+    """Default configuration with fresh topic names, app id and web port."""
+    tag = uuid.uuid4().hex[:8]
+    base = Settings()
+    kafka = replace(base.kafka, bootstrap_servers=bootstrap, partitions=partitions,
+                    bars_topic=f"bars-{tag}", news_topic=f"news-{tag}",
+                    signals_topic=f"signals-{tag}", deadletter_topic=f"deadletter-{tag}")
+    worker = replace(base.worker, app_id=f"gnosis-{tag}", data_dir=str(workdir / tag),
+                     web_port=free_port(), processing_guarantee=guarantee,
+                     commit_interval=commit_interval, log_level="warning")
+    return replace(base, kafka=kafka, worker=worker)
+
+
+class Process:
+    """A running process whose CPU time is read with psutil."""
+
+    def __init__(self, ps: psutil.Process) -> None:
+        self.ps = ps
+
+    def cpu_seconds(self) -> float:
+        t = self.ps.cpu_times()
+        return t.user + t.system
+
+
+class Child(Process):
+    """A child process, stopped (SIGTERM, then SIGKILL) on :meth:`stop`."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(args, env={**os.environ, **env}, stdout=out,
+                                            stderr=subprocess.STDOUT)
+        super().__init__(psutil.Process(self.process.pid))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def start_worker(settings: Settings, log: Path) -> Child:
+    env = {f"GNOSIS_{section.upper()}__{key.upper()}": str(value)
+           for section, key, value in settings.as_rows() if section in {"kafka", "worker"}}
+    env["OMP_NUM_THREADS"] = "1"
+    return Child([sys.executable, "-m", "gnosis.streams.worker"], env, log)
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+async def wait_ready(port: int, child: Child, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise RuntimeError(f"worker exited with {child.process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        await asyncio.sleep(0.2)
+    raise TimeoutError("worker not ready")
+
+
+def metric(text: str, name: str) -> float:
+    match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else float("nan")
+
+
+def histogram(text: str, name: str) -> list[tuple[float, float]]:
+    """Cumulative (upper bound, count) buckets of a Prometheus histogram."""
+    rows = re.findall(rf'^{name}_bucket{{le="([^"]+)"}} (\S+)$', text, re.MULTILINE)
+    return [(float(le), float(count)) for le, count in rows]
+
+
+def bucket_quantile(before: list[tuple[float, float]], after: list[tuple[float, float]],
+                    q: float) -> float:
+    """Quantile of the observations between two scrapes (linear within a bucket)."""
+    old = dict(before)
+    buckets = [(le, count - old.get(le, 0.0)) for le, count in after]
+    total = buckets[-1][1] if buckets else 0.0
+    if total <= 0:
+        return float("nan")
+    rank, low, below = q * total, 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return low
+            return low + (le - low) * (rank - below) / max(count - below, 1e-12)
+        low, below = le, count
+    return low
+
+
+# ---------------------------------------------------------------------------- phases
+
+
+@dataclass
+class Result:
+    name: str
+    rate: float = float("nan")  # bars/s, first to last signal
+    warm_rate: float = float("nan")
+    from_ready: float = float("nan")  # bars/s, worker ready to last signal
+    cpu: float = float("nan")  # worker CPU seconds per wall second in the window
+    broker_cpu: float = float("nan")
+    p50: float = float("nan")
+    p99: float = float("nan")
+    hist_p50: float = float("nan")
+    hist_p99: float = float("nan")
+    offered: float = float("nan")
+    rss: float = float("nan")
+
+
+def rates(arrivals: list[tuple[float, bytes]], warm_ids: set[str]) -> tuple[float, float]:
+    first, last = arrivals[0][0], arrivals[-1][0]
+    rate = (len(arrivals) - 1) / max(last - first, 1e-9)
+    warm = [t for t, v in arrivals if orjson.loads(v)["signal_id"] in warm_ids]
+    warm_rate = (len(warm) - 1) / max(warm[-1] - warm[0], 1e-9) if len(warm) > 1 else float(
+        "nan")
+    return rate, warm_rate
+
+
+async def run_worker_phase(name: str, settings: Settings, work: Workload, broker: Process,
+                           workdir: Path, rate: float, timeout: float) -> Result:
+    """Pre-produce, start the worker, time throughput; then the paced latency phase."""
+    result = Result(name)
+    bootstrap, k = settings.kafka.bootstrap_servers, settings.kafka
+    await ensure_topics(settings)
+    await produce(bootstrap, k.news_topic, work.news)
+    await produce(bootstrap, k.bars_topic, work.bars)
+    collector = Collector(bootstrap, k.signals_topic)
+    await collector.start()
+    worker = start_worker(settings, workdir / f"{settings.worker.app_id}.log")
+    try:
+        port = settings.worker.web_port
+        await wait_ready(port, worker)
+        ready = time.perf_counter()
+        cpu0, broker0 = worker.cpu_seconds(), broker.cpu_seconds()
+        n = len(work.bars)
+        if not await collector.wait_for(n, timeout):
+            raise TimeoutError(f"{name}: {len(collector.arrivals):,} of {n:,} signals")
+        end = time.perf_counter()
+        cpu1, broker1 = worker.cpu_seconds(), broker.cpu_seconds()
+        arrivals = collector.arrivals[:n]
+        result.rate, result.warm_rate = rates(arrivals, work.warm_ids)
+        result.from_ready = n / (arrivals[-1][0] - ready)
+        result.cpu = (cpu1 - cpu0) / (end - ready)
+        result.broker_cpu = (broker1 - broker0) / (end - ready)
+        result.rss = metric(scrape(port), "process_resident_memory_bytes")
+        if work.late_bars:
+            await latency_phase(settings, work, collector, n, rate, port, result, timeout)
+        return result
+    finally:
+        worker.stop()
+        await collector.stop()
+
+
+async def latency_phase(settings: Settings, work: Workload, collector: Collector, done: int,
+                        rate: float, port: int, result: Result, timeout: float) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    k = settings.kafka
+    before = histogram(scrape(port), "gnosis_bar_to_signal_seconds")
+    producer = AIOKafkaProducer(bootstrap_servers=k.bootstrap_servers, acks="all",
+                                enable_idempotence=True, linger_ms=0)
+    await producer.start()
+    sent: dict[str, float] = {}
+    news = iter(work.late_news)
+    pending = next(news, None)
+    try:
+        started = time.perf_counter()
+        for i, ((key, value), sid) in enumerate(work.late_bars):
+            while pending is not None and pending[0] <= i:
+                await producer.send(k.news_topic, pending[1][1], key=pending[1][0])
+                pending = next(news, None)
+            due = started + i / rate
+            if (delay := due - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
+            sent[sid] = time.perf_counter()
+            await producer.send(k.bars_topic, value, key=key)
+        result.offered = len(work.late_bars) / (time.perf_counter() - started)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    if not await collector.wait_for(done + len(work.late_bars), timeout):
+        raise TimeoutError(f"{result.name}: latency phase incomplete")
+    after = histogram(scrape(port), "gnosis_bar_to_signal_seconds")
+    latencies = [t - sent[sid] for t, v in collector.arrivals[done:]
+                 if (sid := orjson.loads(v)["signal_id"]) in sent]
+    result.p50, result.p99 = np.quantile(latencies, [0.5, 0.99]).tolist()
+    result.hist_p50 = bucket_quantile(before, after, 0.5)
+    result.hist_p99 = bucket_quantile(before, after, 0.99)
+
+
+async def run_passthrough(bootstrap: str, workdir: Path, work: Workload, partitions: int,
+                          timeout: float) -> Result:
+    """The bare consume → produce baseline over the same messages and topic layout."""
+    tag = uuid.uuid4().hex[:8]
+    bars, news, out = f"pt-bars-{tag}", f"pt-news-{tag}", f"pt-out-{tag}"
+    settings = replace(Settings(), kafka=replace(Settings().kafka, bootstrap_servers=bootstrap))
+    await ensure_topics(settings, [TopicSpec(t, partitions) for t in (bars, news, out)])
+    await produce(bootstrap, news, work.news)
+    await produce(bootstrap, bars, work.bars)
+    collector = Collector(bootstrap, out)
+    await collector.start()
+    child = Child([sys.executable, __file__, "--passthrough-child", bootstrap, f"{bars},{news}",
+                   out], {}, workdir / "passthrough.log")
+    try:
+        n = len(work.bars) + len(work.news)
+        if not await collector.wait_for(n, timeout):
+            raise TimeoutError(f"pass-through: {len(collector.arrivals):,} of {n:,}")
+        first, last = collector.arrivals[0][0], collector.arrivals[n - 1][0]
+        result = Result("bare aiokafka pass-through")
+        result.rate = len(work.bars) * (n - 1) / n / max(last - first, 1e-9)
+        return result
+    finally:
+        child.stop()
+        await collector.stop()
+
+
+async def passthrough_child(bootstrap: str, sources: str, out: str) -> None:
+    """Consume ``sources``, send every record to the same partition of ``out``."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    consumer = AIOKafkaConsumer(*sources.split(","), bootstrap_servers=bootstrap,
+                                group_id=f"pt-{uuid.uuid4().hex[:8]}",
+                                auto_offset_reset="earliest", auto_commit_interval_ms=200)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
+    await consumer.start()
+    await producer.start()
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp, records in batch.items():
+                for r in records:
+                    await producer.send(out, r.value, key=r.key, partition=tp.partition)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def memory_phase(bootstrap: str, workdir: Path, tickers: int, bars: int,
+                       partitions: int, timeout: float) -> tuple[float, float]:
+    """(RSS right after start, RSS with ``tickers`` in state) of an at-least-once worker."""
+    settings = settings_for(bootstrap, workdir, "at_least_once", 0.2, partitions)
+    frame = synthetic_bars(tickers, bars, seed=5)
+    records = [(b.ticker.encode(), b.to_json()) for b in bars_to_events(frame)]
+    await ensure_topics(settings)
+    collector = Collector(bootstrap, settings.kafka.signals_topic)
+    await collector.start()
+    worker = start_worker(settings, workdir / f"{settings.worker.app_id}.log")
+    try:
+        port = settings.worker.web_port
+        await wait_ready(port, worker)
+        idle = metric(scrape(port), "process_resident_memory_bytes")
+        await produce(bootstrap, settings.kafka.bars_topic, records)
+        if not await collector.wait_for(len(records), timeout):
+            raise TimeoutError(f"memory phase, {tickers} tickers: incomplete")
+        await asyncio.sleep(1.0)
+        return idle, metric(scrape(port), "process_resident_memory_bytes")
+    finally:
+        worker.stop()
+        await collector.stop()
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def _ms(seconds: float) -> str:
+    return "-" if seconds != seconds else f"{seconds * 1e3:.1f}"
+
+
+def _n(value: float) -> str:
+    return "-" if value != value else f"{value:,.0f}"
+
+
+def report(results: list[Result], baseline: Result, memory: list[tuple[int, float, float]],
+           work: Workload, args: argparse.Namespace) -> None:
+    print(f"\n{args.tickers} tickers × {args.bars} bars = {len(work.bars):,} bars "
+          f"({work.warm_fraction:.0%} past warm-up), {len(work.news):,} headlines; latency: "
+          f"{len(work.late_bars):,} bars offered at {args.rate:,.0f} bars/s; "
+          f"{args.partitions} partitions\n")
+    print("| config | bars/s (first→last signal) | warm bars/s | bars/s from ready | "
+          "× pass-through | worker CPU | broker CPU | offered bars/s | p50 ms | p99 ms | "
+          "worker hist p50 / p99 ms | RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in [baseline, *results]:
+        ratio = r.rate / baseline.rate
+        print(f"| {r.name} | {_n(r.rate)} | {_n(r.warm_rate)} | {_n(r.from_ready)} | "
+              f"{ratio:.3f} | {r.cpu:.2f} | {r.broker_cpu:.2f} | {_n(r.offered)} | "
+              f"{_ms(r.p50)} | {_ms(r.p99)} | {_ms(r.hist_p50)} / {_ms(r.hist_p99)} | "
+              f"{'-' if r.rss != r.rss else f'{r.rss / 2**20:.0f}'} |")
+    if memory:
+        print("\n| tickers in state | bars per ticker | RSS idle MB | RSS MB | per ticker KB |")
+        print("|---:|---:|---:|---:|---:|")
+        for tickers, idle, rss in memory:
+            print(f"| {tickers:,} | {args.memory_bars} | {idle / 2**20:.0f} | "
+                  f"{rss / 2**20:.0f} | {(rss - idle) / tickers / 1024:.0f} |")
+    alo = next((r for r in results if r.name.startswith("at_least_once")), None)
+    if alo is not None:
+        print(f"\nat-least-once targets: {_n(alo.rate)} bars/s (≥ {TARGET_RATE:,.0f}: "
+              f"{'met' if alo.rate >= TARGET_RATE else 'MISSED'}); ratio "
+              f"{alo.rate / baseline.rate:.3f} (≥ {TARGET_RATIO}: "
+              f"{'met' if alo.rate / baseline.rate >= TARGET_RATIO else 'MISSED'}); p99 "
+              f"{_ms(alo.p99)} ms at {_n(alo.offered)} bars/s (≤ {TARGET_P99 * 1e3:.0f} ms: "
+              f"{'met' if alo.p99 <= TARGET_P99 else 'MISSED'})")
+
+
+async def phases(args: argparse.Namespace, work: Workload, bootstrap: str, workdir: Path,
+                 broker: Child) -> tuple[list[Result], Result, list[tuple[int, float, float]]]:
+    """Baseline, then each worker configuration, then the memory runs."""
+    print(f"broker {bootstrap}; {len(work.bars):,} bars", flush=True)
+    baseline = await run_passthrough(bootstrap, workdir, work, args.partitions, args.timeout)
+    print(f"pass-through: {baseline.rate:,.0f} bars/s", flush=True)
+    configs = [("at_least_once", 0.2)] + [("exactly_once", float(c))
+                                          for c in args.eos_commit.split(",") if c]
+    results = []
+    for guarantee, interval in configs:
+        name = f"{guarantee}, commit {interval:g} s"
+        settings = settings_for(bootstrap, workdir, guarantee, interval, args.partitions)
+        r = await run_worker_phase(name, settings, work, broker, workdir, args.rate,
+                                   args.timeout)
+        results.append(r)
+        print(f"{name}: {r.rate:,.0f} bars/s, p50 {_ms(r.p50)} ms, p99 {_ms(r.p99)} ms",
+              flush=True)
+    memory = []
+    for tickers in [int(t) for t in args.memory_tickers.split(",") if t]:
+        idle, rss = await memory_phase(bootstrap, workdir, tickers, args.memory_bars,
+                                       args.partitions, args.timeout)
+        memory.append((tickers, idle, rss))
+        print(f"memory, {tickers} tickers: {rss / 2**20:.0f} MB", flush=True)
+    return results, baseline, memory
+
+
+def main(args: argparse.Namespace) -> None:
+    late = int(args.rate * args.latency_seconds / args.tickers) if args.latency_seconds else 0
+    work = make_workload(args.tickers, args.bars, late, args.news_per_bar)
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        workdir = Path(tmp)
+        kafka = LocalKafka(port=0, data_dir=workdir / "kafka", heap="1g")
+        try:
+            kafka.start(timeout=120, log_file=workdir / "broker.log")
+            broker = Process(psutil.Process(kafka.process.pid))
+            results, baseline, memory = asyncio.run(
+                phases(args, work, kafka.bootstrap_servers, workdir, broker))
+        finally:
+            kafka.stop()
+    report(results, baseline, memory, work, args)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # run the finally blocks that stop the children
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--passthrough-child":
+        signal.signal(signal.SIGTERM, _terminate)
+        asyncio.run(passthrough_child(*sys.argv[2:]))
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tickers", type=int, default=50)
+    parser.add_argument("--bars", type=int, default=2000, help="bars per ticker, pre-produced")
+    parser.add_argument("--news-per-bar", type=float, default=0.05)
+    parser.add_argument("--partitions", type=int, default=Settings().kafka.partitions)
+    parser.add_argument("--rate", type=float, default=2000.0,
+                        help="offered load of the latency phase, bars/s")
+    parser.add_argument("--latency-seconds", type=float, default=15.0)
+    parser.add_argument("--eos-commit", default="0.05,0.2,1.0",
+                        help="exactly-once commit intervals to measure, comma-separated")
+    parser.add_argument("--memory-tickers", default="100,1000")
+    parser.add_argument("--memory-bars", type=int, default=300,
+                        help="bars per ticker in the memory runs (≥ snapshot_every)")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds any one phase may take")
+    signal.signal(signal.SIGTERM, _terminate)
+    started = time.monotonic()
+    main(parser.parse_args())
+    print(f"\nwall time {time.monotonic() - started:.0f} s on {os.cpu_count()} cores")
