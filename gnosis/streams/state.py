@@ -65,7 +65,9 @@ class TickerState:
                                      bar.volume, bar.interval])
 
     def _entry(self, body: list) -> bytes:
-        entry = orjson.dumps([self.seq, *body])
+        # orjson's result keeps its ~4 KB working buffer; the journal holds hundreds of
+        # entries per ticker, so keep a tight copy (~100 bytes) instead.
+        entry = bytes(memoryview(orjson.dumps([self.seq, *body])))
         self.seq += 1
         return entry
 
