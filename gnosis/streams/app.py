@@ -2,8 +2,9 @@
 
 Topology (see :mod:`gnosis.streams.topics` for the topics)::
 
-    news ──► validate, score headline ──► <app>-news-by-ticker (key = ticker, one record
-              (deadletter on failure)        per ticker the headline names)
+    news ──► validate, score headlines ──► <app>-news-by-ticker (key = ticker, one record
+              in micro-batches              per ticker the headline names)
+              (deadletter on failure)
     bars ──────────────────────────────┐
     <app>-news-by-ticker ──────────────┴─► per-ticker TickerEngine ──► signals
                                             (snapshots + journal tables)   └─► deadletter
@@ -29,6 +30,11 @@ was in the ``news`` topic when the bar was seen:
 3. Held bars are released in arrival order per partition and only acknowledged then, so a
    crash re-delivers them. A stall guard (``worker.max_news_wait``) releases a bar whose
    news cannot catch up, e.g. when another worker owns some news partitions.
+
+Headlines are scored in micro-batches: raw news is buffered until ``sentiment.batch_size``
+items are waiting or ``sentiment.max_wait_ms`` passed since the first, then scored in one
+call (in a worker thread for an ONNX model) and handled in arrival order. Until then the
+frontier does not count them as processed, so bars behind them keep waiting.
 
 News may run ahead of bars freely: the engine's as-of window only counts headlines in
 ``(t - window, t]``. A headline older than the ticker's last bar minus
@@ -58,6 +64,7 @@ import time
 import weakref
 from collections import defaultdict, deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +146,15 @@ class Pipeline:
         self.bars_waiting = asyncio.Event()
         self.lock = asyncio.Lock()
         self.positions: dict[tuple[str, int], int] = {}
+        self.news_batch = max(1, settings.sentiment.batch_size)
+        self.news_wait = max(0.0, settings.sentiment.max_wait_ms) / 1000.0
+        self.pending_news: list[tuple[Any, NewsItem | InvalidEvent]] = []
+        self._news_timer: asyncio.Task[None] | None = None
+        # The lexicon scores a batch in microseconds, inline; a model runs in a thread so
+        # that heartbeats, fetches and /health go on meanwhile.
+        lexicon = getattr(scorer, "model_id", "lexicon").startswith("lexicon")
+        self.executor = None if lexicon else ThreadPoolExecutor(
+            1, thread_name_prefix="sentiment")
 
     # ------------------------------------------------------------------ events
 
@@ -169,25 +185,69 @@ class Pipeline:
         self.bars_waiting.set()
 
     async def _on_news(self, event: Any) -> None:
-        msg = event.message
+        # Invalid news waits in line too: handled out of order, it would mark the news
+        # before it as processed (the frontier keeps a high-water mark) and could commit
+        # its offset ahead of theirs.
         try:
-            item = NewsItem.from_json(msg.value)
+            item: NewsItem | InvalidEvent = NewsItem.from_json(event.message.value)
         except InvalidEvent as exc:
-            await self._deadletter(event, exc)
+            item = exc
+        self.pending_news.append((event, item))
+        if len(self.pending_news) >= self.news_batch:
+            await self.flush_news()
+        elif self._news_timer is None:
+            self._news_timer = asyncio.get_running_loop().create_task(self._flush_news_later())
+
+    async def _flush_news_later(self) -> None:
+        await asyncio.sleep(self.news_wait)
+        async with self.lock:
+            self._news_timer = None
+            try:
+                await self.flush_news()
+                await self.release()
+            except Exception:
+                log.exception("scoring a batch of headlines failed")
+
+    async def flush_news(self) -> None:
+        """Score the buffered headlines in one call, then send their re-keyed records.
+
+        Call with :attr:`lock` held.
+        """
+        if self._news_timer is not None:  # still asleep or waiting for the lock
+            self._news_timer.cancel()
+            self._news_timer = None
+        batch, self.pending_news = self.pending_news, []
+        items = [item for _, item in batch if isinstance(item, NewsItem)]
+        scores = iter(await self._score([item.headline for item in items]) if items else [])
+        for event, item in batch:
+            msg = event.message
+            if isinstance(item, InvalidEvent):
+                await self._deadletter(event, item)
+                self.frontier.processed(msg.partition, msg.offset)
+                continue
+            score = next(scores)
+            records: list[_Record] = []
+            for ticker in item.tickers:
+                p = ticker_partition(ticker, self.partitions)
+                value = orjson.dumps({"ticker": ticker, "ts": item.ts, "score": score,
+                                      "id": item.id, "q": msg.partition, "o": msg.offset})
+                records.append((self.topics.news_by_ticker, ticker.encode(), value, p))
+                self.frontier.generated(p, msg.partition, msg.offset)
+            await self._emit(msg.partition, records)
             self.frontier.processed(msg.partition, msg.offset)
-            return
-        score = float(self.scorer.score_batch([item.headline])[0].score)
-        records: list[_Record] = []
-        for ticker in item.tickers:
-            p = ticker_partition(ticker, self.partitions)
-            value = orjson.dumps({"ticker": ticker, "ts": item.ts, "score": score,
-                                  "id": item.id, "q": msg.partition, "o": msg.offset})
-            records.append((self.topics.news_by_ticker, ticker.encode(), value, p))
-            self.frontier.generated(p, msg.partition, msg.offset)
-        await self._emit(msg.partition, records)
-        self.frontier.processed(msg.partition, msg.offset)
-        metrics.NEWS_CONSUMED.inc()
-        event.ack()
+            metrics.NEWS_CONSUMED.inc()
+            event.ack()
+
+    async def _score(self, headlines: list[str]) -> list[float]:
+        started = time.perf_counter()
+        if self.executor is None:
+            scores = self.scorer.score_batch(headlines)
+        else:
+            scores = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.scorer.score_batch, headlines)
+        metrics.SENTIMENT_BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.SENTIMENT_BATCH_SIZE.observe(len(headlines))
+        return [float(s.score) for s in scores]
 
     async def _on_rekeyed(self, event: Any) -> None:
         msg = event.message
@@ -241,6 +301,8 @@ class Pipeline:
                                  *self._persist(state, entry, p)])
             metrics.BARS_CONSUMED.inc()
             metrics.SIGNALS_EMITTED.labels(signal_type=signal.signal_type).inc()
+            metrics.SIGNAL_CONFIDENCE.labels(signal_type=signal.signal_type).observe(
+                signal.confidence)
             metrics.BAR_TO_SIGNAL_SECONDS.observe(time.perf_counter() - held.received)
             event.ack()
 
@@ -306,6 +368,7 @@ class Pipeline:
         """Drop in-memory state after a rebalance; tables rebuild it on first use."""
         self.states.clear()
         self.held.clear()
+        self.pending_news.clear()  # not acknowledged: re-delivered to the new owner
         self.barriers.clear()
         self.frontier = NewsFrontier()
         metrics.TICKERS_IN_STATE.set(0)
