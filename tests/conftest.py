@@ -11,7 +11,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -171,39 +170,4 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]
             await producer.stop()
 
     asyncio.run(run())
-
-
-def consume_committed(bootstrap: str, topic: str, *, expected: int | None = None,
-                      timeout: float = 60.0, idle: float = 3.0) -> list[Any]:
-    """Every record of ``topic`` from the start, read with ``read_committed``.
-
-    Returns once ``expected`` records arrived (then waits ``idle`` more seconds to catch
-    extras), or when nothing new arrived for ``idle`` seconds, or at ``timeout``.
-    """
-    from aiokafka import AIOKafkaConsumer
-
-    async def run() -> list[Any]:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                    auto_offset_reset="earliest",
-                                    isolation_level="read_committed",
-                                    enable_auto_commit=False)
-        await consumer.start()
-        out: list[Any] = []
-        try:
-            deadline = time.monotonic() + timeout
-            last_new = time.monotonic()
-            while time.monotonic() < deadline:
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    out.extend(records)
-                if batch:
-                    last_new = time.monotonic()
-                enough = expected is None or len(out) >= expected
-                if enough and time.monotonic() - last_new > idle:
-                    break
-        finally:
-            await consumer.stop()
-        return out
-
-    return asyncio.run(run())
 

@@ -10,6 +10,7 @@ import asyncio
 import heapq
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from gnosis.config import Settings
 from gnosis.events import Bar, NewsItem, TradingSignal
@@ -77,41 +78,55 @@ def publish(bars: Iterable[Bar], news: Iterable[NewsItem], settings: Settings,
     return asyncio.run(publish_async(bars, news, settings, speed, progress))
 
 
-async def collect_signals_async(settings: Settings, expected: int | None = None,
-                                timeout: float = 60.0, idle: float = 2.0
-                                ) -> list[TradingSignal]:
-    """Read the signals topic from the start with ``read_committed``.
+async def read_committed(options: dict[str, Any], topic: str, *, expected: int | None = None,
+                         timeout: float = 60.0, idle: float = 2.0,
+                         linger: bool = False) -> list[Any]:
+    """Every record of ``topic`` from the start, read with ``read_committed``.
 
-    Stops at ``expected`` signals, after ``timeout`` seconds, or (when ``expected`` is
-    ``None``) after ``idle`` seconds without a new signal.
+    Stops at ``expected`` records (after ``idle`` more quiet seconds when ``linger``, to
+    catch anything that would arrive twice), after ``idle`` seconds without a new record
+    when ``expected`` is ``None``, or at ``timeout``. ``options`` are client options,
+    e.g. :func:`gnosis.streams.topics.client_options` or ``{"bootstrap_servers": ...}``.
     """
     from aiokafka import AIOKafkaConsumer
 
-    from gnosis.streams.topics import client_options
-
-    topic = settings.kafka.signals_topic
     # No group: the consumer takes every partition and starts at the earliest offset.
-    consumer = AIOKafkaConsumer(topic, **client_options(settings), group_id=None,
-                                auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(topic, **options, group_id=None, auto_offset_reset="earliest",
                                 isolation_level="read_committed", enable_auto_commit=False)
     await consumer.start()
-    out: list[TradingSignal] = []
+    out: list[Any] = []
     try:
         deadline = time.monotonic() + timeout
         last_new = time.monotonic()
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
-                out.extend(TradingSignal.from_json(r.value) for r in records)
+                out.extend(records)
             if batch:
                 last_new = time.monotonic()
-            if expected is not None and len(out) >= expected:
+            quiet = time.monotonic() - last_new > idle
+            if expected is None and quiet:
                 break
-            if expected is None and time.monotonic() - last_new > idle:
+            if expected is not None and len(out) >= expected and (quiet or not linger):
                 break
     finally:
         await consumer.stop()
     return out
+
+
+async def collect_signals_async(settings: Settings, expected: int | None = None,
+                                timeout: float = 60.0, idle: float = 2.0
+                                ) -> list[TradingSignal]:
+    """The signals topic from the start (``read_committed``) as TradingSignal events.
+
+    Stops at ``expected`` signals, after ``timeout`` seconds, or (when ``expected`` is
+    ``None``) after ``idle`` seconds without a new signal.
+    """
+    from gnosis.streams.topics import client_options
+
+    records = await read_committed(client_options(settings), settings.kafka.signals_topic,
+                                   expected=expected, timeout=timeout, idle=idle)
+    return [TradingSignal.from_json(r.value) for r in records]
 
 
 def collect_signals(settings: Settings, expected: int | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import numpy as np
 
@@ -65,3 +66,17 @@ def consume_uncommitted_count(bootstrap: str, topic: str) -> int:
             await consumer.stop()
 
     return asyncio.run(run())
+
+
+def consume_committed(bootstrap: str, topic: str, *, expected: int | None = None,
+                      timeout: float = 60.0, idle: float = 3.0) -> list[Any]:
+    """Every record of ``topic`` from the start, read with ``read_committed``.
+
+    Returns once ``expected`` records arrived (then waits ``idle`` more seconds to catch
+    extras), or when nothing new arrived for ``idle`` seconds, or at ``timeout``.
+    """
+    from gnosis.replay.kafka import read_committed
+
+    return asyncio.run(read_committed({"bootstrap_servers": bootstrap}, topic,
+                                      expected=expected, timeout=timeout, idle=idle,
+                                      linger=True))
