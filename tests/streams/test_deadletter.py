@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import consume_committed
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
@@ -27,7 +26,7 @@ from gnosis.replay.kafka import collect_signals, event_order
 from gnosis.streams.app import ticker_partition
 from gnosis.streams.kafka.broker import free_port
 
-from .conftest import MINUTE_NS, START_NS, market_events
+from .conftest import MINUTE_NS, START_NS, consume_committed, market_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
