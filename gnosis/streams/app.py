@@ -108,7 +108,7 @@ _Record = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, part
 @dataclass(slots=True)
 class _HeldBar:
     event: Any
-    bar: Bar
+    bar: Bar | InvalidEvent  # an invalid bar waits in line to be deadlettered
     epoch: int
     received: float
 
@@ -179,7 +179,12 @@ class Pipeline:
                 raise InvalidEvent("wrong_partition", "bar is not in its ticker's partition "
                                    "(use the murmur2 key partitioner, key = ticker)", "key")
         except InvalidEvent as exc:
-            await self._deadletter(event, exc)
+            # Behind held bars it waits its turn: a partition's deadletters go out in
+            # offset order, which is how a repeat after a crash is told (_deadletter).
+            if self.held[msg.partition]:
+                self.held[msg.partition].append(_HeldBar(event, exc, self.epoch, 0.0))
+            else:
+                await self._deadletter(event, exc)
             return
         self.held[msg.partition].append(_HeldBar(event, bar, self.epoch, time.perf_counter()))
         self.bars_waiting.set()
@@ -272,6 +277,10 @@ class Pipeline:
         for p, queue in self.held.items():
             while queue:
                 head = queue[0]
+                if isinstance(head.bar, InvalidEvent):
+                    queue.popleft()
+                    await self._deadletter(head.event, head.bar)
+                    continue
                 barrier = self.barriers.get(head.epoch)
                 ready = barrier is not None and self.frontier.caught_up(p, barrier)
                 if not ready and (stalled_after is None or now - head.received < stalled_after):
@@ -282,6 +291,7 @@ class Pipeline:
 
     async def _process_bar(self, held: _HeldBar) -> None:
         event, bar = held.event, held.bar
+        assert isinstance(bar, Bar)
         offset = event.message.offset
         with _event_context(event):
             state = self._state(bar.ticker)
@@ -375,10 +385,6 @@ class Pipeline:
 
     # ------------------------------------------------------------------ output
 
-    async def _send(self, topic: str, key: bytes | None, value: bytes, partition: int | None,
-                    source_partition: int) -> None:
-        await self._emit(source_partition, [(topic, key, value, partition)])
-
     async def _emit(self, source_partition: int, records: list[_Record]) -> None:
         """Queue records; under exactly-once, atomically in the source partition's transaction.
 
@@ -397,10 +403,24 @@ class Pipeline:
                 await transaction.send(topic, value, key=key, partition=partition)
 
     async def _deadletter(self, event: Any, exc: InvalidEvent) -> None:
+        """Send the deadletter record, unless this event's was sent before a crash.
+
+        Faust takes the offsets of a commit before it waits for the transaction, so a
+        commit can hold a record without its event's offset; a restart then re-delivers the
+        event. Per source partition, events are deadlettered in offset order, so the last
+        offset deadlettered (stored in the snapshots table with the record) tells repeats.
+        """
         msg = event.message
-        record = deadletter_record(msg.value, exc, msg.topic, msg.partition, msg.offset)
-        await self._send(self.topics.deadletter, msg.key, record, None, msg.partition)
-        metrics.DEADLETTER_EVENTS.labels(reason=exc.code, topic=msg.topic).inc()
+        key = f"\0deadletter:{msg.topic}:{msg.partition}".encode()
+        last = self.snapshots.get(key)
+        if last is None or msg.offset > int(last):
+            record = deadletter_record(msg.value, exc, msg.topic, msg.partition, msg.offset)
+            mark = str(msg.offset).encode()
+            self.snapshots.data[key] = mark
+            await self._emit(msg.partition, [
+                (self.topics.deadletter, msg.key, record, None),
+                (self.topics.snapshots_changelog, key, mark, msg.partition)])
+            metrics.DEADLETTER_EVENTS.labels(reason=exc.code, topic=msg.topic).inc()
         event.ack()
 
     def update_lag(self) -> None:

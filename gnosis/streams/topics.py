@@ -18,7 +18,9 @@ topic                         key                         purpose
 
 ``bars``, ``news``, the repartition topic and the changelogs must have the same number
 of partitions (``kafka.partitions``): a ticker's bars, its re-keyed news and its state
-then live in the same partition number, which Faust requires for tables.
+then live in the same partition number, which Faust requires for tables. The snapshots
+changelog also holds, per source partition, the last offset sent to ``deadletter``
+(key ``\\0deadletter:<topic>:<partition>``), so a restart does not deadletter twice.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass
@@ -26,7 +27,13 @@ from gnosis.replay.kafka import collect_signals, event_order
 from gnosis.streams.app import ticker_partition
 from gnosis.streams.kafka.broker import free_port
 
-from .conftest import MINUTE_NS, START_NS, consume_committed, market_events
+from .conftest import (
+    MINUTE_NS,
+    START_NS,
+    consume_committed,
+    consume_uncommitted_count,
+    market_events,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -380,3 +387,33 @@ def test_malformed_events_go_to_deadletter_and_valid_ones_are_unaffected(
             parts = dict(item.split("=", 1) for item in labels.split(","))
             counted[(parts["reason"].strip('"'), parts["topic"].strip('"'))] = float(value)
     assert counted == dict(Counter((r.reason, topic_name[r.topic]) for r in bad))
+
+
+def test_deadletters_are_exactly_once_across_a_crash(kafka_settings, kafka_topics,
+                                                     worker_process) -> None:
+    cfg = kafka_settings(partitions=PARTITIONS, processing_guarantee="exactly_once",
+                         web_port=free_port())
+    kafka_topics(cfg)
+    records, _, _ = build_stream(cfg)
+    bad = [r for r in records if r.reason is not None]
+    asyncio.run(_send_all(cfg, records))
+
+    first = worker_process(cfg)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        sent = consume_uncommitted_count(cfg.kafka.bootstrap_servers, cfg.kafka.deadletter_topic)
+        if sent >= len(bad) // 3:
+            break
+        time.sleep(0.05)
+    first.kill()
+    assert 0 < sent < len(bad), "the kill did not land mid-stream"
+
+    worker_process(cfg)
+    dead = consume_committed(cfg.kafka.bootstrap_servers, cfg.kafka.deadletter_topic,
+                             expected=len(bad), timeout=90, idle=3.0)
+    sources = Counter(tuple(orjson.loads(m.value)[k] for k in ("topic", "partition", "offset",
+                                                               "reason")) for m in dead)
+    topic_name = {"bars": cfg.kafka.bars_topic, "news": cfg.kafka.news_topic}
+    assert set(sources) == {(topic_name[r.topic], r.partition, r.offset, r.reason) for r in bad}
+    twice = [source for source, n in sources.items() if n > 1]
+    assert not twice, f"deadlettered twice: {twice[:10]}"
