@@ -174,7 +174,7 @@ class Pipeline:
     async def _on_bar(self, event: Any) -> None:
         msg = event.message
         try:
-            bar = Bar.from_json(msg.value)
+            bar = Bar.from_json(msg.value or b"")  # a tombstone is malformed JSON
             if msg.partition != ticker_partition(bar.ticker, self.partitions):
                 raise InvalidEvent("wrong_partition", "bar is not in its ticker's partition "
                                    "(use the murmur2 key partitioner, key = ticker)", "key")
@@ -194,7 +194,7 @@ class Pipeline:
         # before it as processed (the frontier keeps a high-water mark) and could commit
         # its offset ahead of theirs.
         try:
-            item: NewsItem | InvalidEvent = NewsItem.from_json(event.message.value)
+            item: NewsItem | InvalidEvent = NewsItem.from_json(event.message.value or b"")
         except InvalidEvent as exc:
             item = exc
         self.pending_news.append((event, item))

@@ -203,9 +203,10 @@ def _sample(strategy: st.SearchStrategy, n: int, key: int) -> list[Any]:
 
 # --------------------------------------------------------------------------- oracle
 
-def expected_reason(topic: str, payload: bytes, partition: int, settings: Settings,
+def expected_reason(topic: str, payload: bytes | None, partition: int, settings: Settings,
                     last_ts: dict[str, int]) -> str | None:
     """The deadletter reason of a record, or ``None`` if valid (then ``last_ts`` advances)."""
+    payload = payload or b""  # a tombstone
     try:
         if topic == "news":
             NewsItem.from_json(payload)
@@ -225,7 +226,7 @@ def expected_reason(topic: str, payload: bytes, partition: int, settings: Settin
 @dataclass
 class Record:
     topic: str  # "bars" or "news"
-    payload: bytes
+    payload: bytes | None
     key: bytes | None
     partition: int
     reason: str | None
@@ -246,14 +247,14 @@ def build_stream(settings: Settings) -> tuple[list[Record], list[Bar], list[News
     misplaced = _sample(st.tuples(valid_bar, st.integers(0, len(valid))), 30, 4)
     bad_news = _sample(st.tuples(malformed_news_payloads, st.integers(0, PARTITIONS - 1),
                                  st.integers(0, len(valid))), N_BAD_NEWS, 3)
-    inserts: dict[int, list[tuple[str, bytes, int]]] = {}
+    inserts: dict[int, list[tuple[str, bytes | None, int, bytes | None]]] = {}
     for b in bad_bars:
-        inserts.setdefault(b.after, []).append(("bars", b.payload, b.partition))
+        inserts.setdefault(b.after, []).append(("bars", b.payload, b.partition, None))
     for bar, after in misplaced:
         wrong = 1 - ticker_partition(bar["ticker"], PARTITIONS)
-        inserts.setdefault(after, []).append(("bars", _dump(bar), wrong))
+        inserts.setdefault(after, []).append(("bars", _dump(bar), wrong, None))
     for payload, partition, after in bad_news:
-        inserts.setdefault(after, []).append(("news", payload, partition))
+        inserts.setdefault(after, []).append(("news", payload, partition, None))
     by_ticker = {t: [b for b in bars if b.ticker == t] for t in TICKERS}
     position = {id(event): i for i, event in enumerate(valid)}
     for s in stale:
@@ -261,19 +262,21 @@ def build_stream(settings: Settings) -> tuple[list[Record], list[Bar], list[News
         copy = Bar(ref.ticker, ref.ts - s.back_ns, ref.open, ref.high, ref.low, ref.close,
                    ref.volume, ref.interval)
         p = ticker_partition(ref.ticker, PARTITIONS)
-        inserts.setdefault(position[id(ref)] + 1, []).insert(0, ("bars", copy.to_json(), p))
+        inserts.setdefault(position[id(ref)] + 1, []).insert(0, ("bars", copy.to_json(), p, None))
 
     records: list[Record] = []
     last_ts: dict[str, int] = {}
 
-    def add(topic: str, payload: bytes, key: bytes | None, partition: int) -> str | None:
+    def add(topic: str, payload: bytes | None, key: bytes | None, partition: int) -> str | None:
         reason = expected_reason(topic, payload, partition, settings, last_ts)
         records.append(Record(topic, payload, key, partition, reason))
         return reason
 
+    for i in range(0, len(valid), len(valid) // 4):  # tombstones (Kafka wants their key)
+        inserts.setdefault(i, []).extend([("bars", None, 0, b"AAPL"), ("news", None, 1, b"x")])
     for i in range(len(valid) + 1):
-        for topic, payload, partition in inserts.get(i, []):
-            assert add(topic, payload, None, partition) is not None, payload[:200]
+        for topic, payload, partition, key in inserts.get(i, []):
+            assert add(topic, payload, key, partition) is not None, payload
         if i < len(valid):
             event = valid[i]
             if isinstance(event, Bar):
@@ -371,7 +374,7 @@ def test_malformed_events_go_to_deadletter_and_valid_ones_are_unaffected(
     for source, record in seen.items():
         ref = want[source]
         assert record["reason"] == ref.reason, (ref.payload[:200], record)
-        assert _payload(record) == ref.payload
+        assert _payload(record) == (ref.payload or b"")
         assert record["detail"]
 
     # The worker is healthy and /metrics counts deadletters by reason and topic.
