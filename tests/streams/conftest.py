@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import numpy as np
@@ -80,3 +81,16 @@ def consume_committed(bootstrap: str, topic: str, *, expected: int | None = None
     return asyncio.run(read_committed({"bootstrap_servers": bootstrap}, topic,
                                       expected=expected, timeout=timeout, idle=idle,
                                       linger=True))
+
+
+def kill_when(worker: Any, bootstrap: str, topic: str, records: int, timeout: float) -> int:
+    """``kill -9`` the worker once ``topic`` holds ``records`` records (uncommitted
+    included) or ``timeout`` seconds passed; returns how many it held then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        held = consume_uncommitted_count(bootstrap, topic)
+        if held >= records or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    worker.kill()
+    return held

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import pytest
@@ -11,7 +10,7 @@ from gnosis.engine import run_events
 from gnosis.replay.kafka import collect_signals, publish
 from gnosis.streams.kafka.broker import free_port
 
-from .conftest import consume_uncommitted_count, market_events
+from .conftest import kill_when, market_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -28,14 +27,8 @@ def test_kill_and_restart(guarantee, kafka_settings, kafka_topics, worker_proces
 
     first = worker_process(settings)
     # Kill once a good part, but not all, of the output exists (uncommitted included).
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        produced = consume_uncommitted_count(settings.kafka.bootstrap_servers,
-                                             settings.kafka.signals_topic)
-        if produced >= len(expected) // 4:
-            break
-        time.sleep(0.1)
-    first.kill()
+    produced = kill_when(first, settings.kafka.bootstrap_servers, settings.kafka.signals_topic,
+                         len(expected) // 4, timeout=90)
     assert 0 < produced < len(expected), "the kill did not land mid-stream"
 
     worker_process(settings)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from .conftest import (
     MINUTE_NS,
     START_NS,
     consume_committed,
-    consume_uncommitted_count,
+    kill_when,
     market_events,
 )
 
@@ -402,13 +401,8 @@ def test_deadletters_are_exactly_once_across_a_crash(kafka_settings, kafka_topic
     asyncio.run(_send_all(cfg, records))
 
     first = worker_process(cfg)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        sent = consume_uncommitted_count(cfg.kafka.bootstrap_servers, cfg.kafka.deadletter_topic)
-        if sent >= len(bad) // 3:
-            break
-        time.sleep(0.05)
-    first.kill()
+    sent = kill_when(first, cfg.kafka.bootstrap_servers, cfg.kafka.deadletter_topic,
+                     len(bad) // 3, timeout=60)
     assert 0 < sent < len(bad), "the kill did not land mid-stream"
 
     worker_process(cfg)
