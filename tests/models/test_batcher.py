@@ -11,20 +11,8 @@ from gnosis.sinks.metrics import REGISTRY
 HEADLINES = [f"Company {i} shares {'surge' if i % 2 else 'slump'}" for i in range(40)]
 
 
-class RecordingLexicon(LexiconScorer):
-    """The real lexicon scorer, recording every batch it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.batches: list[list[str]] = []
-
-    def score_batch(self, texts: Sequence[str]) -> list[SentimentScore]:
-        self.batches.append(list(texts))
-        return super().score_batch(texts)
-
-
-def test_concurrent_requests_share_batches() -> None:
-    scorer = RecordingLexicon()
+def test_concurrent_requests_share_batches(recording_lexicon) -> None:
+    scorer = recording_lexicon
 
     async def main() -> list[SentimentScore]:
         async with MicroBatcher(scorer, batch_size=16, max_wait_ms=200) as batcher:
@@ -35,8 +23,8 @@ def test_concurrent_requests_share_batches() -> None:
     assert results == LexiconScorer().score_batch(HEADLINES)  # each caller gets its own
 
 
-def test_lone_request_is_scored_after_max_wait() -> None:
-    scorer = RecordingLexicon()
+def test_lone_request_is_scored_after_max_wait(recording_lexicon) -> None:
+    scorer = recording_lexicon
 
     async def main() -> list[SentimentScore]:
         async with MicroBatcher(scorer, batch_size=64, max_wait_ms=20) as batcher:
@@ -49,8 +37,8 @@ def test_lone_request_is_scored_after_max_wait() -> None:
     assert first.score > 0 > second.score
 
 
-def test_requests_within_max_wait_are_grouped() -> None:
-    scorer = RecordingLexicon()
+def test_requests_within_max_wait_are_grouped(recording_lexicon) -> None:
+    scorer = recording_lexicon
 
     async def main() -> None:
         async with MicroBatcher(scorer, batch_size=64, max_wait_ms=500) as batcher:

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from gnosis.models.sentiment import LexiconScorer, ScoreCache, SentimentScore
+from gnosis.models.sentiment import LexiconScorer, ScoreCache
 from gnosis.sinks.metrics import REGISTRY
-
-
-class CountingLexicon(LexiconScorer):
-    """The real lexicon scorer, remembering what it was asked to score."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[list[str]] = []
-
-    def score_batch(self, texts: Sequence[str]) -> list[SentimentScore]:
-        self.calls.append(list(texts))
-        return super().score_batch(texts)
 
 
 def _counter(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
 
 
-def test_hits_and_misses_are_counted() -> None:
-    inner = CountingLexicon()
+def test_hits_and_misses_are_counted(recording_lexicon) -> None:
+    inner = recording_lexicon
     cache = ScoreCache(inner, max_size=100)
     hits0, misses0 = _counter("gnosis_sentiment_cache_hits_total"), _counter(
         "gnosis_sentiment_cache_misses_total")
@@ -34,22 +20,22 @@ def test_hits_and_misses_are_counted() -> None:
     assert (cache.hits, cache.misses) == (1, 3)
     assert cache.hit_rate == 0.25
     assert second[0] == first[0]
-    assert inner.calls == [["acme beats estimates", "globex plunges"], ["initech names cfo"]]
+    assert inner.batches == [["acme beats estimates", "globex plunges"], ["initech names cfo"]]
     assert _counter("gnosis_sentiment_cache_hits_total") - hits0 == 1
     assert _counter("gnosis_sentiment_cache_misses_total") - misses0 == 3
 
 
-def test_repeats_within_a_batch_are_scored_once() -> None:
-    inner = CountingLexicon()
+def test_repeats_within_a_batch_are_scored_once(recording_lexicon) -> None:
+    inner = recording_lexicon
     cache = ScoreCache(inner)
     results = cache.score_batch(["Acme beats", "acme beats", "Acme  Beats", "Globex falls"])
-    assert inner.calls == [["acme beats", "globex falls"]]
+    assert inner.batches == [["acme beats", "globex falls"]]
     assert results[0] == results[1] == results[2] != results[3]
     assert (cache.hits, cache.misses) == (2, 2)
 
 
-def test_least_recently_used_is_evicted() -> None:
-    inner = CountingLexicon()
+def test_least_recently_used_is_evicted(recording_lexicon) -> None:
+    inner = recording_lexicon
     cache = ScoreCache(inner, max_size=2)
     cache.score_batch(["a gain"])
     cache.score_batch(["a loss"])
@@ -57,7 +43,7 @@ def test_least_recently_used_is_evicted() -> None:
     cache.score_batch(["a surge"])  # evicts "a loss"
     assert len(cache) == 2
     cache.score_batch(["a gain", "a loss"])
-    assert inner.calls[-1] == ["a loss"]
+    assert inner.batches[-1] == ["a loss"]
 
 
 def test_cache_is_a_scorer_with_the_inner_model_id() -> None:
