@@ -200,7 +200,7 @@ def settings_for(bootstrap: str, workdir: Path, guarantee: str, commit_interval:
     kafka = replace(base.kafka, bootstrap_servers=bootstrap, partitions=partitions,
                     bars_topic=f"bars-{tag}", news_topic=f"news-{tag}",
                     signals_topic=f"signals-{tag}", deadletter_topic=f"deadletter-{tag}")
-    worker = replace(base.worker, app_id=f"gnosis-{tag}", data_dir=str(workdir / tag),
+    worker = replace(base.worker, app_id=f"gnosis-{tag}",
                      web_port=free_port(), processing_guarantee=guarantee,
                      commit_interval=commit_interval, log_level="warning")
     return replace(base, kafka=kafka, worker=worker)

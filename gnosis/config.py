@@ -130,10 +130,10 @@ class KafkaConfig:
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """The live worker (Faust app)."""
+    """The live worker (``gnosis worker``)."""
 
     app_id: str = "gnosis"
-    """Faust app id: consumer group, transactional-id prefix and internal topic prefix."""
+    """Consumer group, transactional-id prefix and internal topic prefix."""
     web_port: int = 6066
     """Port of /health and /metrics."""
     processing_guarantee: str = "at_least_once"
@@ -143,14 +143,12 @@ class WorkerConfig:
     """Seconds between offset commits (in exactly_once: between transaction commits)."""
     allowed_lateness: str = "0s"
     """News stamped earlier than the last bar's close minus this is counted and ignored."""
-    data_dir: str = ".cache/worker"
-    """Faust's local data folder."""
     log_level: str = "info"
     snapshot_every: int = 256
     """Journal entries between two snapshots of a ticker's engine state."""
-    max_news_wait: float = 5.0
-    """Seconds a bar may wait for the news pipeline to catch up before it is processed
-    anyway (a stall guard; normally bars wait a few milliseconds)."""
+    max_news_wait: float = 0.0
+    """Seconds after which a bar still waiting for news is processed anyway: a stall guard
+    that trades exactness for liveness; 0 (the default) waits as long as it takes."""
     session_timeout: float = 10.0
     """Consumer-group session timeout: how soon a crashed worker's partitions move on."""
 

@@ -39,10 +39,9 @@ from gnosis.replay.run import ReplayError
 _STYLE = {"BUY": "bold green", "SELL": "bold red", "HOLD": "dim"}
 
 
-def _settings(settings: Settings, workdir: Path, port: int, web_port: int) -> Settings:
+def _settings(settings: Settings, port: int, web_port: int) -> Settings:
     kafka = dataclasses.replace(settings.kafka, bootstrap_servers=f"127.0.0.1:{port}")
-    worker = dataclasses.replace(settings.worker, web_port=web_port, app_id="gnosis-demo",
-                                 data_dir=str(workdir / "worker"))
+    worker = dataclasses.replace(settings.worker, web_port=web_port, app_id="gnosis-demo")
     return dataclasses.replace(settings, kafka=kafka, worker=worker)
 
 
@@ -175,7 +174,7 @@ def run_demo(workdir: Path, *, port: int = 19092, settings: Settings | None = No
 
     console = console or Console(stderr=True)
     workdir = workdir.resolve()
-    settings = _settings(settings or Settings.load(), workdir, port, free_port())
+    settings = _settings(settings or Settings.load(), port, free_port())
     for stale in ("kafka", "worker"):
         shutil.rmtree(workdir / stale, ignore_errors=True)
     bars_csv, news_csv = write_sample(workdir / "data")

@@ -69,15 +69,12 @@ def kafka_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Settin
     """
 
     def make(partitions: int = 2, **worker: Any) -> Settings:
-        # The stall guard trades exactness for liveness; on a loaded CI machine news can lag
-        # by seconds, so tests that compare signals exactly give it a long fuse.
-        worker.setdefault("max_news_wait", 120.0)
         tag = uuid.uuid4().hex[:8]
         base = Settings()
         kafka = replace(base.kafka, bootstrap_servers=kafka_bootstrap, partitions=partitions,
                         bars_topic=f"bars-{tag}", news_topic=f"news-{tag}",
                         signals_topic=f"signals-{tag}", deadletter_topic=f"deadletter-{tag}")
-        w = replace(base.worker, app_id=f"gnosis-{tag}", data_dir=str(tmp_path / "worker"),
+        w = replace(base.worker, app_id=f"gnosis-{tag}",
                     commit_interval=0.1, log_level="warning", **worker)
         return replace(base, kafka=kafka, worker=w)
 

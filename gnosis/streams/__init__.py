@@ -1,1 +1,18 @@
-"""streams."""
+"""The live shell: Kafka in, the functional core per partition, Kafka out.
+
+==================  ==========================================================
+module              holds
+==================  ==========================================================
+``topics``          topic names and specs; creating them
+``records``         wire formats of re-keyed headlines, progress marks, deadletters
+``gate``            the event-time release rule (pure)
+``task``            one partition's tickers: bars and headlines in, records out
+``state``           a ticker's recoverable state: snapshot + journal (pure)
+``store``           changelog-backed tables and their restore
+``assignor``        co-partitioned, sticky assignment of partition numbers
+``checkpoint``      the one owner of producers, transactions and offset commits
+``runtime``         the event loop tying them together
+``worker``          process entry point and the /health, /metrics endpoints
+``kafka``           a local Apache Kafka broker for development and tests
+==================  ==========================================================
+"""

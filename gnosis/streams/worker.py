@@ -1,29 +1,69 @@
-"""Run a live worker from code or the ``gnosis worker`` command."""
+"""Run a live worker: ``gnosis worker`` or ``python -m gnosis.streams.worker``.
+
+Creates missing topics, serves ``/health`` and ``/metrics`` on ``worker.web_port``, and
+runs :class:`~gnosis.streams.runtime.Worker` until SIGINT or SIGTERM, which commit what
+was processed and leave the consumer group so the partitions move on at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+from typing import Any
+
+from aiohttp import web
 
 from gnosis.config import Settings
+from gnosis.sinks import metrics
+from gnosis.streams.runtime import Worker
 from gnosis.streams.topics import ensure_topics
 
-_LEVELS = {"debug": "debug", "info": "info", "warning": "warn", "warn": "warn",
-           "error": "error", "critical": "crit"}
+log = logging.getLogger("gnosis.worker")
 
 
-def run_worker(settings: Settings, scorer: object | None = None) -> None:
-    """Create missing topics, then run the Faust worker until SIGINT/SIGTERM (blocking)."""
-    import faust
+def web_app(worker: Worker) -> web.Application:
+    """The worker's HTTP endpoints: ``/health`` (503 until ready) and ``/metrics``."""
 
-    from gnosis.streams.app import make_app
+    async def health(request: web.Request) -> web.Response:
+        body, ready = worker.health()
+        return web.json_response(body, status=200 if ready else 503)
 
-    asyncio.run(ensure_topics(settings))
-    app = make_app(settings, scorer)
-    level = _LEVELS.get(settings.worker.log_level.lower(), "info")
+    async def metrics_page(request: web.Request) -> web.Response:
+        body, content_type = metrics.render()
+        return web.Response(body=body, content_type=content_type.split(";")[0])
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics_page)
+    return app
+
+
+async def serve(settings: Settings, scorer: Any = None) -> None:
+    """Run a worker and its web endpoints until SIGINT/SIGTERM."""
+    await ensure_topics(settings)
+    worker = Worker(settings, scorer)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, worker.stopping.set)
+    runner = web.AppRunner(web_app(worker), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", settings.worker.web_port).start()
+    log.info("worker %s: %s, sentiment %s, /health and /metrics on port %d",
+             settings.worker.app_id, settings.worker.processing_guarantee,
+             worker.scorer.model_id, settings.worker.web_port)
+    try:
+        await worker.run()
+    finally:
+        await runner.cleanup()
+
+
+def run_worker(settings: Settings, scorer: Any = None) -> None:
+    """Blocking :func:`serve` with logging set from ``worker.log_level``."""
+    logging.basicConfig(level=settings.worker.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    worker = faust.Worker(app, loglevel=level, quiet=True)
-    worker.execute_from_commandline()
+    asyncio.run(serve(settings, scorer))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from gnosis.events import Bar
-from gnosis.streams.app import ticker_partition
+from gnosis.streams.records import ticker_partition
 
 MINUTE_NS = 60 * 1_000_000_000
 START_NS = 1_704_204_000 * 1_000_000_000

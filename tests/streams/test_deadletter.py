@@ -23,8 +23,8 @@ from gnosis.config import Settings
 from gnosis.engine import run_events
 from gnosis.events import MAX_PAYLOAD_BYTES, Bar, InvalidEvent, NewsItem, parse_timestamp
 from gnosis.replay.kafka import collect_signals, event_order
-from gnosis.streams.app import ticker_partition
 from gnosis.streams.kafka.broker import free_port
+from gnosis.streams.records import ticker_partition
 
 from .conftest import (
     MINUTE_NS,
@@ -202,8 +202,8 @@ def _sample(strategy: st.SearchStrategy, n: int, key: int) -> list[Any]:
 
 # --------------------------------------------------------------------------- oracle
 
-def expected_reason(topic: str, payload: bytes | None, partition: int, settings: Settings,
-                    last_ts: dict[str, int]) -> str | None:
+def expected_reason(topic: str, payload: bytes | None, key: bytes | None, partition: int,
+                    settings: Settings, last_ts: dict[str, int]) -> str | None:
     """The deadletter reason of a record, or ``None`` if valid (then ``last_ts`` advances)."""
     payload = payload or b""  # a tombstone
     try:
@@ -213,6 +213,8 @@ def expected_reason(topic: str, payload: bytes | None, partition: int, settings:
         bar = Bar.from_json(payload)
     except InvalidEvent as exc:
         return exc.code
+    if key != bar.ticker.encode():
+        return "key_mismatch"
     if partition != ticker_partition(bar.ticker, settings.kafka.partitions):
         return "wrong_partition"
     previous = last_ts.get(bar.ticker)
@@ -242,8 +244,10 @@ def build_stream(settings: Settings) -> tuple[list[Record], list[Bar], list[News
     stale = _sample(st.builds(StaleBar, st.sampled_from(TICKERS),
                               st.integers(0, BARS_PER_TICKER - 1),
                               st.one_of(st.just(0), st.integers(1, 10 * MINUTE_NS))), 60, 2)
-    # Valid bars on the other partition than their ticker's.
+    # Valid bars on the other partition than their ticker's, and keyed by another ticker.
     misplaced = _sample(st.tuples(valid_bar, st.integers(0, len(valid))), 30, 4)
+    mislabelled = _sample(st.tuples(valid_bar, st.sampled_from(TICKERS),
+                                    st.integers(0, len(valid))), 30, 5)
     bad_news = _sample(st.tuples(malformed_news_payloads, st.integers(0, PARTITIONS - 1),
                                  st.integers(0, len(valid))), N_BAD_NEWS, 3)
     inserts: dict[int, list[tuple[str, bytes | None, int, bytes | None]]] = {}
@@ -251,7 +255,11 @@ def build_stream(settings: Settings) -> tuple[list[Record], list[Bar], list[News
         inserts.setdefault(b.after, []).append(("bars", b.payload, b.partition, None))
     for bar, after in misplaced:
         wrong = 1 - ticker_partition(bar["ticker"], PARTITIONS)
-        inserts.setdefault(after, []).append(("bars", _dump(bar), wrong, None))
+        inserts.setdefault(after, []).append(("bars", _dump(bar), wrong, bar["ticker"].encode()))
+    for bar, other, after in mislabelled:
+        key = (other if other != bar["ticker"] else other.lower()).encode()
+        inserts.setdefault(after, []).append(("bars", _dump(bar), ticker_partition(
+            key.decode(), PARTITIONS), key))
     for payload, partition, after in bad_news:
         inserts.setdefault(after, []).append(("news", payload, partition, None))
     by_ticker = {t: [b for b in bars if b.ticker == t] for t in TICKERS}
@@ -261,13 +269,14 @@ def build_stream(settings: Settings) -> tuple[list[Record], list[Bar], list[News
         copy = Bar(ref.ticker, ref.ts - s.back_ns, ref.open, ref.high, ref.low, ref.close,
                    ref.volume, ref.interval)
         p = ticker_partition(ref.ticker, PARTITIONS)
-        inserts.setdefault(position[id(ref)] + 1, []).insert(0, ("bars", copy.to_json(), p, None))
+        inserts.setdefault(position[id(ref)] + 1, []).insert(0, ("bars", copy.to_json(), p,
+                                                                  ref.ticker.encode()))
 
     records: list[Record] = []
     last_ts: dict[str, int] = {}
 
     def add(topic: str, payload: bytes | None, key: bytes | None, partition: int) -> str | None:
-        reason = expected_reason(topic, payload, partition, settings, last_ts)
+        reason = expected_reason(topic, payload, key, partition, settings, last_ts)
         records.append(Record(topic, payload, key, partition, reason))
         return reason
 
@@ -336,7 +345,7 @@ def test_malformed_events_go_to_deadletter_and_valid_ones_are_unaffected(
     # The generators reach every kind of defect the issue lists.
     assert {"malformed_json", "missing_field", "wrong_type", "non_finite", "negative_value",
             "high_below_body", "low_above_body", "bad_timestamp", "bad_ticker", "oversized",
-            "duplicate_bar", "out_of_order", "bad_interval", "wrong_partition",
+            "duplicate_bar", "out_of_order", "bad_interval", "wrong_partition", "key_mismatch",
             } <= set(reasons), reasons
     valid_bars = [Bar.from_json(r.payload) for r in records if r.topic == "bars" and not r.reason]
     valid_news = [NewsItem.from_json(r.payload) for r in records

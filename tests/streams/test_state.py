@@ -1,10 +1,9 @@
-"""Snapshot + journal recovery and the news frontier, without a broker."""
+"""Snapshot + journal recovery, without a broker."""
 
 from __future__ import annotations
 
 from gnosis.config import Settings
 from gnosis.engine import TickerEngine
-from gnosis.streams.frontier import NewsFrontier
 from gnosis.streams.state import TickerState, journal_key, restore
 
 from .conftest import market_events
@@ -39,19 +38,3 @@ def test_restore_from_snapshot_and_journal_continues_identically() -> None:
             assert recovered.add_news(event.ts, 0.5) == state.add_news(event.ts, 0.5)
         else:
             assert recovered.add_bar(event, 0)[0] == state.add_bar(event, 0)[0]
-
-
-def test_frontier_waits_for_processing_and_rekeyed_records() -> None:
-    f = NewsFrontier()
-    f.start(0, 0)
-    barrier = {0: 3}
-    assert not f.caught_up(1, barrier)
-    f.processed(0, 0)
-    f.generated(1, 0, 1)
-    f.processed(0, 1)
-    f.processed(0, 2)
-    assert not f.caught_up(1, barrier), "record for partition 1 not back yet"
-    assert f.caught_up(0, barrier), "partition 0 got nothing, so it has nothing to wait for"
-    f.seen(1, 0, 1)
-    assert f.caught_up(1, barrier)
-    assert f.caught_up(1, {0: 0}), "an empty news partition never blocks"

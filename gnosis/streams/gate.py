@@ -1,0 +1,146 @@
+"""The event-time release rule: when a held bar may be processed. Pure: no I/O, no clock.
+
+The signal for a bar closing at ``t`` must see every headline stamped ``<= t`` that
+producers published before the bar. Headlines reach a bar's partition ``p`` only after
+being scored and re-keyed, possibly by another worker, so a bar waits for them:
+
+1. **Progress marks.** Whoever re-keys news partition ``q`` writes, after the re-keyed
+   records of a batch, a mark ``(q, n)`` to *every* partition of the re-keyed topic:
+   "every headline of ``q`` below offset ``n`` is re-keyed, and its records precede this
+   mark". A partition's log keeps order, so once ``p`` has consumed the mark it has
+   consumed those records. The owner of ``q`` re-sends its mark whenever it takes ``q``
+   over, so a mark exists after any rebalance or restart.
+2. **Barriers.** After a bar arrives, the shell asks the broker for the end offsets of
+   *all* news partitions (read_committed). One request serves every bar that arrived
+   before it was sent: bars are grouped in *epochs*, and closing an epoch starts the
+   request whose answer becomes that epoch's barrier.
+3. **Release.** A bar on ``p`` is released when its epoch's barrier is known and the marks
+   consumed on ``p`` reach it for every news partition. Bars leave in arrival order per
+   partition; items that only wait their turn (invalid bars, to be deadlettered in
+   offset order) leave as soon as they reach the head of the line.
+
+This holds for any number of workers and any assignment of news partitions (Flink's
+minimum-over-input-channels watermark after a ``keyBy`` is the same idea). An optional
+stall guard releases a bar that has waited longer than ``stall_after`` seconds, trading
+exactness for liveness; it is off unless configured.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True)
+class Held:
+    """One item waiting in a partition's line."""
+
+    item: Any
+    epoch: int
+    since: float
+    gated: bool
+    """``False`` for items that only keep their place in line (e.g. invalid bars)."""
+
+
+class ReleaseGate:
+    """Held bars, progress marks and barriers of the partitions one worker owns."""
+
+    def __init__(self) -> None:
+        self._lines: dict[int, deque[Held]] = {}
+        self._marks: dict[int, dict[int, int]] = {}
+        self._barriers: dict[int, Mapping[int, int]] = {}
+        self._epoch = 0  # epoch of bars arriving now; its barrier has not been asked for
+        self._asking: int | None = None  # epoch whose barrier request is in flight
+        self._dirty: set[int] = set()
+
+    # ------------------------------------------------------------------ input
+
+    def hold(self, p: int, item: Any, now: float, *, gated: bool = True) -> None:
+        """Queue ``item`` (a bar, or with ``gated=False`` anything that keeps its place)."""
+        self._lines.setdefault(p, deque()).append(Held(item, self._epoch, now, gated))
+        self._dirty.add(p)
+
+    def mark(self, p: int, q: int, offset: int) -> None:
+        """Partition ``p`` consumed a progress mark: news ``q`` is re-keyed below ``offset``."""
+        marks = self._marks.setdefault(p, {})
+        if offset > marks.get(q, -1):
+            marks[q] = offset
+            self._dirty.add(p)
+
+    def wants_barrier(self) -> bool:
+        """Whether a barrier request should be sent now (bars wait for one, none in flight)."""
+        if self._asking is not None:
+            return False
+        return any(line and line[-1].epoch == self._epoch for line in self._lines.values())
+
+    def ask_barrier(self) -> int:
+        """Close the current epoch; call just *before* requesting the end offsets."""
+        self._asking = self._epoch
+        self._epoch += 1
+        return self._asking
+
+    def barrier(self, epoch: int, end_offsets: Mapping[int, int]) -> None:
+        """The news end offsets requested for ``epoch`` (news partition -> end offset)."""
+        self._barriers[epoch] = dict(end_offsets)
+        if self._asking == epoch:
+            self._asking = None
+        self._dirty.update(p for p, line in self._lines.items() if line)
+
+    def barrier_failed(self, epoch: int) -> None:
+        """The request for ``epoch`` failed: its bars join the next epoch's request."""
+        if self._asking == epoch:
+            self._asking = None
+        for line in self._lines.values():
+            for held in line:
+                if held.epoch == epoch:
+                    held.epoch = self._epoch
+
+    # ------------------------------------------------------------------ output
+
+    def release(self, now: float, stall_after: float | None = None) -> list[tuple[int, Any]]:
+        """Items that may go now, as ``(partition, item)`` in line order per partition."""
+        out: list[tuple[int, Any]] = []
+        check = set(self._lines) if stall_after is not None else self._dirty
+        self._dirty = set()
+        for p in sorted(check):
+            line = self._lines.get(p)
+            marks = self._marks.get(p, {})
+            while line:
+                head = line[0]
+                if head.gated and not self._covered(head.epoch, marks) and not (
+                        stall_after is not None and now - head.since >= stall_after):
+                    break
+                out.append((p, line.popleft().item))
+        self._forget_barriers()
+        return out
+
+    def _covered(self, epoch: int, marks: Mapping[int, int]) -> bool:
+        barrier = self._barriers.get(epoch)
+        if barrier is None:
+            return False
+        return all(end <= 0 or marks.get(q, -1) >= end for q, end in barrier.items())
+
+    def _forget_barriers(self) -> None:
+        oldest = min((line[0].epoch for line in self._lines.values() if line),
+                     default=self._epoch)
+        for epoch in [e for e in self._barriers if e < oldest]:
+            del self._barriers[epoch]
+
+    # ------------------------------------------------------------------ queries
+
+    def first_held(self, p: int) -> Any | None:
+        """The item at the head of ``p``'s line (its offset is the one to commit)."""
+        line = self._lines.get(p)
+        return line[0].item if line else None
+
+    def held(self, p: int | None = None) -> int:
+        """Items waiting on ``p`` (or on all partitions)."""
+        if p is not None:
+            return len(self._lines.get(p, ()))
+        return sum(len(line) for line in self._lines.values())
+
+    def oldest_since(self) -> float | None:
+        """When the longest-waiting item was queued, or ``None`` when nothing waits."""
+        return min((line[0].since for line in self._lines.values() if line), default=None)

@@ -1,0 +1,70 @@
+"""Wire formats of the worker's internal records and its deadletter records.
+
+The re-keyed topic ``<app>-news-by-ticker`` carries two kinds of record:
+
+* a **scored headline** for one ticker, key = ticker,
+  ``{"ticker", "ts", "score", "id", "q", "o"}`` (``q``/``o``: the headline's news
+  partition and offset, so a repeat after a crash is recognised);
+* a **progress mark**, key ``MARK_KEY``, ``{"q", "n"}``: every headline of news
+  partition ``q`` below offset ``n`` has been re-keyed (see :mod:`gnosis.streams.gate`).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import orjson
+from aiokafka.partitioner import murmur2
+
+from gnosis.events import InvalidEvent
+
+MARK_KEY = b"\x00mark"
+
+
+def ticker_partition(ticker: str, partitions: int) -> int:
+    """The partition of ``ticker``: Java's murmur2 key partitioner (aiokafka, Java clients)."""
+    return (murmur2(ticker.encode()) & 0x7FFFFFFF) % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredHeadline:
+    """A headline's score for one ticker it names, with its news source position."""
+
+    ticker: str
+    ts: int
+    score: float
+    id: str
+    q: int
+    o: int
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"ticker": self.ticker, "ts": self.ts, "score": self.score,
+                             "id": self.id, "q": self.q, "o": self.o})
+
+
+def encode_mark(q: int, n: int) -> bytes:
+    """A progress mark: news partition ``q`` is re-keyed below offset ``n``."""
+    return orjson.dumps({"q": q, "n": n})
+
+
+def decode_rekeyed(key: bytes | None, value: bytes) -> ScoredHeadline | tuple[int, int]:
+    """A record of the re-keyed topic: a :class:`ScoredHeadline` or a mark ``(q, n)``."""
+    obj = orjson.loads(value)
+    if key == MARK_KEY:
+        return obj["q"], obj["n"]
+    return ScoredHeadline(obj["ticker"], obj["ts"], obj["score"], obj["id"], obj["q"], obj["o"])
+
+
+def deadletter_record(payload: bytes | None, exc: InvalidEvent, topic: str, partition: int,
+                      offset: int) -> bytes:
+    """JSON of a deadletter record: the original payload, reason code, field and source."""
+    try:
+        text, encoding = (payload or b"").decode(), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(payload or b"").decode(), "base64"
+    return orjson.dumps({
+        "reason": exc.code, "field": exc.field, "detail": exc.detail,
+        "topic": topic, "partition": partition, "offset": offset,
+        "payload": text, "payload_encoding": encoding,
+    })

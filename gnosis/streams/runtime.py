@@ -1,0 +1,508 @@
+"""The live worker's event loop: Kafka in, the partition tasks, Kafka out.
+
+One consumer in the group ``worker.app_id`` reads ``bars``, ``news`` and the re-keyed
+topic; the co-partitioned assignor gives it whole partition numbers (tasks). Per fetched
+batch, under one lock:
+
+* **bars** are validated and queued in the :class:`~gnosis.streams.gate.ReleaseGate`;
+  invalid ones queue too, to be deadlettered in offset order;
+* **news** waits in line per partition to be scored in micro-batches (a model runs in a
+  thread while the loop goes on); each scored headline is re-keyed to the partitions of
+  the tickers it names, followed by a progress mark to every partition;
+* **re-keyed records** update the tickers' state at once, and marks advance the gate;
+* bars the gate releases go through their task's engines; signals, deadletters and state
+  records go to the :class:`~gnosis.streams.checkpoint.Checkpoint`, which commits them
+  with the consumed offsets every ``worker.commit_interval``.
+
+A background task asks the broker for the news end offsets whenever bars wait for a
+barrier. A rebalance commits everything, forgets what is held (it is re-delivered from
+the committed offsets), keeps the tasks this worker still owns, and restores the state
+of the tasks it gains from their changelogs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from gnosis.config import Settings
+from gnosis.events import Bar, InvalidEvent, NewsItem
+from gnosis.sinks import metrics
+from gnosis.streams.assignor import CopartitionedAssignor
+from gnosis.streams.checkpoint import Checkpoint, offsets_by_task
+from gnosis.streams.gate import ReleaseGate
+from gnosis.streams.records import MARK_KEY, decode_rekeyed
+from gnosis.streams.store import restore_tables
+from gnosis.streams.task import Out, PartitionTask, decode_news, parse_bar
+from gnosis.streams.topics import client_options, topic_names
+
+log = logging.getLogger(__name__)
+
+_MAX_HELD = 50_000  # held bars per partition before its fetching pauses
+
+
+@dataclass(slots=True)
+class _Bar:
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    bar: Bar | InvalidEvent
+    received: float
+
+
+@dataclass(slots=True)
+class _News:
+    q: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    item: NewsItem | InvalidEvent
+
+
+class Worker:
+    """A live worker: call :meth:`run` and set :attr:`stopping` to stop it gracefully."""
+
+    def __init__(self, settings: Settings, scorer: Any = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        if scorer is None:
+            from gnosis.models.sentiment import load_scorer
+
+            scorer = load_scorer(settings.sentiment)
+        self.settings = settings
+        self.scorer = scorer
+        self.clock = clock
+        self.topics = topic_names(settings)
+        self.options = client_options(settings)
+        w = settings.worker
+        self.exactly_once = w.processing_guarantee == "exactly_once"
+        self.stall_after = w.max_news_wait if w.max_news_wait > 0 else None
+        self.news_batch = max(1, settings.sentiment.batch_size)
+        self.news_wait = max(0.0, settings.sentiment.max_wait_ms) / 1000.0
+        self.lock = asyncio.Lock()
+        self.stopping = asyncio.Event()
+        self.gate = ReleaseGate()
+        self.tasks: dict[int, PartitionTask] = {}
+        self.generation = 0
+        self.ready = False
+        self.rebalancing = True
+        self.assignor = CopartitionedAssignor()
+        self.consumer = AIOKafkaConsumer(
+            **self.options, group_id=w.app_id, client_id=f"{w.app_id}-worker",
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            partition_assignment_strategy=(self.assignor,),
+            session_timeout_ms=int(w.session_timeout * 1000),
+            heartbeat_interval_ms=max(100, int(w.session_timeout * 1000) // 4),
+            max_partition_fetch_bytes=4 * 1024 * 1024)
+        self.checkpoint = Checkpoint(self.options, w.app_id, self.exactly_once, self.consumer)
+        # Offsets: next offset per consumed partition, and the last committed.
+        self.next_offset: dict[TopicPartition, int] = {}
+        self.committed: dict[TopicPartition, int] = {}
+        self.pending_news: list[_News] = []
+        self.marked: dict[int, int] = {}
+        self.scoring: asyncio.Task[None] | None = None
+        self.scored: list[tuple[list[_News], list[float]]] = []
+        self.first_pending_at: float | None = None
+        self.last_commit = clock()
+        self.paused: set[TopicPartition] = set()
+        self.barrier_wanted = asyncio.Event()
+        self.restart_at: dict[TopicPartition, int] = {}
+        self.news_seen: dict[int, int] = {}  # per news partition: position after taken records
+        self._outbox: dict[int, list[Out]] = {}
+        lexicon = getattr(scorer, "model_id", "lexicon").startswith("lexicon")
+        # The lexicon scores a batch in microseconds, inline; a model runs in a thread so
+        # that fetches, bars and /health go on meanwhile.
+        self.executor = None if lexicon else ThreadPoolExecutor(1, thread_name_prefix="score")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Consume until :attr:`stopping` is set, then commit and leave the group."""
+        metrics.MODEL_INFO.info({"model_id": self.scorer.model_id})
+        await self.checkpoint.start()
+        self.consumer.subscribe([self.topics.bars, self.topics.news, self.topics.news_by_ticker],
+                                listener=_Listener(self))
+        await self.consumer.start()
+        helpers = [asyncio.create_task(self._barriers()), asyncio.create_task(self._ticker())]
+        fetch: asyncio.Task[Any] | None = None
+        stop = asyncio.create_task(self.stopping.wait())
+        try:
+            while not self.stopping.is_set():
+                if fetch is None:
+                    generation = self.generation
+                    fetch = asyncio.create_task(self._fetch())
+                await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if not fetch.done():
+                    break
+                (batch, positions), fetch = fetch.result(), None
+                async with self.lock:
+                    if generation != self.generation:
+                        self._refetch(batch)
+                    else:
+                        self._take(batch, positions)
+                        await self._advance()
+        finally:
+            if fetch is not None:
+                fetch.cancel()
+            stop.cancel()
+            for helper in helpers:
+                helper.cancel()
+            await self._shutdown()
+
+    async def _fetch(self) -> tuple[dict[TopicPartition, list[Any]], dict[int, int]]:
+        """A batch of records, and the news partitions' positions right after it.
+
+        The position also steps over transaction markers that follow the last record,
+        which the broker's end offsets count. It is read in this task, right after the
+        fetch, so that it covers exactly the records handed over here.
+        """
+        batch = await self.consumer.getmany(timeout_ms=200, max_records=20_000)
+        positions = {}
+        for tp in self.consumer.assignment():
+            if tp.topic == self.topics.news:
+                positions[tp.partition] = await self.consumer.position(tp)
+        return batch, positions
+
+    def _refetch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """A rebalance came between fetching ``batch`` and handling it: fetch it again if it
+        belongs to the new assignment (a batch from the old one is already behind the
+        committed offsets the new assignment starts from)."""
+        assigned = self.consumer.assignment()
+        for tp, records in batch.items():
+            if records and tp in assigned:
+                self.consumer.seek(tp, min(records[0].offset,
+                                           self.restart_at.get(tp, records[0].offset)))
+
+    async def _shutdown(self) -> None:
+        async with self.lock:
+            try:
+                await self._drain()
+                await self._commit(reopen=False)
+            except Exception:
+                log.exception("final commit failed; the next owner resumes from the last one")
+            self.tasks.clear()
+        await self.consumer.stop()
+        await self.checkpoint.stop()
+        if self.executor is not None:
+            self.executor.shutdown(wait=False)
+
+    # ------------------------------------------------------------------ input
+
+    def _take(self, batch: dict[TopicPartition, list[Any]], positions: dict[int, int]) -> None:
+        now = self.clock()
+        for q, position in positions.items():
+            if q in self.tasks:
+                self.news_seen[q] = max(position, self.news_seen.get(q, 0))
+        for tp, records in batch.items():
+            task = self.tasks.get(tp.partition)
+            if task is None or not records:
+                continue
+            self.next_offset[tp] = records[-1].offset + 1
+            if tp.topic == self.topics.bars:
+                for r in records:
+                    try:
+                        bar: Bar | InvalidEvent = parse_bar(r.key, r.value, tp.partition,
+                                                            task.partitions)
+                    except InvalidEvent as exc:
+                        bar = exc
+                    self.gate.hold(tp.partition, _Bar(r.offset, r.key, r.value, bar, now), now,
+                                   gated=isinstance(bar, Bar))
+                if self.gate.held(tp.partition) > _MAX_HELD:
+                    self.consumer.pause(tp)
+                    self.paused.add(tp)
+                self.barrier_wanted.set()
+            elif tp.topic == self.topics.news:
+                if not self.pending_news:
+                    self.first_pending_at = now
+                self.pending_news.extend(_News(tp.partition, r.offset, r.key, r.value,
+                                               decode_news(r.value)) for r in records)
+            else:
+                self._take_rekeyed(task, records)
+
+    def _take_rekeyed(self, task: PartitionTask, records: list[Any]) -> None:
+        out: list[Out] = []
+        for r in records:
+            rec = decode_rekeyed(r.key, r.value)
+            if r.key == MARK_KEY:
+                q, n = rec  # type: ignore[misc]
+                self.gate.mark(task.p, q, n)
+            else:
+                out.extend(task.on_scored_headline(rec))  # type: ignore[arg-type]
+        if out:
+            self._outbox.setdefault(task.p, []).extend(out)
+
+    # ------------------------------------------------------------------ progress
+
+    async def _advance(self) -> None:
+        """Score due news, send marks, release bars, send outputs, commit when due."""
+        now = self.clock()
+        self._apply_scored()
+        if self.pending_news and self.scoring is None and (
+                len(self.pending_news) >= self.news_batch or self.first_pending_at is None
+                or now - self.first_pending_at >= self.news_wait):
+            await self._score_pending()
+        self._mark_news()
+        for p, held in self.gate.release(now, self.stall_after):
+            task = self.tasks[p]
+            if isinstance(held.bar, Bar):
+                out = task.on_bar(held.bar, held.offset, held.received)
+            else:
+                out = [task.deadletter(self.topics.bars, held.key, held.value, held.offset,
+                                       held.bar)]
+            self._outbox.setdefault(p, []).extend(out)
+        self._resume_paused()
+        outbox, self._outbox = self._outbox, {}
+        for p, records in outbox.items():
+            if records:
+                await self.checkpoint.send(p, records)
+        if now - self.last_commit >= self.settings.worker.commit_interval:
+            await self._commit()
+
+    async def _score_pending(self) -> None:
+        batch = self.pending_news[:self.news_batch]
+        valid = [n.item.headline for n in batch if isinstance(n.item, NewsItem)]
+        if self.executor is None or not valid:
+            self._finish_scoring(batch, self._score(valid) if valid else [])
+            return
+        loop = asyncio.get_running_loop()
+
+        async def score() -> None:
+            scores = await loop.run_in_executor(self.executor, self._score, valid)
+            async with self.lock:
+                self.scoring = None
+                self.scored.append((batch, scores))
+                await self._advance()
+
+        self.scoring = asyncio.create_task(score())
+
+    def _score(self, headlines: list[str]) -> list[float]:
+        started = time.perf_counter()
+        scores = [float(s.score) for s in self.scorer.score_batch(headlines)]
+        metrics.SENTIMENT_BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.SENTIMENT_BATCH_SIZE.observe(len(headlines))
+        return scores
+
+    def _finish_scoring(self, batch: list[_News], scores: list[float]) -> None:
+        self.scored.append((batch, scores))
+        self._apply_scored()
+
+    def _apply_scored(self) -> None:
+        """Re-key scored batches (they are at the head of the pending line, in order)."""
+        while self.scored:
+            batch, scores = self.scored.pop(0)
+            it = iter(scores)
+            for news in batch:
+                task = self.tasks.get(news.q)
+                if task is None:
+                    continue
+                if isinstance(news.item, InvalidEvent):
+                    out = [task.deadletter(self.topics.news, news.key, news.value, news.offset,
+                                           news.item)]
+                else:
+                    out = task.rekey(news.item, next(it), news.offset)
+                self._outbox.setdefault(news.q, []).extend(out)
+            del self.pending_news[:len(batch)]
+            self.first_pending_at = self.clock() if self.pending_news else None
+
+    def _news_floor(self, q: int) -> int | None:
+        """First offset of news partition ``q`` not yet re-keyed (``None``: unknown)."""
+        for news in self.pending_news:
+            if news.q == q:
+                return news.offset
+        return self.news_seen.get(q)
+
+    def _mark_news(self) -> None:
+        for q, task in self.tasks.items():
+            floor = self._news_floor(q)
+            if floor is not None and floor > self.marked.get(q, -1):
+                self.marked[q] = floor
+                self._outbox.setdefault(q, []).extend(task.marks(floor))
+
+    def _resume_paused(self) -> None:
+        for tp in list(self.paused):
+            if self.gate.held(tp.partition) < _MAX_HELD // 2:
+                self.consumer.resume(tp)
+                self.paused.discard(tp)
+
+    async def _drain(self) -> None:
+        """Wait for a model call in flight and apply it (before a commit that must be whole)."""
+        if self.scoring is not None:
+            task, self.scoring = self.scoring, None
+            self.lock.release()
+            try:
+                await task
+            finally:
+                await self.lock.acquire()
+
+    # ------------------------------------------------------------------ commits
+
+    def _offsets(self) -> dict[TopicPartition, int]:
+        """Next offset to read per consumed partition: nothing held or pending is passed."""
+        out: dict[TopicPartition, int] = {}
+        for p in self.tasks:
+            bars = TopicPartition(self.topics.bars, p)
+            head = self.gate.first_held(p)
+            off = head.offset if head is not None else self.next_offset.get(bars)
+            if off is not None:
+                out[bars] = off
+            news = self._news_floor(p)
+            if news is not None:
+                out[TopicPartition(self.topics.news, p)] = news
+            rekeyed = self.next_offset.get(TopicPartition(self.topics.news_by_ticker, p))
+            if rekeyed is not None:
+                out[TopicPartition(self.topics.news_by_ticker, p)] = rekeyed
+        return {tp: off for tp, off in out.items() if self.committed.get(tp) != off}
+
+    async def _commit(self, *, reopen: bool = True) -> None:
+        offsets = self._offsets()
+        await self.checkpoint.commit(offsets_by_task(offsets), reopen=reopen)
+        self.committed.update(offsets)
+        self.last_commit = self.clock()
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _barriers(self) -> None:
+        """Answer the gate's barrier requests with the news end offsets (read_committed)."""
+        partitions = self.settings.kafka.partitions
+        news = [TopicPartition(self.topics.news, q) for q in range(partitions)]
+        while True:
+            await self.barrier_wanted.wait()
+            self.barrier_wanted.clear()
+            async with self.lock:
+                if not self.gate.wants_barrier():
+                    continue
+                epoch, generation = self.gate.ask_barrier(), self.generation
+            try:
+                ends = await self.consumer.end_offsets(news)
+            except Exception:  # e.g. during a rebalance; ask again shortly
+                log.debug("end offsets request failed", exc_info=True)
+                async with self.lock:
+                    if generation == self.generation:
+                        self.gate.barrier_failed(epoch)
+                await asyncio.sleep(0.05)
+                self.barrier_wanted.set()
+                continue
+            async with self.lock:
+                if generation == self.generation:
+                    self.gate.barrier(epoch, {tp.partition: off for tp, off in ends.items()})
+                    await self._advance()
+                if self.gate.wants_barrier():
+                    self.barrier_wanted.set()
+
+    async def _ticker(self) -> None:
+        """Time-driven work: news waiting for its batch, the stall guard, commits, lag."""
+        tick = min(0.05, self.settings.worker.commit_interval / 2)
+        while True:
+            await asyncio.sleep(tick)
+            async with self.lock:
+                if self.tasks:
+                    await self._advance()
+                self._update_lag()
+
+    def _update_lag(self) -> None:
+        for tp in self.consumer.assignment():
+            position = self.next_offset.get(tp)
+            high = self.consumer.highwater(tp)
+            if position is not None and high is not None:
+                metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    max(high - position, 0))
+
+    # ------------------------------------------------------------------ rebalance
+
+    async def on_revoked(self) -> None:
+        """Commit everything and forget what is held: the next owner gets it re-delivered."""
+        async with self.lock:
+            self.rebalancing = True
+            self.generation += 1
+            if self.tasks:
+                await self._drain()
+                self._apply_scored()
+                await self._flush_outbox()
+                await self._commit(reopen=False)
+            self.gate = ReleaseGate()
+            self.pending_news.clear()
+            self.scored.clear()
+            self.first_pending_at = None
+            self.marked.clear()
+            self.next_offset.clear()
+            self.committed.clear()
+            self.restart_at.clear()
+            self.news_seen.clear()
+            self.paused.clear()
+
+    async def _flush_outbox(self) -> None:
+        outbox, self._outbox = self._outbox, {}
+        for p, records in outbox.items():
+            if records:
+                await self.checkpoint.send(p, records)
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Take the tasks of ``assigned``: fence, restore state, seek to committed offsets."""
+        async with self.lock:
+            self.generation += 1
+            tasks = {tp.partition for tp in assigned}
+            gone = [p for p in self.tasks if p not in tasks]
+            for p in gone:
+                del self.tasks[p]
+            await self.checkpoint.close(gone)
+            new = sorted(tasks - set(self.tasks))
+            await self.checkpoint.open(sorted(tasks))  # fences previous owners first
+            tables = await restore_tables(self.options, self.topics, new)
+            for p in new:
+                self.tasks[p] = PartitionTask(p, self.settings, self.topics,
+                                              self.scorer.model_id, tables[p].snapshots,
+                                              tables[p].journal)
+            for tp in assigned:
+                committed = await self.consumer.committed(tp)
+                start = committed
+                if start is None:
+                    start = (await self.consumer.beginning_offsets([tp]))[tp]
+                else:
+                    self.committed[tp] = committed
+                self.consumer.seek(tp, start)
+                self.restart_at[tp] = self.next_offset[tp] = start
+                if tp.topic == self.topics.news:
+                    self.news_seen[tp.partition] = start
+            self.assignor.owned = tasks
+            metrics.TICKERS_IN_STATE.set(sum(len(t.states) for t in self.tasks.values()))
+            self.rebalancing = False
+            self.ready = True
+            # Re-announce every owned news partition's progress: a mark may be all that a
+            # held bar elsewhere is waiting for.
+            self._mark_news()
+            await self._flush_outbox()
+
+    def health(self) -> tuple[dict[str, Any], bool]:
+        """(JSON body, ready) for ``/health``."""
+        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in self.consumer.assignment())
+        model_id = getattr(self.scorer, "model_id", "lexicon")
+        ready = self.ready and not self.rebalancing and bool(assigned)
+        oldest = self.gate.oldest_since()
+        return {
+            "status": "ok" if ready else "starting",
+            "assigned_partitions": assigned,
+            "rebalancing": self.rebalancing,
+            "held_bars": self.gate.held(),
+            "oldest_held_seconds": 0.0 if oldest is None else round(self.clock() - oldest, 3),
+            "processing_guarantee": self.settings.worker.processing_guarantee,
+            "sentiment_model": model_id,
+            "sentiment_note": "lexicon fallback" if model_id.startswith("lexicon") else "onnx",
+        }, ready
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.worker.on_revoked()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.worker.on_assigned(assigned)

@@ -1,0 +1,148 @@
+"""One partition's work: its tickers' state, bars in, signals and state records out.
+
+A :class:`PartitionTask` owns partition ``p`` of the bars, news, re-keyed news and both
+changelog topics (they are co-partitioned, see :mod:`gnosis.streams.assignor`). It is
+pure bookkeeping: the runtime hands it decoded records and sends the :data:`Out`
+records it returns, in order, in partition ``p``'s transaction under exactly-once.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gnosis.config import Settings
+from gnosis.events import Bar, InvalidEvent, NewsItem
+from gnosis.sinks import metrics
+from gnosis.streams.records import (
+    MARK_KEY,
+    ScoredHeadline,
+    deadletter_record,
+    encode_mark,
+    ticker_partition,
+)
+from gnosis.streams.state import TickerState, journal_key, restore
+from gnosis.streams.topics import Topics
+
+Out = tuple[str, bytes | None, bytes, int | None]
+"""An output record: topic, key, value, partition (``None``: the producer's partitioner)."""
+
+
+def parse_bar(key: bytes | None, value: bytes | None, partition: int, partitions: int) -> Bar:
+    """Validate a bar record, including that it sits where its ticker's state lives.
+
+    Raises :class:`InvalidEvent`: the schema's reasons, ``key_mismatch`` when the record's
+    key is not its ticker, ``wrong_partition`` when the key is not on its murmur2 partition.
+    """
+    bar = Bar.from_json(value or b"")  # a tombstone is malformed JSON
+    if key != bar.ticker.encode():
+        shown = "no key" if key is None else f"key {key[:64]!r}"
+        raise InvalidEvent("key_mismatch", f"{shown} but ticker {bar.ticker!r}: producers "
+                           "must key bars by ticker", "key")
+    if partition != ticker_partition(bar.ticker, partitions):
+        raise InvalidEvent("wrong_partition", "bar is not in its ticker's partition "
+                           "(use the murmur2 key partitioner, key = ticker)", "key")
+    return bar
+
+
+class PartitionTask:
+    """State and processing of one partition number ``p``."""
+
+    def __init__(self, p: int, settings: Settings, topics: Topics, model_id: str,
+                 snapshots: dict[bytes, bytes], journal: dict[bytes, bytes]) -> None:
+        self.p = p
+        self.settings = settings
+        self.topics = topics
+        self.model_id = model_id
+        self.snapshots = snapshots
+        self.journal = journal
+        self.every = settings.worker.snapshot_every
+        self.partitions = settings.kafka.partitions
+        self.states: dict[str, TickerState] = {}
+
+    # ------------------------------------------------------------------ inputs
+
+    def on_bar(self, bar: Bar, offset: int, received: float) -> list[Out]:
+        """Apply a released bar: its signal and state records (or its deadletter)."""
+        state = self.state(bar.ticker)
+        if offset <= state.bar_offset:  # re-delivered after a crash; already applied
+            return []
+        started = time.perf_counter()
+        try:
+            signal, entry = state.add_bar(bar, offset)
+        except InvalidEvent as exc:
+            return [self.deadletter(self.topics.bars, bar.ticker.encode(), bar.to_json(), offset,
+                                    exc)]
+        now = time.perf_counter()
+        metrics.FEATURE_UPDATE_SECONDS.observe(now - started)
+        metrics.BARS_CONSUMED.inc()
+        metrics.SIGNALS_EMITTED.labels(signal_type=signal.signal_type).inc()
+        metrics.SIGNAL_CONFIDENCE.labels(signal_type=signal.signal_type).observe(
+            signal.confidence)
+        metrics.BAR_TO_SIGNAL_SECONDS.observe(now - received)
+        # Signal first, then the state that covers it: under at-least-once a crash between
+        # the two repeats the signal (same id) rather than losing it.
+        return [(self.topics.signals, bar.ticker.encode(), signal.to_json(), self.p),
+                *self._persist(state, entry)]
+
+    def on_scored_headline(self, rec: ScoredHeadline) -> list[Out]:
+        """Apply a re-keyed headline to its ticker (skipped if applied before a crash)."""
+        state = self.state(rec.ticker)
+        if state.is_applied(rec.q, rec.o):
+            return []
+        entry = state.add_news(rec.ts, rec.score, rec.q, rec.o)
+        if entry is None:
+            metrics.LATE_EVENTS.labels(topic=self.topics.news).inc()
+            return []
+        return self._persist(state, entry)
+
+    def rekey(self, item: NewsItem, score: float, offset: int) -> list[Out]:
+        """The re-keyed records of a headline read from news partition ``p``: one per ticker."""
+        metrics.NEWS_CONSUMED.inc()
+        return [(self.topics.news_by_ticker, ticker.encode(),
+                 ScoredHeadline(ticker, item.ts, score, item.id, self.p, offset).to_json(),
+                 ticker_partition(ticker, self.partitions))
+                for ticker in item.tickers]
+
+    def marks(self, offset: int) -> list[Out]:
+        """Progress marks: news partition ``p`` is re-keyed below ``offset``."""
+        value = encode_mark(self.p, offset)
+        return [(self.topics.news_by_ticker, MARK_KEY, value, r) for r in range(self.partitions)]
+
+    def deadletter(self, topic: str, key: bytes | None, value: bytes | None, offset: int,
+                   exc: InvalidEvent) -> Out:
+        """The deadletter record of an invalid input record from partition ``p``."""
+        metrics.DEADLETTER_EVENTS.labels(reason=exc.code, topic=topic).inc()
+        return (self.topics.deadletter, key,
+                deadletter_record(value, exc, topic, self.p, offset), None)
+
+    # ------------------------------------------------------------------ state
+
+    def state(self, ticker: str) -> TickerState:
+        """The ticker's state, rebuilt from the tables on first use."""
+        state = self.states.get(ticker)
+        if state is None:
+            state = restore(ticker, self.settings, self.model_id,
+                            self.snapshots.get(ticker.encode()),
+                            lambda key: self.journal.get(key.encode()), self.every)
+            self.states[ticker] = state
+        return state
+
+    def _persist(self, state: TickerState, entry: bytes) -> list[Out]:
+        """Update the tables; return their changelog records, sent with the output."""
+        ticker = state.engine.ticker
+        key = journal_key(ticker, state.seq - 1, self.every).encode()
+        self.journal[key] = entry
+        records: list[Out] = [(self.topics.journal_changelog, key, entry, self.p)]
+        if state.seq % self.every == 0:
+            snap = state.snapshot()
+            self.snapshots[ticker.encode()] = snap
+            records.append((self.topics.snapshots_changelog, ticker.encode(), snap, self.p))
+        return records
+
+
+def decode_news(value: bytes | None) -> NewsItem | InvalidEvent:
+    """A news record, or the reason it is invalid."""
+    try:
+        return NewsItem.from_json(value or b"")
+    except InvalidEvent as exc:
+        return exc
