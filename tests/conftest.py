@@ -83,11 +83,8 @@ def kafka_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Settin
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """``GNOSIS_<SECTION>__<KEY>`` variables that reproduce ``settings`` in a subprocess."""
-    env = {}
-    for section, key, value in settings.as_rows():
-        if section in {"kafka", "worker"}:
-            env[f"GNOSIS_{section.upper()}__{key.upper()}"] = str(value)
-    return env
+    return {f"GNOSIS_{section.upper()}__{key.upper()}": str(value)
+            for section, key, value in settings.as_rows()}
 
 
 class WorkerProcess:

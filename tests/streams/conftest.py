@@ -83,14 +83,19 @@ def consume_committed(bootstrap: str, topic: str, *, expected: int | None = None
                                       linger=True))
 
 
-def kill_when(worker: Any, bootstrap: str, topic: str, records: int, timeout: float) -> int:
-    """``kill -9`` the worker once ``topic`` holds ``records`` records (uncommitted
-    included) or ``timeout`` seconds passed; returns how many it held then."""
+def wait_for_records(bootstrap: str, topic: str, records: int, timeout: float) -> int:
+    """Wait until ``topic`` holds ``records`` records (uncommitted included) or ``timeout``
+    seconds passed; returns how many it held then."""
     deadline = time.monotonic() + timeout
     while True:
         held = consume_uncommitted_count(bootstrap, topic)
         if held >= records or time.monotonic() > deadline:
-            break
+            return held
         time.sleep(0.05)
+
+
+def kill_when(worker: Any, bootstrap: str, topic: str, records: int, timeout: float) -> int:
+    """``kill -9`` the worker once :func:`wait_for_records` returns; returns its count."""
+    held = wait_for_records(bootstrap, topic, records, timeout)
     worker.kill()
     return held
