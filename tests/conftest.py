@@ -87,6 +87,19 @@ def settings_env(settings: Settings) -> dict[str, str]:
             for section, key, value in settings.as_rows()}
 
 
+@pytest.fixture
+def gnosis_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the ``gnosis`` command with ``Settings`` given as environment variables."""
+
+    def run(settings: Settings, *args: object, timeout: float = 300
+            ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gnosis.cli", *map(str, args)],
+                              env={**os.environ, **settings_env(settings)},
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    return run
+
+
 class WorkerProcess:
     """``python -m gnosis.streams.worker`` as a child process, for end-to-end tests."""
 

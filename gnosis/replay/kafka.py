@@ -133,3 +133,54 @@ def collect_signals(settings: Settings, expected: int | None = None,
                     timeout: float = 60.0) -> list[TradingSignal]:
     """Blocking :func:`collect_signals_async`."""
     return asyncio.run(collect_signals_async(settings, expected, timeout))
+
+
+async def replay_via_kafka(bars: list[Bar], news: list[NewsItem], settings: Settings, *,
+                           speed: float | None = None, idle: float = 30.0,
+                           on_signal: Any = None) -> tuple[list[TradingSignal], set[str]]:
+    """Publish ``bars`` and ``news`` and collect the signals of exactly these bars.
+
+    The signals topic's end offsets are noted before publishing, so signals written
+    earlier (another run, other producers) are never taken for this run's. Collection
+    stops when every bar's signal arrived, or after ``idle`` seconds without one of them
+    once publishing is done. Returns the signals in arrival order and the ids that never
+    came (e.g. bars the live state had already seen: they go to the deadletter topic).
+    """
+    from aiokafka import AIOKafkaConsumer
+
+    from gnosis.events import signal_id
+    from gnosis.streams.topics import client_options
+
+    want = {signal_id(b.ticker, b.ts, b.interval) for b in bars}
+    consumer = AIOKafkaConsumer(settings.kafka.signals_topic, **client_options(settings),
+                                group_id=None, enable_auto_commit=False,
+                                isolation_level="read_committed")
+    await consumer.start()
+    found: dict[str, TradingSignal] = {}
+    try:
+        while not consumer.assignment():  # follows the first metadata response
+            await asyncio.sleep(0.05)
+        for tp, offset in (await consumer.end_offsets(list(consumer.assignment()))).items():
+            consumer.seek(tp, offset)
+        publisher = asyncio.create_task(publish_async(bars, news, settings, speed))
+        last_new = time.monotonic()
+        while len(found) < len(want):
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    signal = TradingSignal.from_json(record.value)
+                    if signal.signal_id in want and signal.signal_id not in found:
+                        found[signal.signal_id] = signal
+                        last_new = time.monotonic()
+                        if on_signal is not None:
+                            on_signal(signal)
+            if publisher.done():
+                publisher.result()  # raises if publishing failed
+                if time.monotonic() - last_new > idle:
+                    break
+            else:
+                last_new = time.monotonic()
+        await publisher
+    finally:
+        await consumer.stop()
+    return list(found.values()), want - set(found)

@@ -79,16 +79,23 @@ def _replay_inprocess(bars: BarsLoad, news: pd.DataFrame | None,
 
 def _replay_kafka(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Settings,
                   speed: float | None) -> list:
-    from gnosis.replay.kafka import collect_signals, publish
+    import asyncio
+
+    from gnosis.replay.kafka import replay_via_kafka
     from gnosis.replay.synthetic import bars_to_events, news_to_events
 
-    publish(bars_to_events(bars), news_to_events(news) if news is not None else [], settings,
-            speed=speed, progress=True)
-    expected = expected_signals(bars)
-    signals = collect_signals(settings, expected=expected, timeout=max(60.0, expected / 500))
-    if len(signals) < expected:
-        raise ReplayError(f"only {len(signals)} of {expected} signals arrived; is a worker "
-                           f"running against {settings.kafka.bootstrap_servers}?")
+    events = bars_to_events(bars)
+    with Progress(TextColumn("through Kafka"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("signals"), TimeElapsedColumn(), transient=True) as progress:
+        task = progress.add_task("kafka", total=expected_signals(bars))
+        signals, missing = asyncio.run(replay_via_kafka(
+            events, news_to_events(news) if news is not None else [], settings, speed=speed,
+            on_signal=lambda _s: progress.advance(task)))
+    if missing:
+        raise ReplayError(
+            f"{len(missing):,} of {len(signals) + len(missing):,} signals did not arrive; is "
+            f"a worker running against {settings.kafka.bootstrap_servers}? (bars the live "
+            f"state has already seen go to {settings.kafka.deadletter_topic!r} instead)")
     return signals
 
 
