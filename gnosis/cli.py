@@ -16,6 +16,7 @@ from rich.console import Console
 
 from gnosis.config import ConfigError, Settings
 from gnosis.models.cli import app as model_app
+from gnosis.streams.admin import app as state_app
 from gnosis.streams.kafka.cli import app as kafka_app
 
 app = typer.Typer(
@@ -29,6 +30,8 @@ app = typer.Typer(
 )
 app.add_typer(kafka_app, name="kafka", help="Run a local Apache Kafka broker (KRaft).")
 app.add_typer(model_app, name="model", help="Export and inspect sentiment models.")
+app.add_typer(state_app, name="state",
+              help="Inspect or reset one ticker's live state (through Kafka, workers running).")
 
 console = Console(stderr=True)
 ConfigOption = Annotated[

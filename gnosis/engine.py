@@ -93,6 +93,10 @@ class TickerEngine:
         self._news_scores.insert(i, score)
         return True
 
+    def news_times(self) -> tuple[int, ...]:
+        """Stamps of the headlines held for the as-of window (pruned as bars advance)."""
+        return tuple(self._news_ts)
+
     def sentiment_at(self, ts: int) -> tuple[float, float, int]:
         """As-of sentiment (mean, std, count) over news stamped in ``(ts - window, ts]``."""
         lo = bisect.bisect_right(self._news_ts, ts - self._window_ns)

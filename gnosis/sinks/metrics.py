@@ -77,6 +77,22 @@ SIGNAL_CONFIDENCE = Histogram("gnosis_signal_confidence",
                               buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
                               registry=REGISTRY)
 
+RECORDS_IN = Counter("gnosis_records_in_total", "Input records taken, by source topic.",
+                     ["topic"], registry=REGISTRY)
+RECORD_OUTCOMES = Counter(
+    "gnosis_record_outcomes_total",
+    "What became of each input record, by source topic: signal, deadletter, rekeyed (a "
+    "headline scored and sent to its tickers), applied or late (a re-keyed headline), mark "
+    "(a progress mark) or repeat (delivered again after a crash, already applied).",
+    ["topic", "outcome"], registry=REGISTRY)
+RECORDS_WAITING = Gauge("gnosis_records_waiting",
+                        "Input records taken but not yet decided: bars held for news, "
+                        "headlines waiting to be scored.", ["topic"], registry=REGISTRY)
+TICKERS_REJECTING = Gauge(
+    "gnosis_tickers_rejecting_bars",
+    "Tickers whose latest bars were all rejected as duplicate or out of order (at least "
+    "5 in a row): their state is ahead of the feed and needs `gnosis state reset`.",
+    registry=REGISTRY)
 TICKERS_IN_STATE = Gauge("gnosis_tickers_in_state", "Tickers with feature state on this worker.",
                          registry=REGISTRY)
 CONSUMER_LAG = Gauge("gnosis_consumer_lag_messages", "Messages behind the partition's end.",

@@ -7,6 +7,9 @@ The re-keyed topic ``<app>-news-by-ticker`` carries two kinds of record:
   partition and offset, so a repeat after a crash is recognised);
 * a **progress mark**, key ``MARK_KEY``, ``{"q", "n"}``: every headline of news
   partition ``q`` below offset ``n`` has been re-keyed (see :mod:`gnosis.streams.gate`).
+
+The control topic ``<app>-control`` carries operator commands, key = ticker:
+``{"command": "reset", "ticker", "to"}`` (``to``: epoch ns or ``null``).
 """
 
 from __future__ import annotations
@@ -54,6 +57,32 @@ def decode_rekeyed(key: bytes | None, value: bytes) -> ScoredHeadline | tuple[in
     if key == MARK_KEY:
         return obj["q"], obj["n"]
     return ScoredHeadline(obj["ticker"], obj["ts"], obj["score"], obj["id"], obj["q"], obj["o"])
+
+
+@dataclass(frozen=True, slots=True)
+class ResetCommand:
+    """Reset a ticker's state: fresh, or back to its last bar at or before ``to_ts``."""
+
+    ticker: str
+    to_ts: int | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"command": "reset", "ticker": self.ticker, "to": self.to_ts})
+
+
+def decode_command(value: bytes | None) -> ResetCommand:
+    """A control record; raises :class:`InvalidEvent` for anything else."""
+    try:
+        obj = orjson.loads(value or b"")
+        if obj.get("command") != "reset":
+            raise InvalidEvent("unknown_command", f"unknown command {obj.get('command')!r}",
+                               "command")
+        to_ts = obj.get("to")
+        if to_ts is not None and not isinstance(to_ts, int):
+            raise InvalidEvent("wrong_type", "to must be epoch nanoseconds or null", "to")
+        return ResetCommand(str(obj["ticker"]), to_ts)
+    except (orjson.JSONDecodeError, AttributeError, KeyError) as exc:
+        raise InvalidEvent("malformed_json", f"not a control command: {exc}") from None
 
 
 def deadletter_record(payload: bytes | None, exc: InvalidEvent, topic: str, partition: int,

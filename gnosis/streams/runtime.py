@@ -38,7 +38,7 @@ from gnosis.sinks import metrics
 from gnosis.streams.assignor import CopartitionedAssignor
 from gnosis.streams.checkpoint import Checkpoint, offsets_by_task
 from gnosis.streams.gate import ReleaseGate
-from gnosis.streams.records import MARK_KEY, decode_rekeyed
+from gnosis.streams.records import MARK_KEY, decode_command, decode_rekeyed
 from gnosis.streams.store import restore_tables
 from gnosis.streams.task import Out, PartitionTask, decode_news, parse_bar
 from gnosis.streams.topics import client_options, topic_names
@@ -127,8 +127,8 @@ class Worker:
         """Consume until :attr:`stopping` is set, then commit and leave the group."""
         metrics.MODEL_INFO.info({"model_id": self.scorer.model_id})
         await self.checkpoint.start()
-        self.consumer.subscribe([self.topics.bars, self.topics.news, self.topics.news_by_ticker],
-                                listener=_Listener(self))
+        self.consumer.subscribe([self.topics.bars, self.topics.news, self.topics.news_by_ticker,
+                                 self.topics.control], listener=_Listener(self))
         await self.consumer.start()
         helpers = [asyncio.create_task(self._barriers()), asyncio.create_task(self._ticker())]
         fetch: asyncio.Task[Any] | None = None
@@ -204,6 +204,7 @@ class Worker:
             task = self.tasks.get(tp.partition)
             if task is None or not records:
                 continue
+            metrics.RECORDS_IN.labels(topic=tp.topic).inc(len(records))
             self.next_offset[tp] = records[-1].offset + 1
             if tp.topic == self.topics.bars:
                 for r in records:
@@ -223,8 +224,10 @@ class Worker:
                     self.first_pending_at = now
                 self.pending_news.extend(_News(tp.partition, r.offset, r.key, r.value,
                                                decode_news(r.value)) for r in records)
-            else:
+            elif tp.topic == self.topics.news_by_ticker:
                 self._take_rekeyed(task, records)
+            else:
+                self._take_control(task, records)
 
     def _take_rekeyed(self, task: PartitionTask, records: list[Any]) -> None:
         out: list[Out] = []
@@ -233,10 +236,23 @@ class Worker:
             if r.key == MARK_KEY:
                 q, n = rec  # type: ignore[misc]
                 self.gate.mark(task.p, q, n)
+                metrics.RECORD_OUTCOMES.labels(topic=self.topics.news_by_ticker,
+                                               outcome="mark").inc()
             else:
                 out.extend(task.on_scored_headline(rec))  # type: ignore[arg-type]
         if out:
             self._outbox.setdefault(task.p, []).extend(out)
+
+    def _take_control(self, task: PartitionTask, records: list[Any]) -> None:
+        out = self._outbox.setdefault(task.p, [])
+        for r in records:
+            try:
+                command = decode_command(r.value)
+            except InvalidEvent as exc:
+                out.append(task.deadletter(self.topics.control, r.key, r.value, r.offset, exc))
+                continue
+            out.extend(task.reset(command.ticker, command.to_ts))
+            metrics.RECORD_OUTCOMES.labels(topic=self.topics.control, outcome="applied").inc()
 
     # ------------------------------------------------------------------ progress
 
@@ -258,6 +274,8 @@ class Worker:
                                        held.bar)]
             self._outbox.setdefault(p, []).extend(out)
         self._resume_paused()
+        metrics.RECORDS_WAITING.labels(topic=self.topics.bars).set(self.gate.held())
+        metrics.RECORDS_WAITING.labels(topic=self.topics.news).set(len(self.pending_news))
         outbox, self._outbox = self._outbox, {}
         for p, records in outbox.items():
             if records:
@@ -355,9 +373,10 @@ class Worker:
             news = self._news_floor(p)
             if news is not None:
                 out[TopicPartition(self.topics.news, p)] = news
-            rekeyed = self.next_offset.get(TopicPartition(self.topics.news_by_ticker, p))
-            if rekeyed is not None:
-                out[TopicPartition(self.topics.news_by_ticker, p)] = rekeyed
+            for topic in (self.topics.news_by_ticker, self.topics.control):
+                applied = self.next_offset.get(TopicPartition(topic, p))
+                if applied is not None:
+                    out[TopicPartition(topic, p)] = applied
         return {tp: off for tp, off in out.items() if self.committed.get(tp) != off}
 
     async def _commit(self, *, reopen: bool = True) -> None:
@@ -405,6 +424,7 @@ class Worker:
                 if self.tasks:
                     await self._advance()
                 self._update_lag()
+                self.rejecting()
 
     def _update_lag(self) -> None:
         for tp in self.consumer.assignment():
@@ -479,14 +499,25 @@ class Worker:
             self._mark_news()
             await self._flush_outbox()
 
+    def rejecting(self) -> list[str]:
+        """Tickers whose recent bars are all rejected (see :data:`task.REJECTED_RUN`)."""
+        tickers = sorted(t for task in self.tasks.values() for t in task.rejecting())
+        metrics.TICKERS_REJECTING.set(len(tickers))
+        return tickers
+
     def health(self) -> tuple[dict[str, Any], bool]:
-        """(JSON body, ready) for ``/health``."""
+        """(JSON body, ready) for ``/health``: ``degraded`` (still 200) names tickers whose
+        bars are all being rejected."""
         assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in self.consumer.assignment())
         model_id = getattr(self.scorer, "model_id", "lexicon")
         ready = self.ready and not self.rebalancing and bool(assigned)
         oldest = self.gate.oldest_since()
+        rejecting = self.rejecting()
+        status = "starting" if not ready else "degraded" if rejecting else "ok"
         return {
-            "status": "ok" if ready else "starting",
+            "status": status,
+            "rejecting_tickers": rejecting[:50],
+            "rejecting_tickers_count": len(rejecting),
             "assigned_partitions": assigned,
             "rebalancing": self.rebalancing,
             "held_bars": self.gate.held(),

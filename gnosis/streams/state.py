@@ -71,8 +71,9 @@ class TickerState:
         self.seq += 1
         return entry
 
-    def replay(self, entry: bytes) -> bool:
-        """Re-apply one journal entry if it is the next one expected; ``False`` otherwise."""
+    def replay(self, entry: bytes, until_ts: int | None = None) -> bool:
+        """Re-apply one journal entry if it is the next one expected (and, with
+        ``until_ts``, not a bar stamped after it); ``False`` otherwise."""
         seq, kind, *rest = orjson.loads(entry)
         if seq != self.seq:
             return False
@@ -82,6 +83,8 @@ class TickerState:
             self.news_offsets[q] = max(offset, self.news_offsets.get(q, -1))
         else:
             offset, ts, o, h, lo, c, v, interval = rest
+            if until_ts is not None and ts > until_ts:
+                return False
             self.engine.on_bar(Bar(self.engine.ticker, ts, o, h, lo, c, v, interval))
             self.bar_offset = offset
         self.seq += 1
@@ -94,8 +97,10 @@ def journal_key(ticker: str, seq: int, every: int) -> str:
 
 
 def restore(ticker: str, settings: Settings, model_id: str, snapshot: bytes | None,
-            journal: Callable[[str], bytes | None], every: int) -> TickerState:
-    """Rebuild a ticker's state from its snapshot (or nothing) and the journal after it."""
+            journal: Callable[[str], bytes | None], every: int,
+            until_ts: int | None = None) -> TickerState:
+    """Rebuild a ticker's state from its snapshot (or nothing) and the journal after it;
+    with ``until_ts``, stop before the first bar stamped after it."""
     if snapshot is None:
         state = TickerState(TickerEngine(ticker, settings, model_id))
     else:
@@ -105,6 +110,31 @@ def restore(ticker: str, settings: Settings, model_id: str, snapshot: bytes | No
         engine = TickerEngine.from_state(ticker, settings, snapshot[start:], model_id)
         state = TickerState(engine, seq, offset, {int(q): o for q, o in sources.items()})
     while (entry := journal(journal_key(ticker, state.seq, every))) is not None:
-        if not state.replay(entry):
+        if not state.replay(entry, until_ts):
             break
+    return state
+
+
+def reset(current: TickerState, settings: Settings, model_id: str, snapshot: bytes | None,
+          journal: Callable[[str], bytes | None], every: int,
+          to_ts: int | None = None) -> TickerState:
+    """The state an operator's reset leaves: a fresh engine, or with ``to_ts`` the state as
+    it was after the last bar stamped at or before ``to_ts``, if the snapshot and journal
+    still reach back that far (else fresh too).
+
+    Journal position and applied input offsets carry over, so nothing consumed before the
+    reset is applied again and journal slots written before it are never replayed.
+    """
+    ticker = current.engine.ticker
+    state = None
+    if to_ts is not None:
+        state = restore(ticker, settings, model_id, snapshot, journal, every, to_ts)
+        last = state.engine.last_ts
+        if last is not None and last > to_ts:
+            state = None  # the snapshot itself is past to_ts
+    if state is None:
+        state = TickerState(TickerEngine(ticker, settings, model_id))
+    state.seq = current.seq
+    state.bar_offset = current.bar_offset
+    state.news_offsets = dict(current.news_offsets)
     return state

@@ -8,6 +8,7 @@ records it returns, in order, in partition ``p``'s transaction under exactly-onc
 
 from __future__ import annotations
 
+import logging
 import time
 
 from gnosis.config import Settings
@@ -20,8 +21,13 @@ from gnosis.streams.records import (
     encode_mark,
     ticker_partition,
 )
-from gnosis.streams.state import TickerState, journal_key, restore
+from gnosis.streams.state import TickerState, journal_key, reset, restore
 from gnosis.streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+REJECTED_RUN = 5
+"""Rejected bars in a row after which a ticker is reported as rejecting its feed."""
 
 Out = tuple[str, bytes | None, bytes, int | None]
 """An output record: topic, key, value, partition (``None``: the producer's partitioner)."""
@@ -58,6 +64,8 @@ class PartitionTask:
         self.every = settings.worker.snapshot_every
         self.partitions = settings.kafka.partitions
         self.states: dict[str, TickerState] = {}
+        self.rejected_run: dict[str, int] = {}
+        """Per ticker, bars rejected as duplicate or out of order since its last good bar."""
 
     # ------------------------------------------------------------------ inputs
 
@@ -65,13 +73,22 @@ class PartitionTask:
         """Apply a released bar: its signal and state records (or its deadletter)."""
         state = self.state(bar.ticker)
         if offset <= state.bar_offset:  # re-delivered after a crash; already applied
+            metrics.RECORD_OUTCOMES.labels(topic=self.topics.bars, outcome="repeat").inc()
             return []
         started = time.perf_counter()
         try:
             signal, entry = state.add_bar(bar, offset)
+            value = signal.to_json()
         except InvalidEvent as exc:
+            if exc.code in {"out_of_order", "duplicate_bar"}:
+                self.rejected_run[bar.ticker] = self.rejected_run.get(bar.ticker, 0) + 1
             return [self.deadletter(self.topics.bars, bar.ticker.encode(), bar.to_json(), offset,
                                     exc)]
+        except Exception as exc:  # an input the edge should have refused: log, keep going
+            log.exception("bar %s@%d of %s failed", self.topics.bars, offset, bar.ticker)
+            return [self.deadletter(self.topics.bars, bar.ticker.encode(), bar.to_json(), offset,
+                                    InvalidEvent("processing_error", repr(exc)[:300]))]
+        self.rejected_run.pop(bar.ticker, None)
         now = time.perf_counter()
         metrics.FEATURE_UPDATE_SECONDS.observe(now - started)
         metrics.BARS_CONSUMED.inc()
@@ -79,25 +96,35 @@ class PartitionTask:
         metrics.SIGNAL_CONFIDENCE.labels(signal_type=signal.signal_type).observe(
             signal.confidence)
         metrics.BAR_TO_SIGNAL_SECONDS.observe(now - received)
+        metrics.RECORD_OUTCOMES.labels(topic=self.topics.bars, outcome="signal").inc()
         # Signal first, then the state that covers it: under at-least-once a crash between
         # the two repeats the signal (same id) rather than losing it.
-        return [(self.topics.signals, bar.ticker.encode(), signal.to_json(), self.p),
+        return [(self.topics.signals, bar.ticker.encode(), value, self.p),
                 *self._persist(state, entry)]
+
+    def rejecting(self) -> list[str]:
+        """Tickers whose last :data:`REJECTED_RUN` bars or more were all rejected."""
+        return sorted(t for t, n in self.rejected_run.items() if n >= REJECTED_RUN)
 
     def on_scored_headline(self, rec: ScoredHeadline) -> list[Out]:
         """Apply a re-keyed headline to its ticker (skipped if applied before a crash)."""
         state = self.state(rec.ticker)
+        topic = self.topics.news_by_ticker
         if state.is_applied(rec.q, rec.o):
+            metrics.RECORD_OUTCOMES.labels(topic=topic, outcome="repeat").inc()
             return []
         entry = state.add_news(rec.ts, rec.score, rec.q, rec.o)
         if entry is None:
             metrics.LATE_EVENTS.labels(topic=self.topics.news).inc()
+            metrics.RECORD_OUTCOMES.labels(topic=topic, outcome="late").inc()
             return []
+        metrics.RECORD_OUTCOMES.labels(topic=topic, outcome="applied").inc()
         return self._persist(state, entry)
 
     def rekey(self, item: NewsItem, score: float, offset: int) -> list[Out]:
         """The re-keyed records of a headline read from news partition ``p``: one per ticker."""
         metrics.NEWS_CONSUMED.inc()
+        metrics.RECORD_OUTCOMES.labels(topic=self.topics.news, outcome="rekeyed").inc()
         return [(self.topics.news_by_ticker, ticker.encode(),
                  ScoredHeadline(ticker, item.ts, score, item.id, self.p, offset).to_json(),
                  ticker_partition(ticker, self.partitions))
@@ -108,10 +135,25 @@ class PartitionTask:
         value = encode_mark(self.p, offset)
         return [(self.topics.news_by_ticker, MARK_KEY, value, r) for r in range(self.partitions)]
 
+    def reset(self, ticker: str, to_ts: int | None) -> list[Out]:
+        """An operator's reset of ``ticker`` (see :func:`gnosis.streams.state.reset`): the
+        new snapshot to write. Bars held for news are untouched and apply after it."""
+        current = self.state(ticker)
+        state = reset(current, self.settings, self.model_id, self.snapshots.get(ticker.encode()),
+                      lambda key: self.journal.get(key.encode()), self.every, to_ts)
+        self.states[ticker] = state
+        self.rejected_run.pop(ticker, None)
+        snap = state.snapshot()
+        self.snapshots[ticker.encode()] = snap
+        log.warning("state of %s reset%s: last bar now %s", ticker,
+                    "" if to_ts is None else f" to {to_ts}", state.engine.last_ts)
+        return [(self.topics.snapshots_changelog, ticker.encode(), snap, self.p)]
+
     def deadletter(self, topic: str, key: bytes | None, value: bytes | None, offset: int,
                    exc: InvalidEvent) -> Out:
         """The deadletter record of an invalid input record from partition ``p``."""
         metrics.DEADLETTER_EVENTS.labels(reason=exc.code, topic=topic).inc()
+        metrics.RECORD_OUTCOMES.labels(topic=topic, outcome="deadletter").inc()
         return (self.topics.deadletter, key,
                 deadletter_record(value, exc, topic, self.p, offset), None)
 

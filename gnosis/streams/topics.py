@@ -1,7 +1,7 @@
 """The worker's Kafka topics, created explicitly before it starts.
 
-Faust does not create source topics, and topics it auto-declares get broker defaults, so
-every topic is created here with its partition count and configuration:
+Topics a broker creates on its own get its defaults, so every topic is created here with
+its partition count and configuration:
 
 ============================  ==========================  =============================
 topic                         key                         purpose
@@ -14,13 +14,13 @@ topic                         key                         purpose
 ``deadletter``                source key                  invalid input + reason
 ``<app>-snapshots-changelog``  ticker                     per-ticker engine snapshots
 ``<app>-journal-changelog``   ``ticker:slot``             events since the snapshot
+``<app>-control``             ticker                      operator commands (``gnosis
+                                                          state reset``)
 ============================  ==========================  =============================
 
-``bars``, ``news``, the repartition topic and the changelogs must have the same number
-of partitions (``kafka.partitions``): a ticker's bars, its re-keyed news and its state
-then live in the same partition number, which Faust requires for tables. The snapshots
-changelog also holds, per source partition, the last offset sent to ``deadletter``
-(key ``\\0deadletter:<topic>:<partition>``), so a restart does not deadletter twice.
+``bars``, ``news``, the re-keyed topic, the changelogs and the control topic must have the
+same number of partitions (``kafka.partitions``): a ticker's bars, its re-keyed news, its
+state and commands about it then live in the same partition number, which one worker owns.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class Topics:
     deadletter: str
     snapshots_changelog: str
     journal_changelog: str
+    control: str
 
 
 SNAPSHOTS_TABLE = "snapshots"
@@ -67,6 +68,7 @@ def topic_names(settings: Settings) -> Topics:
         signals=k.signals_topic, deadletter=k.deadletter_topic,
         snapshots_changelog=f"{app_id}-{SNAPSHOTS_TABLE}-changelog",
         journal_changelog=f"{app_id}-{JOURNAL_TABLE}-changelog",
+        control=f"{app_id}-control",
     )
 
 
@@ -84,6 +86,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(names.deadletter, k.deadletter_partitions, events),
         TopicSpec(names.snapshots_changelog, n, compact),
         TopicSpec(names.journal_changelog, n, compact),
+        TopicSpec(names.control, n, events),
     ]
 
 
