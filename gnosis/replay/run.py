@@ -81,11 +81,14 @@ def _replay_kafka(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Setti
                   speed: float | None) -> list:
     from gnosis.replay.kafka import collect_signals, publish
     from gnosis.replay.synthetic import bars_to_events, news_to_events
+    from gnosis.security import explained
 
-    publish(bars_to_events(bars), news_to_events(news) if news is not None else [], settings,
-            speed=speed, progress=True)
     expected = expected_signals(bars)
-    signals = collect_signals(settings, expected=expected, timeout=max(60.0, expected / 500))
+    with explained(settings):
+        publish(bars_to_events(bars), news_to_events(news) if news is not None else [],
+                settings, speed=speed, progress=True)
+        signals = collect_signals(settings, expected=expected,
+                                  timeout=max(60.0, expected / 500))
     if len(signals) < expected:
         raise ReplayError(f"only {len(signals)} of {expected} signals arrived; is a worker "
                            f"running against {settings.kafka.bootstrap_servers}?")
