@@ -6,6 +6,7 @@ Users: ``gnosis`` (super user) and ``mallory`` (no rights until a test grants so
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gnosis.config import Settings
-from gnosis.streams.kafka.broker import LocalKafka, SecureFiles, SecureListener
+from gnosis.streams.kafka.broker import SecureFiles
 
 
 @dataclass(frozen=True)
@@ -39,15 +40,25 @@ class SecuredKafka:
 
 @pytest.fixture(scope="session")
 def secured_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
-    kafka = LocalKafka(port=0, data_dir=tmp_path_factory.mktemp("secured-kafka"),
-                       secure=SecureListener(port=0, users=("gnosis",),
-                                             restricted=("mallory",), authorizer=True))
-    kafka.start(timeout=120)
+    """Started as a user would: ``gnosis kafka up --sasl-ssl``; its printed settings used."""
+    data = tmp_path_factory.mktemp("secured-kafka")
+    cli = [sys.executable, "-m", "gnosis.cli", "kafka"]
+    up = subprocess.run([*cli, "up", "--port", "0", "--controller-port", "0", "--sasl-ssl",
+                         "--sasl-port", "0", "--restricted-user", "mallory", "--authorizer",
+                         "--data-dir", str(data)],
+                        capture_output=True, text=True, timeout=300, check=False)
     try:
-        yield SecuredKafka(kafka.bootstrap_servers, kafka.sasl_ssl_bootstrap_servers,
-                           kafka.secure_files)
+        assert up.returncode == 0, up.stdout + up.stderr
+        exports = dict(re.findall(r"export GNOSIS_KAFKA__(\w+)=(\S+)", up.stdout))
+        plaintext = re.search(r"Kafka up on (\S+) ", up.stdout)
+        assert plaintext and exports["SASL_USERNAME"] == "gnosis", up.stdout
+        files = SecureFiles(Path(exports["SSL_CAFILE"]).parent)
+        assert Path(exports["SASL_PASSWORD_FILE"]) == files.password_file("gnosis")
+        assert files.password("gnosis") not in up.stdout + up.stderr
+        yield SecuredKafka(plaintext.group(1), exports["BOOTSTRAP_SERVERS"], files)
     finally:
-        kafka.stop()
+        subprocess.run([*cli, "down", "--data-dir", str(data)], capture_output=True,
+                       timeout=60, check=False)
 
 
 def kafka_env(settings: Settings) -> dict[str, str]:

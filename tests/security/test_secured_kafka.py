@@ -178,7 +178,7 @@ def test_kcat_reads_the_signals_over_sasl_ssl(secured_run, secured_kafka) -> Non
 
 @pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")
 def test_kcat_scram_against_kafka_4_needs_librdkafka_2_6_1(secured_kafka) -> None:
-    listed = _kcat(secured_kafka, "SCRAM-SHA-512", "-L", "-m", "10")
+    listed = _kcat(secured_kafka, "SCRAM-SHA-512", "-L", "-m", "5")
     if _librdkafka_version() >= (2, 6, 1):
         assert listed.returncode == 0, listed.stderr
     else:
