@@ -20,12 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from aiokafka.conn import AIOKafkaConnection, ScramAuthenticator
+from aiokafka.errors import SaslAuthenticationFailed
 from conftest import WorkerProcess
 from rich.console import Console
 
 from gnosis.config import Settings
 from gnosis.replay.sample import write_sample
-from gnosis.security import MASK
+from gnosis.security import MASK, client_options
 from gnosis.sinks.files import read_signals
 from gnosis.streams.kafka.broker import free_port, grant_topic_acls
 
@@ -186,6 +188,53 @@ def test_kcat_scram_against_kafka_4_needs_librdkafka_2_6_1(secured_kafka) -> Non
         # Kafka 4 checks the nonce and answers "invalid credentials".
         assert listed.returncode != 0
         assert "invalid credentials with SASL mechanism SCRAM-SHA-512" in listed.stderr
+
+
+class _NonceTwice(ScramAuthenticator):
+    """SCRAM as librdkafka before 2.6.1 does it: the client nonce prepended once more to the
+    server's nonce (which already starts with it), in the final message and in what the
+    proof signs, so only the nonce check can tell it from a correct login."""
+
+    def process_server_first_message(self, server_first: str) -> None:
+        client_nonce = self._nonce
+        super().process_server_first_message(server_first)
+        self._nonce = client_nonce + self._nonce
+        self._auth_message = f"{self._auth_message.rsplit(',r=', 1)[0]},r={self._nonce}"
+        signed = self._auth_message.encode()
+        self._client_signature = self.hmac(self._stored_key, signed)
+        self._client_proof = self._xor_bytes(self._client_key, self._client_signature)
+        self._server_signature = self.hmac(self._server_key, signed)
+
+
+class _LibrdkafkaStyleConnection(AIOKafkaConnection):
+    def authenticator_scram(self) -> _NonceTwice:
+        return _NonceTwice(loop=self._loop, sasl_plain_password=self._sasl_plain_password,
+                           sasl_plain_username=self._sasl_plain_username,
+                           sasl_mechanism=self._sasl_mechanism)
+
+
+@pytest.mark.parametrize("connection", [AIOKafkaConnection, _LibrdkafkaStyleConnection])
+def test_kafka_4_refuses_scram_that_repeats_the_client_nonce(secured_kafka, connection
+                                                             ) -> None:
+    """Why kcat's SCRAM is refused with the right password: the nonce, nothing else."""
+    options = client_options(secured_kafka.settings())
+    host, _, port = secured_kafka.sasl_ssl.rpartition(":")
+
+    async def login() -> None:
+        conn = connection(host, int(port), ssl_context=options["ssl_context"],
+                          security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+                          sasl_plain_username="gnosis",
+                          sasl_plain_password=options["sasl_plain_password"])
+        try:
+            await conn.connect()
+        finally:
+            conn.close()
+
+    if connection is AIOKafkaConnection:
+        asyncio.run(login())
+    else:
+        with pytest.raises(SaslAuthenticationFailed, match="invalid credentials"):
+            asyncio.run(login())
 
 
 def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
