@@ -29,7 +29,7 @@ from gnosis.config import Settings
 from gnosis.replay.sample import write_sample
 from gnosis.security import MASK, client_options
 from gnosis.sinks.files import read_signals
-from gnosis.streams.kafka.broker import free_port, grant_topic_acls
+from gnosis.streams.kafka.broker import free_port, grant_topic_acls, make_certificates
 
 from .conftest import SecuredKafka, gnosis
 
@@ -259,6 +259,12 @@ REFUSALS = {
     "unknown CA": (
         lambda sk, tmp: sk.settings(ssl_cafile=""),
         ["CERTIFICATE_VERIFY_FAILED", "kafka.ssl_cafile"]),
+    "another CA": (
+        lambda sk, tmp: sk.settings(ssl_cafile=str(make_certificates(tmp / "other").cafile)),
+        ["CERTIFICATE_VERIFY_FAILED", "is not the CA that signed it"]),
+    "mechanism not enabled": (
+        lambda sk, tmp: sk.settings(sasl_mechanism="SCRAM-SHA-256"),
+        ["does not accept SASL mechanism SCRAM-SHA-256", "kafka.sasl_mechanism"]),
     "plaintext client on the TLS port": (
         lambda sk, tmp: sk.settings(security_protocol="PLAINTEXT", sasl_mechanism="",
                                     sasl_username=""),
