@@ -172,10 +172,11 @@ def _describe(exc: BaseException, settings: Settings, cause: BaseException | Non
                 f"({k.sasl_mechanism}): check kafka.sasl_username and {password_setting}, "
                 f"and that the user has {k.sasl_mechanism} credentials on the cluster")
     if (found := _first(chain, "UnsupportedSaslMechanismError")) is not None:
-        enabled = _tail(found).rpartition("Enabled mechanisms are: ")[2]
+        detail = _tail(found)  # names the enabled ones only when the client checked them
+        enabled = (f" ({detail.rpartition('are: ')[2]})" if "Enabled mechanisms" in detail
+                   else "")
         return (f"Kafka at {where} does not accept SASL mechanism {k.sasl_mechanism}: "
-                f"set kafka.sasl_mechanism to one it enables"
-                + (f" ({enabled})" if "mechanisms" in _tail(found) else ""))
+                f"set kafka.sasl_mechanism to one it enables{enabled}")
     if (found := _first(chain, "SSLCertVerificationError")) is not None:
         reason = getattr(found, "verify_message", "") or _tail(found)
         if "hostname" in reason.lower() or "ip address mismatch" in reason.lower():
@@ -245,7 +246,8 @@ def _authorization(auth: BaseException, k: KafkaConfig, user: str) -> str:
         need = "WRITE on the transactional id (prefix worker.app_id)"
     else:
         what = "the cluster"
-        need = "the cluster operation it asked for"
+        need = ("the cluster operation it asked for, e.g. IDEMPOTENT_WRITE for a producer, "
+                "implied by WRITE on any topic")
     who = user if k.sasl_username else "the anonymous user"
     return (f"Kafka at {k.bootstrap_servers} denied {who} access to {what} ({code}): grant "
             f"ACLs ({need}) or set kafka.sasl_username to a user that has them")
