@@ -127,8 +127,11 @@ def sample(
 
 @app.command("config")
 def show_config(config: ConfigOption = None) -> None:
-    """Show every setting, its current value and its environment variable."""
-    rows = [(f"{section}.{key}", repr(value), f"GNOSIS_{section.upper()}__{key.upper()}")
+    """Show every setting, its current value and its environment variable (secrets masked)."""
+    from gnosis.security import shown_value
+
+    rows = [(f"{section}.{key}", repr(shown_value(section, key, value)),
+             f"GNOSIS_{section.upper()}__{key.upper()}")
             for section, key, value in _settings(config).as_rows()]
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     for key, value, env in rows:
@@ -142,12 +145,16 @@ def main() -> None:
     from gnosis.events import InvalidEvent
     from gnosis.replay.readers import ReaderError
     from gnosis.replay.run import ReplayError
+    from gnosis.security import KafkaAccessError
 
     try:
         app()
     except (ConfigError, InvalidEvent, ReaderError, ReplayError, FileNotFoundError) as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
+    except KafkaAccessError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         sys.exit(130)

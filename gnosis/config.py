@@ -123,9 +123,15 @@ class KafkaConfig:
     sasl_mechanism: str = ""
     """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 when SASL is used."""
     sasl_username: str = ""
-    sasl_password: str = ""
+    """SASL user name."""
+    sasl_password: str = field(default="", repr=False)
+    """SASL password; shown masked by ``gnosis config``. Prefer ``sasl_password_file``."""
+    sasl_password_file: str = ""
+    """File holding the SASL password (a Kubernetes or Docker secret); read at connect
+    time, surrounding whitespace stripped; wins over ``sasl_password``."""
     ssl_cafile: str = ""
-    """CA bundle for SSL; empty uses the system store."""
+    """CA bundle (PEM) that signed the brokers' certificates; empty uses the system store
+    (right for managed services with public certificates)."""
 
 
 @dataclass(frozen=True)

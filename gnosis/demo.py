@@ -109,13 +109,13 @@ async def _watch(settings: Settings, expected: int, console: Console, timeout: f
     consumer = AIOKafkaConsumer(settings.kafka.signals_topic, **client_options(settings),
                                 group_id=None, auto_offset_reset="earliest",
                                 isolation_level="read_committed")
-    await consumer.start()
     out: list[TradingSignal] = []
     latest: dict[str, TradingSignal] = {}
     recent: deque[TradingSignal] = deque(maxlen=8)
     counts: Counter = Counter()
     started = time.monotonic()
     try:
+        await consumer.start()
         with Live(_table(latest, recent, counts, 0, expected, 0.0), console=console,
                   refresh_per_second=8) as live:
             while len(out) < expected and time.monotonic() - started < timeout:
@@ -168,6 +168,7 @@ def run_demo(workdir: Path, *, port: int = 19092, settings: Settings | None = No
     from gnosis.replay.run import backtest_files
     from gnosis.replay.sample import write_sample
     from gnosis.replay.synthetic import bars_to_events, news_to_events
+    from gnosis.security import explained
     from gnosis.sinks.files import write_signals
     from gnosis.streams.kafka.broker import LocalKafka, free_port
     from gnosis.streams.topics import create_topics
@@ -207,8 +208,9 @@ def run_demo(workdir: Path, *, port: int = 19092, settings: Settings | None = No
         publisher = threading.Thread(target=_publish_paced,
                                      args=(settings, bar_events, news_events, pace), daemon=True)
         publisher.start()
-        live = asyncio.run(_watch(settings, len(bars), console,
-                                  timeout=60.0 + 4 * len(bars) / pace))
+        with explained(settings):
+            live = asyncio.run(_watch(settings, len(bars), console,
+                                      timeout=60.0 + 4 * len(bars) / pace))
         publisher.join(timeout=30)
 
         reference = replay_frame(bars, news, settings)

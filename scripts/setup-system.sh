@@ -10,6 +10,8 @@ if [ "${1:-}" != "--broker-only" ]; then
   command -v kcat >/dev/null || missing+=(kcat)
   command -v prometheus >/dev/null || missing+=(prometheus)
   command -v chromium >/dev/null || missing+=(chromium)
+  # the secured-broker tests make a throwaway CA and broker certificate
+  command -v openssl >/dev/null || missing+=(openssl)
 fi
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)

@@ -43,12 +43,12 @@ async def publish_async(bars: Iterable[Bar], news: Iterable[NewsItem], settings:
     producer = AIOKafkaProducer(**client_options(settings), acks="all",
                                 enable_idempotence=True, linger_ms=5,
                                 max_batch_size=256 * 1024)
-    await producer.start()
     sent = 0
     news_in_flight: list[asyncio.Future] = []
     first_ts: int | None = None
     started = time.monotonic()
     try:
+        await producer.start()  # inside: a refused start must still close the client
         for event in event_order(bars, news):
             if speed:
                 first_ts = event.ts if first_ts is None else first_ts
@@ -93,9 +93,9 @@ async def read_committed(options: dict[str, Any], topic: str, *, expected: int |
     # No group: the consumer takes every partition and starts at the earliest offset.
     consumer = AIOKafkaConsumer(topic, **options, group_id=None, auto_offset_reset="earliest",
                                 isolation_level="read_committed", enable_auto_commit=False)
-    await consumer.start()
     out: list[Any] = []
     try:
+        await consumer.start()
         deadline = time.monotonic() + timeout
         last_new = time.monotonic()
         while time.monotonic() < deadline:

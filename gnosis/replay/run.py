@@ -83,10 +83,12 @@ def _replay_kafka(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Setti
 
     from gnosis.replay.kafka import replay_via_kafka
     from gnosis.replay.synthetic import bars_to_events, news_to_events
+    from gnosis.security import explained
 
     events = bars_to_events(bars)
-    with Progress(TextColumn("through Kafka"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("signals"), TimeElapsedColumn(), transient=True) as progress:
+    with explained(settings), Progress(
+            TextColumn("through Kafka"), BarColumn(), MofNCompleteColumn(), TextColumn("signals"),
+            TimeElapsedColumn(), transient=True) as progress:
         task = progress.add_task("kafka", total=expected_signals(bars))
         signals, missing = asyncio.run(replay_via_kafka(
             events, news_to_events(news) if news is not None else [], settings, speed=speed,

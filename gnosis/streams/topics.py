@@ -91,18 +91,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 
 def client_options(settings: Settings) -> dict[str, object]:
-    """aiokafka connection options (bootstrap, SASL, SSL) from ``[kafka]``."""
-    k = settings.kafka
-    opts: dict[str, object] = {"bootstrap_servers": k.bootstrap_servers,
-                               "security_protocol": k.security_protocol}
-    if k.sasl_mechanism:
-        opts.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_username,
-                    sasl_plain_password=k.sasl_password)
-    if k.security_protocol in {"SSL", "SASL_SSL"}:
-        from aiokafka.helpers import create_ssl_context
+    """aiokafka connection options (bootstrap, SASL, SSL): see :mod:`gnosis.security`."""
+    from gnosis.security import client_options as options
 
-        opts["ssl_context"] = create_ssl_context(cafile=k.ssl_cafile or None)
-    return opts
+    return options(settings)
 
 
 async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:

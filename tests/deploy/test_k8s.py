@@ -100,7 +100,9 @@ def test_worker_pod_is_probed_scraped_and_locked_down() -> None:
         assert sc["capabilities"]["drop"] == ["ALL"]
         assert {"requests", "limits"} <= container["resources"].keys()
         for mount in container.get("volumeMounts", []):
-            assert "emptyDir" in volumes[mount["name"]]
+            volume = volumes[mount["name"]]
+            # scratch space, or a secret mounted read-only
+            assert "emptyDir" in volume or ("secret" in volume and mount["readOnly"] is True)
     # With a read-only root, the worker's data dir and /tmp must be writable mounts.
     mounts = {m["mountPath"] for m in worker["volumeMounts"]}
     assert {config["GNOSIS_WORKER__DATA_DIR"], "/tmp"} <= mounts
@@ -119,6 +121,41 @@ def test_configmap_is_valid_gnosis_configuration() -> None:
     settings = Settings.load(env=data)
     assert settings.worker.web_port == int(data["GNOSIS_WORKER__WEB_PORT"])
     assert settings.kafka.partitions == int(data["GNOSIS_KAFKA__PARTITIONS"])
+
+
+def test_kafka_credentials_come_from_the_secret_as_files(tmp_path: Path) -> None:
+    """The example Secret, mounted as the Deployment says, gives a working SASL_SSL login."""
+    from gnosis.security import client_options
+
+    r = resources()
+    config = r["ConfigMap"]["data"]
+    spec = r["Deployment"]["spec"]["template"]["spec"]
+    (secret,) = load_all(K8S / "examples" / "kafka-credentials.yaml")
+    kubernetes_validate.validate(secret, KUBE_VERSION, strict=True)
+    name = secret["metadata"]["name"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert not any("PASSWORD" in key and "FILE" not in key for key in config)
+    for container in [*spec["initContainers"], *spec["containers"]]:
+        assert all("secretRef" not in source for source in container["envFrom"])
+        (user_env,) = [e for e in container["env"] if e["name"].endswith("SASL_USERNAME")]
+        assert user_env["valueFrom"]["secretKeyRef"] == {"name": name, "key": "username",
+                                                         "optional": True}
+        (mount,) = [m for m in container["volumeMounts"]
+                    if volumes[m["name"]].get("secret", {}).get("secretName") == name]
+        # Kubernetes writes each key of the Secret as a file under the mount path.
+        pod_root = tmp_path / container["name"]
+        mounted = pod_root / mount["mountPath"].lstrip("/")
+        mounted.mkdir(parents=True)
+        for key, value in secret["stringData"].items():
+            (mounted / key).write_text(value)
+        env = {**config, "GNOSIS_KAFKA__SASL_USERNAME": secret["stringData"]["username"],
+               "GNOSIS_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+               "GNOSIS_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+               "GNOSIS_KAFKA__SASL_PASSWORD_FILE": str(
+                   pod_root / config["GNOSIS_KAFKA__SASL_PASSWORD_FILE"].lstrip("/"))}
+        options = client_options(Settings.load(env=env))
+        assert options["sasl_plain_password"] == secret["stringData"]["password"]
+        assert options["sasl_plain_username"] == secret["stringData"]["username"]
 
 
 def test_servicemonitor_selects_the_service_port() -> None:

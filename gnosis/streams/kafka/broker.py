@@ -5,6 +5,14 @@ a cache folder), writes ``server.properties``, formats the storage and runs
 ``kafka.Kafka`` as a child process listening on ``127.0.0.1:<port>``. Its pid and ports
 go to a state file in the data folder so ``gnosis kafka status|down`` work from another
 process. Needs ``java`` (17+) and, for the first fetch only, ``mvn``.
+
+With a :class:`SecureListener` the broker also serves SASL_SSL on a second port: a
+throwaway CA and a broker certificate are made with ``openssl`` under the data folder,
+SCRAM-SHA-512 users (each with a random password written to ``sasl/<user>.password``) are
+created when the storage is formatted, and SASL/PLAIN accepts the same users for clients
+whose SCRAM does not work against Kafka 4 (librdkafka before 2.6.1). With ``authorizer``
+on, the StandardAuthorizer denies every user that is neither a super user nor granted
+ACLs; the PLAINTEXT listener (loopback only) stays open as the ``ANONYMOUS`` super user.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 KAFKA_VERSION = "4.1.1"
@@ -116,10 +124,105 @@ class BrokerState:
     port: int
     controller_port: int
     data_dir: str
+    sasl_ssl_port: int = 0
 
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class SecureListener:
+    """A SASL_SSL listener next to PLAINTEXT.
+
+    Args:
+        port: listener port on 127.0.0.1 (``0`` picks a free one).
+        users: SCRAM-SHA-512 (and PLAIN) users; the first is a super user.
+        restricted: further users with no rights at all unless ACLs grant them some
+            (only meaningful with ``authorizer``).
+        authorizer: turn on the StandardAuthorizer (deny when no ACL matches).
+    """
+
+    port: int = 9094
+    users: tuple[str, ...] = ("gnosis",)
+    restricted: tuple[str, ...] = ()
+    authorizer: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+    """More ``server.properties`` lines, e.g. ``{"sasl.enabled.mechanisms": "PLAIN"}``."""
+
+    @property
+    def all_users(self) -> tuple[str, ...]:
+        return (*self.users, *self.restricted)
+
+
+@dataclass(frozen=True)
+class SecureFiles:
+    """Where a secured broker keeps what clients need: the CA and one password per user."""
+
+    directory: Path
+
+    @property
+    def cafile(self) -> Path:
+        return self.directory / "ca.pem"
+
+    def password_file(self, user: str) -> Path:
+        return self.directory / "sasl" / f"{user}.password"
+
+    def password(self, user: str) -> str:
+        return self.password_file(user).read_text().strip()
+
+
+def make_certificates(directory: Path, hosts: tuple[str, ...] = ("localhost",),
+                      ips: tuple[str, ...] = ("127.0.0.1",)) -> SecureFiles:
+    """A throwaway CA and a broker key+certificate it signed, made with ``openssl``.
+
+    Writes ``ca.pem``, ``ca.key`` and ``broker.pem`` (PKCS#8 key, then certificate: the PEM
+    keystore Kafka reads). Existing files are kept, so clients keep trusting the CA.
+    """
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise KafkaError("`openssl` is needed to make the SASL_SSL listener's certificates")
+    directory.mkdir(parents=True, exist_ok=True)
+    files = SecureFiles(directory)
+    if (directory / "broker.pem").exists():
+        return files
+    sans = ",".join([*(f"DNS:{h}" for h in hosts), *(f"IP:{ip}" for ip in ips)])
+
+    def run(*args: str) -> None:
+        done = subprocess.run([openssl, *args], cwd=directory, capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:
+            raise KafkaError(f"openssl {args[0]} failed: {done.stderr.strip()[-500:]}")
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+        "ca.pem", "-days", "3650", "-subj", "/CN=gnosis local CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out", "broker.csr",
+        "-subj", f"/CN={hosts[0]}")
+    (directory / "broker.ext").write_text(
+        f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "broker.crt", "-days", "825", "-extfile", "broker.ext")
+    key, cert = (directory / "broker.key").read_text(), (directory / "broker.crt").read_text()
+    (directory / "broker.pem").write_text(key + cert)
+    for private in ("ca.key", "broker.key", "broker.pem"):
+        (directory / private).chmod(0o600)
+    return files
+
+
+def _ensure_passwords(files: SecureFiles, users: tuple[str, ...]) -> dict[str, str]:
+    import secrets
+
+    out = {}
+    for user in users:
+        path = files.password_file(user)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(18) + "\n")
+        out[user] = files.password(user)
+    return out
 
 
 class LocalKafka:
@@ -136,16 +239,21 @@ class LocalKafka:
         data_dir: log and state folder; a fresh temporary folder when ``None``.
         home: folder with (or to receive) ``libs/``; see :func:`kafka_home`.
         heap: JVM maximum heap, e.g. ``"512m"``.
+        secure: also serve SASL_SSL (see :class:`SecureListener`); ``None`` for PLAINTEXT
+            only.
     """
 
     def __init__(self, port: int = 9092, controller_port: int = 0,
                  data_dir: str | os.PathLike[str] | None = None,
-                 home: str | os.PathLike[str] | None = None, heap: str = "512m") -> None:
+                 home: str | os.PathLike[str] | None = None, heap: str = "512m",
+                 secure: SecureListener | None = None) -> None:
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="gnosis-kafka-")).resolve()
         self.home = Path(home).resolve() if home else kafka_home().resolve()
         self.heap = heap
+        self.secure = secure
+        self.sasl_ssl_port = (secure.port or free_port()) if secure else 0
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -153,21 +261,37 @@ class LocalKafka:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        """``host:port`` of the SASL_SSL listener (``localhost``, as its certificate says)."""
+        return f"localhost:{self.sasl_ssl_port}"
+
+    @property
+    def secure_files(self) -> SecureFiles:
+        """The CA file and the users' password files of the SASL_SSL listener."""
+        return SecureFiles(self.data_dir / "tls")
+
+    @property
     def state_file(self) -> Path:
         return self.data_dir / _STATE_FILE
 
     def _properties(self) -> str:
         logs = self.data_dir / "logs"
+        listeners = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        advertised = list(listeners)
+        if self.secure:
+            listeners.append(f"SASL_SSL://127.0.0.1:{self.sasl_ssl_port}")
+            advertised.append(f"SASL_SSL://{self.sasl_ssl_bootstrap_servers}")
         return "\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-            f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            f"listeners={','.join(listeners)},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners={','.join(advertised)}",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
+            "SASL_SSL:SASL_SSL",
             "inter.broker.listener.name=PLAINTEXT",
+            *self._secure_properties(),
             f"log.dirs={logs}",
             "num.partitions=1",
             "offsets.topic.replication.factor=1",
@@ -179,6 +303,46 @@ class LocalKafka:
             "auto.create.topics.enable=false",
             "",
         ])
+
+    def _secure_properties(self) -> list[str]:
+        if not self.secure:
+            return []
+        files = self.secure_files
+        passwords = _ensure_passwords(files, self.secure.all_users)
+        # PLAIN checks passwords against this JAAS line; the SCRAM ones live in the metadata.
+        plain_users = " ".join(f'user_{u}="{p}"' for u, p in passwords.items())
+        lines = {
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "listener.name.sasl_ssl.plain.sasl.jaas.config":
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f"{plain_users};",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(files.directory / "broker.pem"),
+            "ssl.client.auth": "none",
+        }
+        if self.secure.authorizer:
+            supers = ";".join(f"User:{u}" for u in ("ANONYMOUS", *self.secure.users))
+            lines.update({
+                "authorizer.class.name":
+                    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "super.users": supers,
+                "allow.everyone.if.no.acl.found": "false",
+            })
+        lines.update(self.secure.extra)
+        return [f"{k}={v}" for k, v in lines.items()]
+
+    def _format_args(self) -> list[str]:
+        """``--add-scram`` arguments: SCRAM users exist only if created at format time."""
+        if not self.secure:
+            return []
+        files = self.secure_files
+        args = []
+        for user in self.secure.all_users:
+            args += ["--add-scram",
+                     f"SCRAM-SHA-512=[name={user},password={files.password(user)}]"]
+        return args
 
     def _java(self, *args: str) -> list[str]:
         java = shutil.which("java")
@@ -197,16 +361,29 @@ class LocalKafka:
         """Fetch jars if needed, format storage on first use, start and wait until ready."""
         fetch_jars(self.home)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.secure:
+            make_certificates(self.secure_files.directory)
         props = self.data_dir / "server.properties"
+        props.touch(mode=0o600)  # holds the PLAIN users' passwords when secured
         props.write_text(self._properties())
         (self.data_dir / "log4j2.yaml").write_text(_LOG4J2)
-        if not (self.data_dir / "logs" / "meta.properties").exists():
+        formatted_marker = self.data_dir / "logs" / "meta.properties"
+        users_marker = self.data_dir / "scram-users.json"
+        if not formatted_marker.exists():
             formatted = subprocess.run(
                 self._java("kafka.tools.StorageTool", "format", "-t", str(uuid.uuid4()),
-                           "-c", str(props), "--ignore-formatted"),
+                           "-c", str(props), "--ignore-formatted", *self._format_args()),
                 capture_output=True, text=True, check=False)
             if formatted.returncode != 0:
                 raise KafkaError(f"formatting Kafka storage failed:\n{formatted.stderr[-2000:]}")
+            users_marker.write_text(json.dumps(
+                sorted(self.secure.all_users) if self.secure else []))
+        elif self.secure:
+            known = set(json.loads(users_marker.read_text())) if users_marker.exists() else set()
+            if missing := sorted(set(self.secure.all_users) - known):
+                raise KafkaError(f"{self.data_dir} was formatted without the SCRAM users "
+                                 f"{missing} (they are only created at format time); "
+                                 "use a fresh --data-dir")
         log_path = Path(log_file) if log_file else self.data_dir / "broker.log"
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(self._java("kafka.Kafka", str(props)),
@@ -214,7 +391,8 @@ class LocalKafka:
                                             start_new_session=True)
         self.state_file.write_text(json.dumps({
             "pid": self.process.pid, "port": self.port,
-            "controller_port": self.controller_port, "data_dir": str(self.data_dir)}))
+            "controller_port": self.controller_port, "data_dir": str(self.data_dir),
+            "sasl_ssl_port": self.sasl_ssl_port}))
         try:
             wait_ready(self.bootstrap_servers, timeout, self.process)
         except KafkaError:
@@ -267,6 +445,43 @@ def wait_ready(bootstrap_servers: str, timeout: float = 60.0,
             return
         time.sleep(0.3)
     raise KafkaError(f"no Kafka broker answered on {bootstrap_servers} within {timeout:.0f}s")
+
+
+_ACL_OPERATIONS = {"ALL": 2, "READ": 3, "WRITE": 4, "CREATE": 5, "DESCRIBE": 8}
+
+
+def grant_topic_acls(bootstrap_servers: str, user: str, topics: list[str],
+                     operations: tuple[str, ...] = ("ALL",)) -> None:
+    """Allow ``User:<user>`` ``operations`` on each literal topic name.
+
+    Sent over the PLAINTEXT listener, whose ``ANONYMOUS`` principal is a super user of a
+    broker started with ``SecureListener(authorizer=True)``.
+    """
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import for_code
+    from aiokafka.protocol.admin import CreateAclsRequest
+
+    topic, literal, any_host, allow = 2, 3, "*", 3
+
+    async def run() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+        await admin.start()
+        try:
+            for name in topics:
+                for op in operations:
+                    response = await admin._send_to_controller(CreateAclsRequest(
+                        topic, name, literal, f"User:{user}", any_host,
+                        _ACL_OPERATIONS[op], allow))
+                    for code, message in response.creation_responses:
+                        if code:
+                            raise KafkaError(f"ACL {op} on {name} for {user}: "
+                                             f"{for_code(code).__name__} {message}")
+        finally:
+            await admin.close()
+
+    asyncio.run(run())
 
 
 def _port_open(host: str, port: int) -> bool:
