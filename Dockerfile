@@ -25,8 +25,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    GNOSIS_WORKER__WEB_PORT=6066 \
-    GNOSIS_WORKER__DATA_DIR=/data
+    GNOSIS_WORKER__WEB_PORT=6066
 
 # The wheels are bind-mounted from the builder, so they never become a layer of this image;
 # --no-index: exactly the versions the builder resolved, nothing fetched at this stage.
