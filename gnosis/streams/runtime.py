@@ -236,8 +236,8 @@ class Worker:
             if r.key == MARK_KEY:
                 q, n = rec  # type: ignore[misc]
                 self.gate.mark(task.p, q, n)
-                metrics.RECORD_OUTCOMES.labels(topic=self.topics.news_by_ticker,
-                                               outcome="mark").inc()
+                metrics.child(metrics.RECORD_OUTCOMES, self.topics.news_by_ticker,
+                              "mark").inc()
             else:
                 out.extend(task.on_scored_headline(rec))  # type: ignore[arg-type]
         if out:
@@ -274,8 +274,8 @@ class Worker:
                                        held.bar)]
             self._outbox.setdefault(p, []).extend(out)
         self._resume_paused()
-        metrics.RECORDS_WAITING.labels(topic=self.topics.bars).set(self.gate.held())
-        metrics.RECORDS_WAITING.labels(topic=self.topics.news).set(len(self.pending_news))
+        metrics.child(metrics.RECORDS_WAITING, self.topics.bars).set(self.gate.held())
+        metrics.child(metrics.RECORDS_WAITING, self.topics.news).set(len(self.pending_news))
         outbox, self._outbox = self._outbox, {}
         for p, records in outbox.items():
             if records:
@@ -425,6 +425,7 @@ class Worker:
                     await self._advance()
                 self._update_lag()
                 self.rejecting()
+                metrics.TICKERS_IN_STATE.set(sum(len(t.states) for t in self.tasks.values()))
 
     def _update_lag(self) -> None:
         for tp in self.consumer.assignment():

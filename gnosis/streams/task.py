@@ -73,7 +73,7 @@ class PartitionTask:
         """Apply a released bar: its signal and state records (or its deadletter)."""
         state = self.state(bar.ticker)
         if offset <= state.bar_offset:  # re-delivered after a crash; already applied
-            metrics.RECORD_OUTCOMES.labels(topic=self.topics.bars, outcome="repeat").inc()
+            metrics.child(metrics.RECORD_OUTCOMES, self.topics.bars, "repeat").inc()
             return []
         started = time.perf_counter()
         try:
@@ -92,11 +92,10 @@ class PartitionTask:
         now = time.perf_counter()
         metrics.FEATURE_UPDATE_SECONDS.observe(now - started)
         metrics.BARS_CONSUMED.inc()
-        metrics.SIGNALS_EMITTED.labels(signal_type=signal.signal_type).inc()
-        metrics.SIGNAL_CONFIDENCE.labels(signal_type=signal.signal_type).observe(
-            signal.confidence)
+        metrics.child(metrics.SIGNALS_EMITTED, signal.signal_type).inc()
+        metrics.child(metrics.SIGNAL_CONFIDENCE, signal.signal_type).observe(signal.confidence)
         metrics.BAR_TO_SIGNAL_SECONDS.observe(now - received)
-        metrics.RECORD_OUTCOMES.labels(topic=self.topics.bars, outcome="signal").inc()
+        metrics.child(metrics.RECORD_OUTCOMES, self.topics.bars, "signal").inc()
         # Signal first, then the state that covers it: under at-least-once a crash between
         # the two repeats the signal (same id) rather than losing it.
         return [(self.topics.signals, bar.ticker.encode(), value, self.p),
@@ -111,20 +110,20 @@ class PartitionTask:
         state = self.state(rec.ticker)
         topic = self.topics.news_by_ticker
         if state.is_applied(rec.q, rec.o):
-            metrics.RECORD_OUTCOMES.labels(topic=topic, outcome="repeat").inc()
+            metrics.child(metrics.RECORD_OUTCOMES, topic, "repeat").inc()
             return []
         entry = state.add_news(rec.ts, rec.score, rec.q, rec.o)
         if entry is None:
-            metrics.LATE_EVENTS.labels(topic=self.topics.news).inc()
-            metrics.RECORD_OUTCOMES.labels(topic=topic, outcome="late").inc()
+            metrics.child(metrics.LATE_EVENTS, self.topics.news).inc()
+            metrics.child(metrics.RECORD_OUTCOMES, topic, "late").inc()
             return []
-        metrics.RECORD_OUTCOMES.labels(topic=topic, outcome="applied").inc()
+        metrics.child(metrics.RECORD_OUTCOMES, topic, "applied").inc()
         return self._persist(state, entry)
 
     def rekey(self, item: NewsItem, score: float, offset: int) -> list[Out]:
         """The re-keyed records of a headline read from news partition ``p``: one per ticker."""
         metrics.NEWS_CONSUMED.inc()
-        metrics.RECORD_OUTCOMES.labels(topic=self.topics.news, outcome="rekeyed").inc()
+        metrics.child(metrics.RECORD_OUTCOMES, self.topics.news, "rekeyed").inc()
         return [(self.topics.news_by_ticker, ticker.encode(),
                  ScoredHeadline(ticker, item.ts, score, item.id, self.p, offset).to_json(),
                  ticker_partition(ticker, self.partitions))
@@ -152,8 +151,8 @@ class PartitionTask:
     def deadletter(self, topic: str, key: bytes | None, value: bytes | None, offset: int,
                    exc: InvalidEvent) -> Out:
         """The deadletter record of an invalid input record from partition ``p``."""
-        metrics.DEADLETTER_EVENTS.labels(reason=exc.code, topic=topic).inc()
-        metrics.RECORD_OUTCOMES.labels(topic=topic, outcome="deadletter").inc()
+        metrics.child(metrics.DEADLETTER_EVENTS, exc.code, topic).inc()
+        metrics.child(metrics.RECORD_OUTCOMES, topic, "deadletter").inc()
         return (self.topics.deadletter, key,
                 deadletter_record(value, exc, topic, self.p, offset), None)
 
