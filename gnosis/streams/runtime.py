@@ -87,6 +87,7 @@ class Worker:
         self.news_wait = max(0.0, settings.sentiment.max_wait_ms) / 1000.0
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
+        self.failure: BaseException | None = None
         self.gate = ReleaseGate()
         self.tasks: dict[int, PartitionTask] = {}
         self.generation = 0
@@ -130,7 +131,8 @@ class Worker:
         self.consumer.subscribe([self.topics.bars, self.topics.news, self.topics.news_by_ticker,
                                  self.topics.control], listener=_Listener(self))
         await self.consumer.start()
-        helpers = [asyncio.create_task(self._barriers()), asyncio.create_task(self._ticker())]
+        helpers = [asyncio.create_task(self._guard(self._barriers())),
+                   asyncio.create_task(self._guard(self._ticker()))]
         fetch: asyncio.Task[Any] | None = None
         stop = asyncio.create_task(self.stopping.wait())
         try:
@@ -155,6 +157,20 @@ class Worker:
             for helper in helpers:
                 helper.cancel()
             await self._shutdown()
+        if self.failure is not None:
+            raise self.failure
+
+    async def _guard(self, work: Any) -> None:
+        """Run a background part of the worker; if it fails, the worker stops (and is
+        restarted by its supervisor) rather than going on without it."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("worker stopping: a background task failed")
+            self.failure = exc
+            self.stopping.set()
 
     async def _fetch(self) -> tuple[dict[TopicPartition, list[Any]], dict[int, int]]:
         """A batch of records, and the news partitions' positions right after it.
@@ -298,7 +314,7 @@ class Worker:
                 self.scored.append((batch, scores))
                 await self._advance()
 
-        self.scoring = asyncio.create_task(score())
+        self.scoring = asyncio.create_task(self._guard(score()))
 
     def _score(self, headlines: list[str]) -> list[float]:
         started = time.perf_counter()
