@@ -5,11 +5,13 @@ producers published before the bar. Headlines reach a bar's partition ``p`` only
 being scored and re-keyed, possibly by another worker, so a bar waits for them:
 
 1. **Progress marks.** Whoever re-keys news partition ``q`` writes, after the re-keyed
-   records of a batch, a mark ``(q, n)`` to *every* partition of the re-keyed topic:
-   "every headline of ``q`` below offset ``n`` is re-keyed, and its records precede this
-   mark". A partition's log keeps order, so once ``p`` has consumed the mark it has
-   consumed those records. The owner of ``q`` re-sends its mark whenever it takes ``q``
-   over, so a mark exists after any rebalance or restart.
+   records of a batch, a mark ``(q, n)`` to *every* partition ``p`` of the re-keyed topic:
+   "every headline of ``q`` below offset ``n`` that names a ticker of ``p`` is re-keyed,
+   and its records precede this mark". A partition's log keeps order, so once ``p`` has
+   consumed the mark it has consumed those records. (A headline's tickers are known before
+   it is scored, so ``p``'s mark can pass headlines for other partitions that still wait
+   for the model.) The owner of ``q`` re-sends its marks whenever it takes ``q`` over, so
+   marks exist after any rebalance or restart.
 2. **Barriers.** After a bar arrives, the shell asks the broker for the end offsets of
    *all* news partitions (read_committed). One request serves every bar that arrived
    before it was sent: bars are grouped in *epochs*, and closing an epoch starts the

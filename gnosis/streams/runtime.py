@@ -38,7 +38,7 @@ from gnosis.sinks import metrics
 from gnosis.streams.assignor import CopartitionedAssignor
 from gnosis.streams.checkpoint import Checkpoint, offsets_by_task
 from gnosis.streams.gate import ReleaseGate
-from gnosis.streams.records import MARK_KEY, decode_command, decode_rekeyed
+from gnosis.streams.records import MARK_KEY, decode_command, decode_rekeyed, ticker_partition
 from gnosis.streams.store import restore_tables
 from gnosis.streams.task import Out, PartitionTask, decode_news, parse_bar
 from gnosis.streams.topics import client_options, topic_names
@@ -64,6 +64,8 @@ class _News:
     key: bytes | None
     value: bytes | None
     item: NewsItem | InvalidEvent
+    targets: frozenset[int]
+    """Partitions its re-keyed records go to (none for an invalid headline)."""
 
 
 class Worker:
@@ -107,7 +109,7 @@ class Worker:
         self.next_offset: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}
         self.pending_news: list[_News] = []
-        self.marked: dict[int, int] = {}
+        self.marked: dict[tuple[int, int], int] = {}  # (news partition, to partition)
         self.scoring: asyncio.Task[None] | None = None
         self.scored: list[tuple[list[_News], list[float]]] = []
         self.first_pending_at: float | None = None
@@ -238,8 +240,12 @@ class Worker:
             elif tp.topic == self.topics.news:
                 if not self.pending_news:
                     self.first_pending_at = now
-                self.pending_news.extend(_News(tp.partition, r.offset, r.key, r.value,
-                                               decode_news(r.value)) for r in records)
+                for r in records:
+                    item = decode_news(r.value)
+                    targets = frozenset() if isinstance(item, InvalidEvent) else frozenset(
+                        ticker_partition(t, task.partitions) for t in item.tickers)
+                    self.pending_news.append(_News(tp.partition, r.offset, r.key, r.value, item,
+                                                   targets))
             elif tp.topic == self.topics.news_by_ticker:
                 self._take_rekeyed(task, records)
             else:
@@ -353,11 +359,25 @@ class Worker:
         return self.news_seen.get(q)
 
     def _mark_news(self) -> None:
+        """Send each partition the progress of every owned news partition.
+
+        The mark for partition ``r`` stops at the first headline still waiting to be scored
+        that names a ticker of ``r``: the tickers are known before the score, so bars of
+        other partitions need not wait for the model.
+        """
+        first: dict[tuple[int, int], int] = {}
+        for news in self.pending_news:
+            for r in news.targets:
+                first.setdefault((news.q, r), news.offset)
         for q, task in self.tasks.items():
-            floor = self._news_floor(q)
-            if floor is not None and floor > self.marked.get(q, -1):
-                self.marked[q] = floor
-                self._outbox.setdefault(q, []).extend(task.marks(floor))
+            seen = self.news_seen.get(q)
+            if seen is None:
+                continue
+            for r in range(task.partitions):
+                floor = first.get((q, r), seen)
+                if floor > self.marked.get((q, r), -1):
+                    self.marked[(q, r)] = floor
+                    self._outbox.setdefault(q, []).append(task.mark(r, floor))
 
     def _resume_paused(self) -> None:
         for tp in list(self.paused):

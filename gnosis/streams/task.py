@@ -129,10 +129,10 @@ class PartitionTask:
                  ticker_partition(ticker, self.partitions))
                 for ticker in item.tickers]
 
-    def marks(self, offset: int) -> list[Out]:
-        """Progress marks: news partition ``p`` is re-keyed below ``offset``."""
-        value = encode_mark(self.p, offset)
-        return [(self.topics.news_by_ticker, MARK_KEY, value, r) for r in range(self.partitions)]
+    def mark(self, r: int, offset: int) -> Out:
+        """A progress mark for partition ``r``: every headline of news partition ``p`` below
+        ``offset`` that names a ticker of ``r`` has been re-keyed."""
+        return (self.topics.news_by_ticker, MARK_KEY, encode_mark(self.p, offset), r)
 
     def reset(self, ticker: str, to_ts: int | None) -> list[Out]:
         """An operator's reset of ``ticker`` (see :func:`gnosis.streams.state.reset`): the
