@@ -42,6 +42,13 @@ def _settings(config: Path | None) -> Settings:
     return Settings.load(config)
 
 
+@app.callback()
+def _check_environment() -> None:
+    # Every command refuses bad GNOSIS_* variables (and a bad GNOSIS_CONFIG file) before
+    # it does anything, including the commands that take no --config.
+    Settings.load()
+
+
 @app.command()
 def worker(config: ConfigOption = None) -> None:
     """Run a live worker: bars and news from Kafka in, signals out."""
