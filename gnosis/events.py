@@ -100,7 +100,7 @@ def parse_timestamp(value: Any, field_name: str = "timestamp") -> int:
         ts = round(value * 1_000_000) if MIN_EPOCH_MS <= value <= TS_MAX // 1_000_000 else None
         if ts is None or ts > TS_MAX:
             year = 1970 + value / _MS_PER_YEAR
-            raise InvalidEvent("bad_timestamp", f"{value:g} as epoch milliseconds is the year "
+            raise InvalidEvent("bad_timestamp", f"{value:.15g} as epoch milliseconds is the year "
                                f"{math.floor(year) if abs(year) < 1e6 else f'{year:.3g}'}, "
                                "outside 1973-03-03..2262-04-11"
                                f"{_unit_hint(value)}", field_name)
