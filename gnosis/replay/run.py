@@ -113,12 +113,14 @@ def _replay_kafka(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Setti
 
 def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
                    settings: Settings, permutations: int | None = None,
+                   interval: str | None = None,
                    console: Console | None = None) -> tuple[Path, Path]:
     """Backtest a signals file against its bars; write ``report.txt`` and ``report.html``.
 
     Every ticker trades its own equal share of the capital; the report shows the book
     as a whole, a table per ticker, and one HTML page per ticker with its price and
-    signals.
+    signals. Signals and bars of one bar ``interval`` are traded; it may be omitted when
+    the signals hold only one.
     """
     from gnosis.backtest import BacktestRunner
     from gnosis.backtest.report import write_html_report
@@ -132,6 +134,13 @@ def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
     signals = read_signals(signals_path)
     bars = read_bars(bars_path, max_future_ns=duration_ns(settings.worker.max_future))
     report_row_errors(bars.errors, console)
+    intervals = sorted(set(signals["interval"]))
+    if interval is None and len(intervals) > 1:
+        raise ReplayError(f"{signals_path} holds signals of bar intervals "
+                          f"{', '.join(intervals)}: backtest one with --interval")
+    interval = interval or (intervals[0] if intervals else "1m")
+    signals = signals[signals["interval"] == interval]
+    bars = dataclasses.replace(bars, frame=bars.frame[bars.frame["interval"] == interval])
     tickers = sorted(set(signals["ticker"]) & set(bars.frame["ticker"]))
     if not tickers:
         raise ReplayError(f"{signals_path} and {bars_path} share no ticker")
