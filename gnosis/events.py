@@ -150,6 +150,8 @@ def validate_time(ts: int, *, now_ns: int | None = None, max_future_ns: int = MA
 
 def format_duration(ns: int) -> str:
     """A duration in the largest whole unit: ``86400 s`` → ``1d``, ``90 s`` → ``90s``."""
+    if ns == 0:
+        return "0s"
     for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
         if ns % (size * 1_000_000_000) == 0:
             return f"{ns // (size * 1_000_000_000)}{unit}"
