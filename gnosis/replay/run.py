@@ -119,8 +119,8 @@ def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
 
     Every ticker trades its own equal share of the capital; the report shows the book
     as a whole, a table per ticker, and one HTML page per ticker with its price and
-    signals. Signals and bars of one bar ``interval`` are traded; it may be omitted when
-    the signals hold only one.
+    signals. A ticker trades the bars of its signals' interval; when the signals hold
+    several intervals of one ticker, choose one with ``interval``.
     """
     from gnosis.backtest import BacktestRunner
     from gnosis.backtest.report import write_html_report
@@ -134,13 +134,19 @@ def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
     signals = read_signals(signals_path)
     bars = read_bars(bars_path, max_future_ns=duration_ns(settings.worker.max_future))
     report_row_errors(bars.errors, console)
-    intervals = sorted(set(signals["interval"]))
-    if interval is None and len(intervals) > 1:
-        raise ReplayError(f"{signals_path} holds signals of bar intervals "
-                          f"{', '.join(intervals)}: backtest one with --interval")
-    interval = interval or (intervals[0] if intervals else "1m")
-    signals = signals[signals["interval"] == interval]
-    bars = dataclasses.replace(bars, frame=bars.frame[bars.frame["interval"] == interval])
+    if interval is not None:
+        signals = signals[signals["interval"] == interval]
+    per_ticker_intervals = signals.groupby("ticker")["interval"].nunique()
+    mixed = sorted(per_ticker_intervals[per_ticker_intervals > 1].index)
+    if mixed:
+        raise ReplayError(f"{signals_path}: {', '.join(mixed[:5])} "
+                          f"{'has' if len(mixed) == 1 else 'have'} signals of several bar "
+                          f"intervals ({', '.join(sorted(set(signals['interval'])))}): "
+                          "backtest one with --interval")
+    # Each ticker trades against the bars of its signals' interval.
+    traded = pd.MultiIndex.from_frame(signals[["ticker", "interval"]].drop_duplicates())
+    keep = pd.MultiIndex.from_frame(bars.frame[["ticker", "interval"]]).isin(traded)
+    bars = dataclasses.replace(bars, frame=bars.frame[keep])
     tickers = sorted(set(signals["ticker"]) & set(bars.frame["ticker"]))
     if not tickers:
         raise ReplayError(f"{signals_path} and {bars_path} share no ticker")

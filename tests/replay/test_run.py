@@ -22,8 +22,8 @@ def test_backtest_trades_one_interval_of_a_multi_interval_replay(tmp_path):
     summary = replay_files(tmp_path / "bars.csv", None, tmp_path / "s.parquet",
                            settings=Settings(), console=quiet)
     assert summary.startswith("520 signals from bars: 520 rows (0 skipped)")
-    with pytest.raises(ReplayError, match=r"bar intervals 1m, 5m: backtest one with "
-                                          r"--interval"):
+    with pytest.raises(ReplayError, match=r"T000, T001 have signals of several bar "
+                                          r"intervals \(1m, 5m\): backtest one with --interval"):
         backtest_files(tmp_path / "s.parquet", tmp_path / "bars.csv", tmp_path / "r",
                        settings=Settings(), permutations=0, console=quiet)
     text, _ = backtest_files(tmp_path / "s.parquet", tmp_path / "bars.csv", tmp_path / "r",
