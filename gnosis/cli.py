@@ -45,6 +45,13 @@ def _settings(config: Path | None) -> Settings:
     return Settings.load(config)
 
 
+@app.callback()
+def _check_environment() -> None:
+    # Every command refuses bad GNOSIS_* variables (and a bad GNOSIS_CONFIG file) before
+    # it does anything, including the commands that take no --config.
+    Settings.load()
+
+
 @app.command()
 def worker(config: ConfigOption = None) -> None:
     """Run a live worker: bars and news from Kafka in, signals out."""
@@ -89,13 +96,16 @@ def backtest(
                                                   "report.html.")] = Path("out/report"),
     permutations: Annotated[int | None, typer.Option(help="Permutations for the "
                                                           "significance test.")] = None,
+    interval: Annotated[str | None, typer.Option(help="Bar interval to trade (e.g. 5m) "
+                                                      "when the signals hold several.")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Backtest signals against prices; write a text and an HTML report."""
     from gnosis.replay.run import backtest_files
 
     text, html = backtest_files(signals, bars, report_dir, settings=_settings(config),
-                                permutations=permutations, console=console)
+                                permutations=permutations, interval=interval,
+                                console=console)
     typer.echo(text.read_text())
     console.print(f"[bold green]report:[/] {html}")
 

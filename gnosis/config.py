@@ -5,25 +5,67 @@ Precedence, lowest first: the defaults below (also shipped, commented, as
 ``GNOSIS_CONFIG``, an optional separate features file (``features_config_path``), then
 environment variables named ``GNOSIS_<SECTION>__<KEY>`` (e.g.
 ``GNOSIS_KAFKA__BOOTSTRAP_SERVERS``). The README's configuration table lists every key.
+
+Every value is checked when the configuration is read, against the type its field is
+annotated with: a setting that is a choice is a ``Literal`` of the allowed values, and a
+duration is a :data:`Duration` (``0``, or a whole number with ``s``, ``m``, ``h`` or
+``d``). A bad value raises :class:`ConfigError` in one line naming where it was set,
+the setting, the value and what is allowed; sections built in code are checked too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, NewType, Self, get_args, get_origin, get_type_hints
+
+Duration = NewType("Duration", str)
+"""A span of time written ``0`` or ``<whole number><s|m|h|d>``, e.g. ``30s``, ``5m``, ``1d``."""
+
+_DURATION_RE = re.compile(r"^([0-9]{1,9})(s|m|h|d)$")
+_UNIT_NS = {"s": 10**9, "m": 60 * 10**9, "h": 3_600 * 10**9, "d": 86_400 * 10**9}
 
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names file and key."""
 
 
+def duration_ns(text: str) -> int:
+    """Nanoseconds in a :data:`Duration` such as ``0``, ``30s``, ``5m`` or ``1h``.
+
+    Raises ``ValueError`` for anything else.
+    """
+    text = text.strip()
+    if text == "0":
+        return 0
+    m = _DURATION_RE.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a duration like 0, 30s, 5m, 1h or 1d")
+    return int(m.group(1)) * _UNIT_NS[m.group(2)]
+
+
+class _Section:
+    """Base of the configuration sections: checks choices and durations on construction."""
+
+    _name = ""
+
+    def __post_init__(self) -> None:
+        for key, kind in _field_types(type(self)).items():
+            problem = _problem(getattr(self, key), kind)
+            if problem:
+                raise ConfigError(f"{self._name}.{key} = {getattr(self, key)!r}: {problem}")
+
+
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(_Section):
     """Windows and thresholds of the technical features (all counted in bars)."""
+
+    _name = "features"
 
     window: int = 512
     """Rolling window for Hurst, Hawkes and volatility clustering."""
@@ -44,11 +86,13 @@ class FeatureConfig:
 
 
 @dataclass(frozen=True)
-class RuleConfig:
+class RuleConfig(_Section):
     """Thresholds of the signal rules (see ``gnosis.models.rules``)."""
 
-    sentiment_window: str = "1h"
-    """As-of sentiment window: news stamped in (t - window, t] counts for the bar at t."""
+    _name = "rules"
+    sentiment_window: Duration = Duration("1h")
+    """As-of sentiment window (a duration: 0, 30s, 5m, 1h, 1d): news stamped in
+    (t - window, t] counts for the bar at t."""
     positive_sentiment: float = 0.1
     """Sentiment mean at or above which sentiment is positive."""
     negative_sentiment: float = -0.1
@@ -76,8 +120,10 @@ class RuleConfig:
 
 
 @dataclass(frozen=True)
-class SentimentConfig:
+class SentimentConfig(_Section):
     """Headline scoring: an ONNX model when ``model_dir`` is set, else the lexicon."""
+
+    _name = "sentiment"
 
     model_dir: str = ""
     """Directory written by ``gnosis model export`` (manifest.json, model, tokenizer.json);
@@ -97,8 +143,10 @@ class SentimentConfig:
 
 
 @dataclass(frozen=True)
-class KafkaConfig:
+class KafkaConfig(_Section):
     """Broker connection and topic layout."""
+
+    _name = "kafka"
 
     bootstrap_servers: str = "127.0.0.1:9092"
     """Comma-separated host:port list of brokers."""
@@ -118,10 +166,10 @@ class KafkaConfig:
     """Retention of the event topics (changelogs are compacted instead)."""
     deadletter_partitions: int = 1
     """Partitions of the deadletter topic."""
-    security_protocol: str = "PLAINTEXT"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
-    sasl_mechanism: str = ""
-    """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 when SASL is used."""
+    sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = ""
+    """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 when SASL is used; empty otherwise."""
     sasl_username: str = ""
     """SASL user name."""
     sasl_password: str = field(default="", repr=False)
@@ -135,21 +183,28 @@ class KafkaConfig:
 
 
 @dataclass(frozen=True)
-class WorkerConfig:
+class WorkerConfig(_Section):
     """The live worker (``gnosis worker``)."""
+
+    _name = "worker"
 
     app_id: str = "gnosis"
     """Consumer group, transactional-id prefix and internal topic prefix."""
     web_port: int = 6066
     """Port of /health and /metrics."""
-    processing_guarantee: str = "at_least_once"
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     """"at_least_once" (lowest latency; a crash may repeat signals) or "exactly_once"
     (Kafka transactions; signals become visible to read_committed consumers on commit)."""
     commit_interval: float = 0.2
     """Seconds between offset commits (in exactly_once: between transaction commits)."""
-    allowed_lateness: str = "0s"
-    """News stamped earlier than the last bar's close minus this is counted and ignored."""
-    log_level: str = "info"
+    allowed_lateness: Duration = Duration("0s")
+    """News stamped earlier than the last bar's close minus this (a duration) is counted
+    and ignored."""
+    max_future: Duration = Duration("1d")
+    """Bars and news stamped more than this (a duration) ahead of the wall clock are
+    refused as ``bad_timestamp``, live and in replay."""
+    log_level: Literal["debug", "info", "warning", "warn", "error", "critical"] = "info"
+    """Log level of the worker."""
     snapshot_every: int = 256
     """Journal entries between two snapshots of a ticker's engine state."""
     max_news_wait: float = 0.0
@@ -160,8 +215,10 @@ class WorkerConfig:
 
 
 @dataclass(frozen=True)
-class BacktestConfig:
+class BacktestConfig(_Section):
     """Backtest execution and statistics (see ``gnosis.backtest``)."""
+
+    _name = "backtest"
 
     initial_capital: float = 100_000.0
     transaction_cost: float = 0.001
@@ -178,7 +235,7 @@ class BacktestConfig:
     """A strategy is significant when its permutation p-value is below this."""
     periods_per_year: float = 0.0
     """Bars per year for annualisation; 0 infers it from the bar spacing (daily: 252)."""
-    hold: str = "keep"
+    hold: Literal["keep", "flat"] = "keep"
     """What a HOLD signal means: "keep" the current position, or go "flat"."""
 
 
@@ -225,7 +282,7 @@ class Settings:
             if not isinstance(values, dict):
                 raise ConfigError(f"{origin}: [{section}] must be a table")
             current = getattr(self, section)
-            updates[section] = _apply(current, values, f"{origin}: [{section}]")
+            updates[section] = _apply(current, values, origin)
         return replace(self, **updates)
 
     def _merge_env(self, env: dict[str, str]) -> Self:
@@ -257,13 +314,43 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """Field name -> annotated type (a Literal, Duration or a plain type) of a section."""
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _problem(value: Any, kind: Any) -> str | None:
+    """What is wrong with a value of a choice or duration setting, or ``None``."""
+    if get_origin(kind) is Literal:
+        allowed = get_args(kind)
+        if value not in allowed:
+            return "allowed: " + ", ".join(repr(a) for a in allowed)
+    elif kind is Duration:
+        try:
+            duration_ns(value)
+        except (ValueError, AttributeError):
+            return "allowed: a duration like 0, 30s, 5m, 1h or 1d"
+    return None
+
+
 def _apply(section: Any, values: dict[str, Any], origin: str) -> Any:
-    types = {f.name: type(f.default) for f in dataclasses.fields(section)}
+    types = _field_types(type(section))
     clean: dict[str, Any] = {}
     for key, value in values.items():
         if key not in types:
-            raise ConfigError(f"{origin}: unknown key {key!r}")
-        clean[key] = _coerce(value, types[key], f"{origin} {key}")
+            raise ConfigError(f"{origin}: [{section._name}]: unknown key {key!r}")
+        kind = types[key]
+        where = f"{origin}: [{section._name}] {key}"
+        if origin == "environment":
+            where = (f"environment GNOSIS_{section._name.upper()}__{key.upper()}: "
+                     f"{section._name}.{key}")
+        plain = str if get_origin(kind) is Literal or kind is Duration else kind
+        clean[key] = _coerce(value, plain, where)
+        problem = _problem(clean[key], kind)
+        if problem:
+            raise ConfigError(f"{where} = {value!r}: {problem}")
     return replace(section, **clean)
 
 

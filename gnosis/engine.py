@@ -1,7 +1,8 @@
 """The functional core: per-ticker state, features, as-of sentiment and rules.
 
 Nothing here knows about Kafka, Faust or asyncio. The live shell (``gnosis.streams``)
-keeps one :class:`TickerEngine` per ticker in its partitions' state; the replay shell
+keeps one :class:`TickerEngine` per ticker in its partitions' state (with a feature state
+per bar interval inside, and the news window shared by the ticker's intervals); the replay shell
 drives :class:`SignalEngine` (or the vectorised :mod:`gnosis.replay.inprocess`) over
 history. Both call the same code, so live trading and backtests cannot disagree.
 
@@ -13,14 +14,14 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
-from gnosis.config import Settings
-from gnosis.events import Bar, InvalidEvent, NewsItem, TradingSignal, interval_seconds, signal_id
+from gnosis.config import Settings, duration_ns
+from gnosis.events import Bar, InvalidEvent, NewsItem, TradingSignal, format_timestamp, signal_id
 from gnosis.features import FeatureSnapshot, TickerFeatures
 from gnosis.models.rules import decide, explain
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from gnosis.models.sentiment import SentimentScorer
 
 _NS = 1_000_000_000
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 _SCORE_CHUNK = 256
 
 
@@ -55,38 +56,53 @@ def score_headlines(scorer: SentimentScorer, headlines: Sequence[str]) -> np.nda
     return out
 
 
-def duration_ns(text: str) -> int:
-    """Nanoseconds in a duration such as ``0s``, ``30s``, ``5m`` or ``1h``."""
-    if text.strip() in {"0", "0s"}:
-        return 0
-    return interval_seconds(text.strip()) * _NS
+class BarSeries:
+    """The feature state of one bar interval of a ticker (e.g. its 1m or its 5m bars)."""
+
+    __slots__ = ("features", "last_ts")
+
+    def __init__(self, features: TickerFeatures, last_ts: int | None = None) -> None:
+        self.features = features
+        self.last_ts = last_ts
 
 
 class TickerEngine:
-    """All state and logic for one ticker: features, news window, last bar time."""
+    """All state and logic for one ticker: a :class:`BarSeries` per bar interval, and the
+    news window, which every interval of the ticker shares.
 
-    __slots__ = ("_late_ns", "_news_scores", "_news_ts", "_window_ns", "features", "last_ts",
-                 "model_id", "settings", "ticker")
+    A feed may publish several intervals of one ticker (1m and 5m bars, say): each
+    interval has its own features, order check and signals (the signal id includes the
+    interval), while a headline counts for all of them.
+    """
+
+    __slots__ = ("_late_ns", "_news_scores", "_news_ts", "_window_ns", "model_id", "series",
+                 "settings", "ticker")
 
     def __init__(self, ticker: str, settings: Settings, model_id: str = "lexicon") -> None:
         self.ticker = ticker
         self.settings = settings
         self.model_id = model_id
-        self.features = TickerFeatures(settings.features)
-        self.last_ts: int | None = None
+        self.series: dict[str, BarSeries] = {}
         # News kept sorted by time; may run ahead of bars when the news topic is ahead.
         self._news_ts: list[int] = []
         self._news_scores: list[float] = []
         self._window_ns = duration_ns(settings.rules.sentiment_window)
         self._late_ns = duration_ns(settings.worker.allowed_lateness)
 
+    @property
+    def last_ts(self) -> int | None:
+        """Close of the latest bar of any interval (the ticker's event-time clock)."""
+        return max((s.last_ts for s in self.series.values() if s.last_ts is not None),
+                   default=None)
+
     def add_sentiment(self, ts: int, score: float) -> bool:
         """Add one scored headline; ``False`` (ignored) when it is too late to count.
 
-        Late means stamped before the last bar's close minus the allowed lateness; such
-        an item could only have changed signals that were already emitted.
+        Late means stamped before the last bar's close (of any interval) minus the
+        allowed lateness; such an item could only have changed signals already emitted.
         """
-        if self.last_ts is not None and ts < self.last_ts - self._late_ns:
+        last = self.last_ts
+        if last is not None and ts < last - self._late_ns:
             return False
         i = bisect.bisect_right(self._news_ts, ts)
         self._news_ts.insert(i, ts)
@@ -104,25 +120,32 @@ class TickerEngine:
         return window_stats(self._news_scores[lo:hi])
 
     def on_bar(self, bar: Bar) -> TradingSignal:
-        """Update the features with one bar and return its signal.
+        """Update the features of the bar's interval with it and return its signal.
 
         Raises :class:`InvalidEvent` (``duplicate_bar`` or ``out_of_order``) for a bar
-        not strictly after the previous one; the state is then unchanged.
+        not strictly after the previous one of its interval; the state is then unchanged.
         """
-        if self.last_ts is not None and bar.ts <= self.last_ts:
-            code = "duplicate_bar" if bar.ts == self.last_ts else "out_of_order"
-            raise InvalidEvent(code, f"bar at {bar.ts} not after the last bar at {self.last_ts}",
+        series = self.series.get(bar.interval)
+        if series is None:
+            series = self.series[bar.interval] = BarSeries(TickerFeatures(self.settings.features))
+        if series.last_ts is not None and bar.ts <= series.last_ts:
+            code = "duplicate_bar" if bar.ts == series.last_ts else "out_of_order"
+            raise InvalidEvent(code, f"{bar.interval} bar at {format_timestamp(bar.ts)} not "
+                               f"after the last one at {format_timestamp(series.last_ts)}",
                                "timestamp")
-        snap = self.features.update(bar.ts, bar.open, bar.high, bar.low, bar.close, bar.volume)
-        self.last_ts = bar.ts
+        snap = series.features.update(bar.ts, bar.open, bar.high, bar.low, bar.close,
+                                      bar.volume)
+        series.last_ts = bar.ts
         mean, std, count = self.sentiment_at(bar.ts)
-        self._prune(bar.ts)
+        self._prune()
         return build_signal(self.ticker, bar.ts, bar.close, bar.interval, snap, mean, std, count,
                             self.settings, self.model_id)
 
-    def _prune(self, ts: int) -> None:
-        # News at or before ts - window can never count again: bars only move forward.
-        cut = bisect.bisect_right(self._news_ts, ts - self._window_ns)
+    def _prune(self) -> None:
+        # News at or before (the laggiest interval's close - window) can never count again:
+        # each interval's bars only move forward.
+        oldest = min(s.last_ts for s in self.series.values() if s.last_ts is not None)
+        cut = bisect.bisect_right(self._news_ts, oldest - self._window_ns)
         if cut:
             del self._news_ts[:cut]
             del self._news_scores[:cut]
@@ -131,9 +154,9 @@ class TickerEngine:
         """A compact snapshot from which :meth:`from_state` rebuilds this engine exactly."""
         return orjson.dumps({
             "v": _STATE_VERSION,
-            "bars": self.features.bars,
-            "last_ts": self.last_ts,
-            "history": self.features.history(),
+            "series": {interval: {"bars": s.features.bars, "last_ts": s.last_ts,
+                                  "history": s.features.history()}
+                       for interval, s in self.series.items()},
             "news_ts": self._news_ts,
             "news_scores": self._news_scores,
         }, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -141,14 +164,22 @@ class TickerEngine:
     @classmethod
     def from_state(cls, ticker: str, settings: Settings, data: bytes,
                    model_id: str = "lexicon") -> TickerEngine:
-        """Rebuild an engine from :meth:`to_state` output."""
+        """Rebuild an engine from :meth:`to_state` output.
+
+        A version-1 snapshot (one series per ticker, before intervals were kept apart)
+        is read as the ticker's ``1m`` series.
+        """
         obj = orjson.loads(data)
-        if obj.get("v") != _STATE_VERSION:
-            raise ValueError(f"state version {obj.get('v')!r}, expected {_STATE_VERSION}")
+        version = obj.get("v")
+        if version == 1:
+            obj["series"] = {"1m": {k: obj[k] for k in ("bars", "last_ts", "history")}}
+        elif version != _STATE_VERSION:
+            raise ValueError(f"state version {version!r}, expected {_STATE_VERSION}")
         engine = cls(ticker, settings, model_id)
-        history = np.asarray(obj["history"], dtype=np.float64).reshape(-1, 6)
-        engine.features = TickerFeatures.restore(settings.features, history, obj["bars"])
-        engine.last_ts = obj["last_ts"]
+        for interval, saved in obj["series"].items():
+            history = np.asarray(saved["history"], dtype=np.float64).reshape(-1, 6)
+            features = TickerFeatures.restore(settings.features, history, saved["bars"])
+            engine.series[interval] = BarSeries(features, saved["last_ts"])
         engine._news_ts = list(obj["news_ts"])
         engine._news_scores = list(obj["news_scores"])
         return engine
@@ -164,19 +195,53 @@ def build_signal(ticker: str, ts: int, price: float, interval: str, snap: Featur
         realized_volatility=snap.realized_volatility, trend=snap.trend,
         sentiment_mean=sentiment_mean, sentiment_count=sentiment_count, config=settings.rules,
     )
-    reasons = explain(d.rule, vsa_class=snap.vsa_class, hurst_exponent=snap.hurst_exponent,
-                      volatility_clustering=snap.volatility_clustering,
-                      sentiment_mean=sentiment_mean, sentiment_count=sentiment_count,
-                      is_contrarian_market=d.is_contrarian_market)
+    return signal_from_row({
+        "ticker": ticker, "ts": ts, "interval": interval, "signal_type": d.signal_type,
+        "rule": d.rule, "confidence": d.confidence, "sentiment_mean": sentiment_mean,
+        "sentiment_std": sentiment_std, "sentiment_count": sentiment_count,
+        "is_contrarian_market": d.is_contrarian_market, "vsa_score": snap.vsa_score,
+        "vsa_class": snap.vsa_class, "hawkes_branching": snap.hawkes_branching,
+        "hurst_exponent": snap.hurst_exponent,
+        "volatility_clustering": snap.volatility_clustering, "risk_level": d.risk_level,
+        "suggested_position_size": d.suggested_position_size, "price": price,
+        "model_id": model_id,
+    })
+
+
+def signal_reasons(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``reasons`` of the signal of one signal row (see :func:`signal_from_row`)."""
+    return explain(str(row["rule"]), vsa_class=str(row["vsa_class"]),
+                   hurst_exponent=float(row["hurst_exponent"]),
+                   volatility_clustering=float(row["volatility_clustering"]),
+                   sentiment_mean=float(row["sentiment_mean"]),
+                   sentiment_count=int(row["sentiment_count"]),
+                   is_contrarian_market=bool(row["is_contrarian_market"]))
+
+
+def signal_from_row(row: Mapping[str, Any]) -> TradingSignal:
+    """The :class:`TradingSignal` of one bar from its computed values: the only place a
+    signal is assembled.
+
+    ``row`` maps the signal-frame columns (:data:`gnosis.replay.inprocess.SIGNAL_COLUMNS`;
+    extra keys are ignored) to values: the streaming core passes one dict per bar, the
+    vectorised replay one frame row per bar, so both shells emit the same fields, id and
+    reasons included.
+    """
+    ticker, ts, interval = str(row["ticker"]), int(row["ts"]), str(row["interval"])
     return TradingSignal(
         signal_id=signal_id(ticker, ts, interval), ticker=ticker, ts=ts,
-        signal_type=d.signal_type, confidence=d.confidence,  # type: ignore[arg-type]
-        sentiment_mean=sentiment_mean, sentiment_std=sentiment_std,
-        sentiment_count=sentiment_count, is_contrarian_market=d.is_contrarian_market,
-        vsa_score=snap.vsa_score, hawkes_branching=snap.hawkes_branching,
-        hurst_exponent=snap.hurst_exponent, volatility_clustering=snap.volatility_clustering,
-        risk_level=d.risk_level, suggested_position_size=d.suggested_position_size,  # type: ignore[arg-type]
-        price=price, reasons=reasons, model_id=model_id, interval=interval,
+        signal_type=row["signal_type"], confidence=float(row["confidence"]),
+        sentiment_mean=float(row["sentiment_mean"]),
+        sentiment_std=float(row["sentiment_std"]),
+        sentiment_count=int(row["sentiment_count"]),
+        is_contrarian_market=bool(row["is_contrarian_market"]),
+        vsa_score=float(row["vsa_score"]), hawkes_branching=float(row["hawkes_branching"]),
+        hurst_exponent=float(row["hurst_exponent"]),
+        volatility_clustering=float(row["volatility_clustering"]),
+        risk_level=row["risk_level"],
+        suggested_position_size=float(row["suggested_position_size"]),
+        price=float(row["price"]), reasons=signal_reasons(row), model_id=str(row["model_id"]),
+        interval=interval,
     )
 
 
@@ -215,17 +280,19 @@ class SignalEngine:
 
 def run_events(bars: Iterable[Bar], news: Iterable[NewsItem], settings: Settings | None = None,
                scorer: SentimentScorer | None = None) -> list[TradingSignal]:
-    """Signals for a batch of history, in event-time order: the reference result.
+    """Signals for a batch of history, ordered by (bar close, ticker, interval): the
+    reference result.
 
-    News stamped at or before a bar's close is applied before that bar. Invalid bars
-    (duplicates, out of order) are skipped, as the live worker deadletters them.
+    News stamped at or before a bar's close is applied before that bar. A bar that
+    repeats the close of an earlier bar of its ticker and interval is skipped, as the
+    live worker deadletters it.
     """
     engine = SignalEngine(settings, scorer)
     news = sorted(news, key=lambda item: item.ts)
     scores = score_headlines(engine.scorer, [n.headline for n in news])
     out: list[TradingSignal] = []
     i = 0
-    for bar in sorted(bars, key=lambda b: b.ts):
+    for bar in sorted(bars, key=lambda b: (b.ts, b.ticker, b.interval)):
         while i < len(news) and news[i].ts <= bar.ts:
             engine.add_scored_news(news[i], float(scores[i]))
             i += 1

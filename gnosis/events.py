@@ -7,6 +7,18 @@ the offending ``field`` so that a deadletter record says exactly what was wrong.
 Timestamps are event time in UTC. On the wire they are ISO-8601 strings
 (``2024-01-02T15:30:00Z``); epoch milliseconds are accepted on input. In memory they
 are integer nanoseconds since the epoch (``ts``), which is what the core computes with.
+
+A timestamp that cannot be true is refused at the edge with code ``bad_timestamp``:
+
+* outside what int64 epoch nanoseconds hold (1677-09-21 to 2262-04-11), so that numpy,
+  pandas and :func:`format_timestamp` can represent every accepted event;
+* an epoch number that, read as milliseconds, falls before :data:`MIN_EPOCH_MS`
+  (1973-03-03): such numbers are nearly always seconds; the detail names the unit a
+  number looks like (seconds, microseconds or nanoseconds);
+* more than ``max_future_ns`` (``worker.max_future``, default one day) ahead of the
+  clock, checked by :func:`validate_time`. ``Bar``/``NewsItem.from_dict``/``from_json``
+  take the clock reading as ``now_ns`` (the wall clock when omitted), so a test or a
+  replay decides what "now" is.
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -25,6 +38,15 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_HEADLINE_CHARS = 1_000
 MAX_BODY_CHARS = 32 * 1024
 MAX_TICKERS_PER_NEWS = 32
+
+TS_MIN = -(2**63 - 1)
+"""Earliest representable event time (epoch ns, 1677-09-21): int64, as pandas holds it."""
+TS_MAX = 2**63 - 1
+"""Latest representable event time (epoch ns, 2262-04-11)."""
+MIN_EPOCH_MS = 100_000_000_000
+"""Smallest epoch-millisecond number accepted (1973-03-03); smaller ones look like seconds."""
+MAX_FUTURE_NS = 86_400 * 1_000_000_000
+"""Default of ``worker.max_future``: how far ahead of the clock an event may be stamped."""
 
 _TICKER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/^=]{0,31}$")
 _INTERVAL_RE = re.compile(r"^([1-9][0-9]{0,4})(s|m|h|d)$")
@@ -55,7 +77,12 @@ class InvalidEvent(ValueError):
 
 
 def parse_timestamp(value: Any, field_name: str = "timestamp") -> int:
-    """Return epoch nanoseconds for an ISO-8601 string, epoch ms number or datetime."""
+    """Epoch nanoseconds for an ISO-8601 string, epoch ms number or datetime.
+
+    Raises :class:`InvalidEvent` (``bad_timestamp``) for text that is no timestamp and
+    for times that cannot be represented (see the module docstring). The future is not
+    checked here: that needs a clock (:func:`validate_time`).
+    """
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, str):
@@ -67,7 +94,17 @@ def parse_timestamp(value: Any, field_name: str = "timestamp") -> int:
     elif isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise InvalidEvent("bad_timestamp", "timestamp is not finite", field_name)
-        return round(value * 1_000_000)
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise InvalidEvent("bad_timestamp", "timestamp does not fit in 64 bits", field_name)
+        # Range first: a huge float times 1e6 overflows to infinity.
+        ts = round(value * 1_000_000) if MIN_EPOCH_MS <= value <= TS_MAX // 1_000_000 else None
+        if ts is None or ts > TS_MAX:
+            year = 1970 + value / _MS_PER_YEAR
+            raise InvalidEvent("bad_timestamp", f"{value:.15g} as epoch milliseconds is the year "
+                               f"{math.floor(year) if abs(year) < 1e6 else f'{year:.3g}'}, "
+                               "outside 1973-03-03..2262-04-11"
+                               f"{_unit_hint(value)}", field_name)
+        return ts
     else:
         raise InvalidEvent("bad_timestamp", f"timestamp of type {type(value).__name__}",
                            field_name)
@@ -75,7 +112,50 @@ def parse_timestamp(value: Any, field_name: str = "timestamp") -> int:
         dt = dt.replace(tzinfo=UTC)
     # Exact integer arithmetic: float seconds would lose sub-microsecond precision.
     delta = dt - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    ts = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    if not TS_MIN <= ts <= TS_MAX:
+        raise InvalidEvent("bad_timestamp", f"{str(value)[:40]!r} is the year {dt.year}, outside "
+                           "1677-09-21..2262-04-11 (what epoch nanoseconds hold)", field_name)
+    return ts
+
+
+_MS_PER_YEAR = 365.2425 * 86_400_000
+_UNITS = (("seconds", 1e9), ("microseconds", 1e3), ("nanoseconds", 1.0))
+
+
+def _unit_hint(value: float) -> str:
+    """Which unit an implausible epoch-millisecond number looks like, if any."""
+    for name, ns in _UNITS:
+        if MIN_EPOCH_MS * 1e6 <= value * ns <= TS_MAX:
+            return f"; it looks like {name}, not milliseconds"
+    return ""
+
+
+def validate_time(ts: int, *, now_ns: int | None = None, max_future_ns: int = MAX_FUTURE_NS,
+                  field_name: str = "timestamp") -> int:
+    """Return ``ts`` if it is at most ``max_future_ns`` ahead of ``now_ns``.
+
+    ``now_ns`` is the caller's clock reading (epoch ns); the wall clock when ``None``.
+    Raises :class:`InvalidEvent` (``bad_timestamp``) otherwise, e.g. "2100-01-01T00:00:00Z
+    (year 2100) is more than 1d ahead of now (2026-11-27T03:00:00Z)".
+    """
+    now = time.time_ns() if now_ns is None else now_ns
+    if ts - now > max_future_ns:
+        raise InvalidEvent("bad_timestamp", f"{format_timestamp(ts)} (year "
+                           f"{to_datetime(ts).year}) is more than "
+                           f"{format_duration(max_future_ns)} ahead of now "
+                           f"({format_timestamp(now)})", field_name)
+    return ts
+
+
+def format_duration(ns: int) -> str:
+    """A duration in the largest whole unit: ``86400 s`` → ``1d``, ``90 s`` → ``90s``."""
+    if ns == 0:
+        return "0s"
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        if ns % (size * 1_000_000_000) == 0:
+            return f"{ns // (size * 1_000_000_000)}{unit}"
+    return f"{ns}ns"
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -203,10 +283,16 @@ class Bar:
         return orjson.dumps(self.to_dict())
 
     @classmethod
-    def from_dict(cls, obj: dict) -> Bar:
-        """Validate a decoded mapping; raises :class:`InvalidEvent`."""
+    def from_dict(cls, obj: dict, *, now_ns: int | None = None,
+                  max_future_ns: int = MAX_FUTURE_NS) -> Bar:
+        """Validate a decoded mapping; raises :class:`InvalidEvent`.
+
+        ``now_ns``/``max_future_ns`` bound how far ahead of the clock the bar may be
+        stamped (:func:`validate_time`).
+        """
         ticker = _ticker(_require(obj, "ticker"))
-        ts = parse_timestamp(_require(obj, "timestamp"))
+        ts = validate_time(parse_timestamp(_require(obj, "timestamp")), now_ns=now_ns,
+                           max_future_ns=max_future_ns)
         o = _number(obj, "open")
         h = _number(obj, "high")
         lo = _number(obj, "low")
@@ -225,8 +311,10 @@ class Bar:
         return cls(ticker, ts, o, h, lo, c, v, interval)
 
     @classmethod
-    def from_json(cls, payload: bytes | str) -> Bar:
-        return cls.from_dict(_load(payload))
+    def from_json(cls, payload: bytes | str, *, now_ns: int | None = None,
+                  max_future_ns: int = MAX_FUTURE_NS) -> Bar:
+        """Decode and validate one bar (see :meth:`from_dict`)."""
+        return cls.from_dict(_load(payload), now_ns=now_ns, max_future_ns=max_future_ns)
 
 
 # --------------------------------------------------------------------------- NewsItem
@@ -262,12 +350,17 @@ class NewsItem:
         return orjson.dumps(self.to_dict())
 
     @classmethod
-    def from_dict(cls, obj: dict) -> NewsItem:
-        """Validate a decoded mapping; raises :class:`InvalidEvent`."""
+    def from_dict(cls, obj: dict, *, now_ns: int | None = None,
+                  max_future_ns: int = MAX_FUTURE_NS) -> NewsItem:
+        """Validate a decoded mapping; raises :class:`InvalidEvent`.
+
+        ``now_ns``/``max_future_ns`` as for :meth:`Bar.from_dict`.
+        """
         news_id = _require(obj, "id")
         if not isinstance(news_id, str | int) or isinstance(news_id, bool) or str(news_id) == "":
             raise InvalidEvent("wrong_type", "id must be a non-empty string", "id")
-        ts = parse_timestamp(_require(obj, "timestamp"))
+        ts = validate_time(parse_timestamp(_require(obj, "timestamp")), now_ns=now_ns,
+                           max_future_ns=max_future_ns)
         tickers = _require(obj, "tickers")
         if isinstance(tickers, str):
             tickers = [tickers]
@@ -283,8 +376,10 @@ class NewsItem:
         return cls(str(news_id), ts, checked, headline or "", body, source)
 
     @classmethod
-    def from_json(cls, payload: bytes | str) -> NewsItem:
-        return cls.from_dict(_load(payload))
+    def from_json(cls, payload: bytes | str, *, now_ns: int | None = None,
+                  max_future_ns: int = MAX_FUTURE_NS) -> NewsItem:
+        """Decode and validate one headline (see :meth:`from_dict`)."""
+        return cls.from_dict(_load(payload), now_ns=now_ns, max_future_ns=max_future_ns)
 
 
 # --------------------------------------------------------------------------- TradingSignal

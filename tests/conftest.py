@@ -75,7 +75,7 @@ def kafka_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Settin
                         bars_topic=f"bars-{tag}", news_topic=f"news-{tag}",
                         signals_topic=f"signals-{tag}", deadletter_topic=f"deadletter-{tag}")
         w = replace(base.worker, app_id=f"gnosis-{tag}",
-                    commit_interval=0.1, log_level="warning", **worker)
+                    commit_interval=0.1, log_level=worker.pop("log_level", "info"), **worker)
         return replace(base, kafka=kafka, worker=w)
 
     return make

@@ -1,26 +1,29 @@
 """In-process replay: the functional core, vectorised over whole histories.
 
 :func:`replay_frame` computes, for every bar, exactly what the live engine would emit
-for it (``gnosis.engine.TickerEngine.on_bar``), but a ticker at a time with numpy:
-batch features, as-of sentiment windows by binary search, vectorised rules. The result
-is a *signal frame*: one row per bar with the TradingSignal columns, cheap to hand to
-the backtester. :func:`to_signals` turns rows into :class:`TradingSignal` events (ids
-and reasons included) when individual events are wanted.
+for it (``gnosis.engine.TickerEngine.on_bar``), but a series at a time with numpy:
+batch features, as-of sentiment windows by binary search, vectorised rules. A series is
+one ticker's bars of one interval (1m and 5m bars of a ticker are two series, as in the
+engine); news counts for every series of the tickers it names. The result is a *signal
+frame*: one row per bar with the TradingSignal columns, cheap to hand to the
+backtester. :func:`to_signals` turns rows into :class:`TradingSignal` events with
+:func:`gnosis.engine.signal_from_row`, the constructor the streaming core uses, so ids
+and reasons are the live ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from gnosis.config import Settings
-from gnosis.engine import duration_ns, score_headlines, window_stats
+from gnosis.engine import duration_ns, score_headlines, signal_from_row, window_stats
 from gnosis.events import TradingSignal, signal_id
-from gnosis.features import compute_features
-from gnosis.models.rules import RULES, decide_arrays, explain
+from gnosis.features import VSA_CLASSES, compute_features
+from gnosis.models.rules import RULES, decide_arrays
 
 if TYPE_CHECKING:
     from gnosis.models.sentiment import SentimentScorer
@@ -70,7 +73,8 @@ def asof_sentiment(bar_ts: np.ndarray, news_ts: np.ndarray, news_scores: np.ndar
 
 def replay_ticker(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Settings,
                   model_id: str) -> pd.DataFrame:
-    """The signal frame for one ticker's bars (sorted by time, no duplicates)."""
+    """The signal frame for one series: one ticker's bars of one interval (sorted by
+    time, no duplicates). ``news`` is the ticker's scored news (``ts``, ``score``)."""
     ts = bars["ts"].to_numpy(dtype=np.int64)
     close = bars["close"].to_numpy(dtype=np.float64)
     feats = compute_features(ts, bars["open"].to_numpy(dtype=np.float64),
@@ -94,7 +98,8 @@ def replay_ticker(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Setti
         "signal_type": d.signal_type, "rule": np.asarray(RULES, dtype=object)[d.rule_code],
         "confidence": d.confidence, "sentiment_mean": mean, "sentiment_std": std,
         "sentiment_count": count, "is_contrarian_market": d.is_contrarian_market,
-        "vsa_score": feats.vsa_score, "vsa_class": feats.vsa_class,
+        "vsa_score": feats.vsa_score,
+        "vsa_class": pd.Categorical.from_codes(feats.vsa_class, VSA_CLASSES),
         "hawkes_branching": feats.hawkes_branching, "hurst_exponent": feats.hurst_exponent,
         "volatility_clustering": feats.volatility_clustering,
         "realized_volatility": feats.realized_volatility, "trend": feats.trend,
@@ -110,16 +115,20 @@ def replay_frame(bars: pd.DataFrame, news: pd.DataFrame | None = None,
 
     Args:
         bars: columns ``ticker, ts`` (int64 ns, bar close), ``open, high, low, close,
-            volume`` and optionally ``interval``. Within a ticker, a bar not strictly
-            after the previous one is skipped, as the live worker deadletters it.
+            volume`` and optionally ``interval`` (default ``1m``), e.g. as
+            :func:`gnosis.replay.readers.read_bars` returns them (which also applies the
+            edge's timestamp rules). Each (ticker, interval) is a series of its own; a
+            bar repeating the close of an earlier bar of its series is skipped, as the
+            live worker deadletters it (:func:`duplicate_bars` finds them).
         news: columns ``ts``, ``tickers`` (sequences) and ``headline``.
         settings: configuration; defaults apply when omitted.
         scorer: headline scorer; the configured one when omitted.
-        on_ticker: called with (ticker, bars) after each ticker, e.g. to drive a
+        on_ticker: called with (ticker, bars) after each series, e.g. to drive a
             progress bar.
 
     Returns:
-        The signal frame (:data:`SIGNAL_COLUMNS`), sorted by ``ts`` then ``ticker``.
+        The signal frame (:data:`SIGNAL_COLUMNS`), sorted by ``ts``, ``ticker`` and
+        ``interval``.
     """
     from gnosis.models.sentiment import load_scorer
 
@@ -134,17 +143,28 @@ def replay_frame(bars: pd.DataFrame, news: pd.DataFrame | None = None,
     model_id = scorer.model_id
     if "interval" not in bars:
         bars = bars.assign(interval="1m")
-    bars = bars.sort_values(["ticker", "ts"], kind="stable")
-    bars = bars[~bars.duplicated(["ticker", "ts"], keep="first")]
+    bars = bars.sort_values(SERIES_KEY, kind="stable")
+    bars = bars[~duplicate_bars(bars)]
     frames = []
-    for ticker, group in bars.groupby("ticker", sort=True):
+    for (ticker, _), group in bars.groupby(["ticker", "interval"], sort=True):
         frames.append(replay_ticker(group, news_by_ticker.get(ticker), settings, model_id))
         if on_ticker is not None:
             on_ticker(str(ticker), len(group))
     if not frames:
         return pd.DataFrame(columns=list(SIGNAL_COLUMNS))
     out = pd.concat(frames, ignore_index=True)
-    return out.sort_values(["ts", "ticker"], kind="stable", ignore_index=True)
+    return out.sort_values(["ts", "ticker", "interval"], kind="stable", ignore_index=True)
+
+
+SERIES_KEY = ["ticker", "interval", "ts"]
+"""A bar's identity: two bars with equal key are one bar sent twice."""
+
+
+def duplicate_bars(bars: pd.DataFrame) -> np.ndarray:
+    """Mask of the bars that repeat the (ticker, interval, close) of an earlier row: the
+    ones the live worker deadletters as ``duplicate_bar`` and replay skips."""
+    key = SERIES_KEY if "interval" in bars else ["ticker", "ts"]
+    return bars.duplicated(key, keep="first").to_numpy()
 
 
 def signal_ids(frame: pd.DataFrame) -> list[str]:
@@ -153,28 +173,15 @@ def signal_ids(frame: pd.DataFrame) -> list[str]:
             zip(frame["ticker"], frame["ts"], frame["interval"], strict=True)]
 
 
+def signal_rows(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """The rows of a signal frame as plain dicts, for :func:`gnosis.engine.signal_from_row`
+    (several times faster than ``DataFrame.to_dict``, which iterates Arrow columns)."""
+    names = list(frame.columns)
+    columns = [frame[name].tolist() for name in names]
+    return (dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True))
+
+
 def to_signals(frame: pd.DataFrame) -> list[TradingSignal]:
-    """TradingSignal events for the rows of a signal frame."""
-    out = []
-    for row in frame.itertuples(index=False):
-        count = int(row.sentiment_count)
-        contrarian = bool(row.is_contrarian_market)
-        out.append(TradingSignal(
-            signal_id=signal_id(row.ticker, int(row.ts), row.interval), ticker=row.ticker,
-            ts=int(row.ts), signal_type=row.signal_type, confidence=float(row.confidence),
-            sentiment_mean=float(row.sentiment_mean), sentiment_std=float(row.sentiment_std),
-            sentiment_count=count, is_contrarian_market=contrarian,
-            vsa_score=float(row.vsa_score), hawkes_branching=float(row.hawkes_branching),
-            hurst_exponent=float(row.hurst_exponent),
-            volatility_clustering=float(row.volatility_clustering),
-            risk_level=row.risk_level,
-            suggested_position_size=float(row.suggested_position_size),
-            price=float(row.price),
-            reasons=explain(row.rule, vsa_class=str(row.vsa_class),
-                            hurst_exponent=float(row.hurst_exponent),
-                            volatility_clustering=float(row.volatility_clustering),
-                            sentiment_mean=float(row.sentiment_mean), sentiment_count=count,
-                            is_contrarian_market=contrarian),
-            model_id=row.model_id, interval=row.interval,
-        ))
-    return out
+    """TradingSignal events for the rows of a signal frame, as the live engine emits them
+    (built by :func:`gnosis.engine.signal_from_row`)."""
+    return [signal_from_row(row) for row in signal_rows(frame)]

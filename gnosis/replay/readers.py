@@ -8,9 +8,14 @@ Columns (names are exact, extra columns are ignored):
   Parquet), ``headline``, optional ``body`` and ``source``.
 
 Rows are validated by the same rules as the live edge (:meth:`gnosis.events.Bar.from_dict`,
-:meth:`gnosis.events.NewsItem.from_dict`). Bars are checked with vectorised column tests and
-only the rows those flag go through ``Bar.from_dict``, which gives the exact reason, so a
-million-row file loads in about a second. A bad row is skipped and reported as a
+:meth:`gnosis.events.NewsItem.from_dict`), timestamps included: one that cannot be
+represented, or that lies more than ``max_future_ns`` ahead of ``now_ns`` (one clock
+reading per file, the wall clock by default), is refused as ``bad_timestamp``. A bar
+that repeats the ticker, interval and close of an earlier row is skipped as
+``duplicate_bar``, naming the row it repeats, as the live worker deadletters it. Bars are
+checked with vectorised column tests and only the rows those flag go through
+``Bar.from_dict``, which gives the exact reason, so a million-row file loads in about a
+second. A bad row is skipped and reported as a
 :class:`RowError` naming file, row and field::
 
     bars.csv:17: field 'high': high 9.5 < max(open, close) 10.0 [high_below_body]
@@ -26,6 +31,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +39,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gnosis.events import Bar, InvalidEvent, NewsItem, interval_seconds
+from gnosis.events import (
+    MAX_FUTURE_NS,
+    MIN_EPOCH_MS,
+    TS_MAX,
+    Bar,
+    InvalidEvent,
+    NewsItem,
+    format_timestamp,
+    interval_seconds,
+)
 
 BAR_COLUMNS = ("ticker", "timestamp", "open", "high", "low", "close", "volume")
 NEWS_COLUMNS = ("id", "timestamp", "tickers", "headline")
@@ -99,32 +114,38 @@ class NewsLoad:
 # --------------------------------------------------------------------------- bars
 
 
-def read_bars(path: str | Path, *, strict: bool = False) -> BarsLoad:
-    """Read and validate bars from a ``.csv`` or ``.parquet`` file."""
+def read_bars(path: str | Path, *, strict: bool = False, now_ns: int | None = None,
+              max_future_ns: int = MAX_FUTURE_NS) -> BarsLoad:
+    """Read and validate bars from a ``.csv`` or ``.parquet`` file.
+
+    ``now_ns`` and ``max_future_ns`` bound the timestamps as at the live edge
+    (:func:`gnosis.events.validate_time`); ``now_ns`` defaults to the wall clock.
+    """
     path = Path(path)
+    now = time.time_ns() if now_ns is None else now_ns
+    limit = min(now + max_future_ns, TS_MAX)
     raw, is_csv = _read_table(path, floats=_PRICE_FIELDS)
     _require_columns(raw, BAR_COLUMNS, path)
-    ok, ts, values, interval = _check_bars(raw)
+    ok, ts, values, interval = _check_bars(raw, limit)
     if is_csv and not ok.all() and any(raw[c].dtype.kind == "f" for c in _PRICE_FIELDS):
         # The typed fast path has turned bad cells into NaN; re-read them as written.
         raw, _ = _read_table(path)
-        ok, ts, values, interval = _check_bars(raw)
+        ok, ts, values, interval = _check_bars(raw, limit)
 
     errors: list[RowError] = []
     rescued: dict[int, Bar] = {}
     bad = np.flatnonzero(~ok)
+    lines: np.ndarray | None = None
     if len(bad):
         lines = _row_numbers(path, len(raw), is_csv)
         for i in bad.tolist():
             record = _record(raw, i, (*BAR_COLUMNS, "interval"), numeric=_PRICE_FIELDS,
                              is_csv=is_csv)
             try:
-                rescued[i] = Bar.from_dict(record)
+                rescued[i] = Bar.from_dict(record, now_ns=now, max_future_ns=max_future_ns)
             except InvalidEvent as exc:
                 errors.append(RowError(path.name, int(lines[i]), exc.field, exc.code,
                                        exc.detail))
-                if strict:
-                    raise ReaderError(str(errors[0])) from None
     for i, bar in rescued.items():
         ok[i] = True
         ts[i] = bar.ts
@@ -132,8 +153,22 @@ def read_bars(path: str | Path, *, strict: bool = False) -> BarsLoad:
             values[name][i] = getattr(bar, name)
         interval[i] = bar.interval
 
+    tickers = raw["ticker"].to_numpy(dtype=object)
+    repeats = _repeated_bars(tickers, interval, ts, ok)
+    if repeats:
+        lines = _row_numbers(path, len(raw), is_csv) if lines is None else lines
+        for i, first in repeats:
+            ok[i] = False
+            errors.append(RowError(
+                path.name, int(lines[i]), "timestamp", "duplicate_bar",
+                f"repeats the {interval[i]} bar of {tickers[i]} at "
+                f"{format_timestamp(int(ts[i]))} (row {int(lines[first])})"))
+    errors.sort(key=lambda e: e.row)
+    if strict and errors:
+        raise ReaderError(str(errors[0]))
+
     frame = pd.DataFrame({
-        "ticker": raw["ticker"].to_numpy(dtype=object)[ok],
+        "ticker": tickers[ok],
         "ts": ts[ok],
         **{name: values[name][ok] for name in _PRICE_FIELDS},
         "interval": interval[ok],
@@ -142,12 +177,32 @@ def read_bars(path: str | Path, *, strict: bool = False) -> BarsLoad:
     return BarsLoad(frame, errors, str(path))
 
 
-def _check_bars(raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray],
-                                             np.ndarray]:
-    """Vectorised validity mask and parsed columns; rows it rejects get a row-wise look."""
+def _repeated_bars(tickers: np.ndarray, interval: np.ndarray, ts: np.ndarray,
+                   ok: np.ndarray) -> list[tuple[int, int]]:
+    """(row, first row) of each valid row repeating the ticker, interval and close of an
+    earlier valid row."""
+    valid = np.flatnonzero(ok)
+    key = pd.DataFrame({"ticker": tickers[valid], "interval": interval[valid],
+                        "ts": ts[valid]})
+    again = key.duplicated(keep="first").to_numpy()
+    if not again.any():
+        return []
+    first = key.groupby(["ticker", "interval", "ts"], sort=False).ngroup().to_numpy()
+    first_row = {}
+    for row, group in zip(valid.tolist(), first.tolist(), strict=True):
+        first_row.setdefault(group, row)
+    return [(row, first_row[group]) for row, group, dup in
+            zip(valid.tolist(), first.tolist(), again.tolist(), strict=True) if dup]
+
+
+def _check_bars(raw: pd.DataFrame, limit: int) -> tuple[np.ndarray, np.ndarray,
+                                                         dict[str, np.ndarray], np.ndarray]:
+    """Vectorised validity mask and parsed columns; rows it rejects get a row-wise look.
+
+    ``limit`` is the latest acceptable bar close (epoch ns)."""
     n = len(raw)
     ok = raw["ticker"].notna().to_numpy() & _matches(raw["ticker"], _TICKER_PATTERN)
-    ts, ts_ok = _vector_timestamps(raw["timestamp"])
+    ts, ts_ok = _vector_timestamps(raw["timestamp"], limit)
     ok &= ts_ok
     values = {}
     for name in _PRICE_FIELDS:
@@ -185,14 +240,17 @@ def _matches(column: pd.Series, pattern: str) -> np.ndarray:
     return matched.fillna(False).to_numpy(dtype=bool)
 
 
-def _vector_timestamps(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Epoch ns and a validity mask for ISO-8601 strings, epoch-ms numbers or datetimes."""
+def _vector_timestamps(column: pd.Series, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch ns and a validity mask for ISO-8601 strings, epoch-ms numbers or datetimes.
+
+    Stamps after ``limit`` (epoch ns), and epoch numbers the edge refuses, are marked
+    invalid for the row-wise check to name."""
     n = len(column)
     if isinstance(column.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(column):
         stamps = pd.DatetimeIndex(column)
         stamps = stamps.tz_localize("UTC") if stamps.tz is None else stamps.tz_convert("UTC")
-        ok = ~stamps.isna()
-        return np.where(ok, stamps.as_unit("ns").asi8, 0), np.asarray(ok)
+        ts, ok = _epoch_ns(stamps)
+        return ts, ok & (ts <= limit)
     ts = np.zeros(n, dtype=np.int64)
     if column.dtype.kind in "fiu":
         numeric = np.ones(n, dtype=bool)
@@ -201,26 +259,44 @@ def _vector_timestamps(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         iso = _matches(column, _ISO_PATTERN)
         parsed = pd.DatetimeIndex(pd.to_datetime(column.where(iso, None), format="ISO8601",
                                                  utc=True, errors="coerce"))
-        iso &= ~np.asarray(parsed.isna())
-        ts[iso] = parsed.as_unit("ns").asi8[iso]
+        ts, fits = _epoch_ns(parsed)
+        iso &= fits
         numeric = ~iso
     millis = pd.to_numeric(column[numeric], errors="coerce").to_numpy(dtype=np.float64,
                                                                       na_value=np.nan)
-    finite = np.isfinite(millis)
+    with np.errstate(invalid="ignore"):
+        # Below 2**63 - 1024, the largest float64 that fits in int64.
+        believable = ((millis >= MIN_EPOCH_MS)
+                      & (millis * 1e6 <= float(min(limit, 2**63 - 1024))))
     # parse_timestamp computes round(ms * 1e6) in float64 too, so the results are identical.
-    where = np.flatnonzero(numeric)[finite]
-    ts[where] = np.round(millis[finite] * 1e6).astype(np.int64)
-    ok = ~numeric
+    where = np.flatnonzero(numeric)[believable]
+    ts[where] = np.round(millis[believable] * 1e6).astype(np.int64)
+    ok = ~numeric & (ts <= limit)
     ok[where] = True
     return ts, ok
+
+
+_NS_MIN, _NS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+
+
+def _epoch_ns(stamps: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch ns of UTC datetimes and where they are valid: not NaT and within what
+    nanoseconds hold (pandas parses later dates at a coarser unit)."""
+    fits = np.asarray((stamps >= _NS_MIN) & (stamps <= _NS_MAX))
+    ts = np.zeros(len(stamps), dtype=np.int64)
+    ts[fits] = stamps[fits].as_unit("ns").asi8
+    return ts, fits
 
 
 # --------------------------------------------------------------------------- news
 
 
-def read_news(path: str | Path, *, strict: bool = False) -> NewsLoad:
-    """Read and validate news items from a ``.csv`` or ``.parquet`` file."""
+def read_news(path: str | Path, *, strict: bool = False, now_ns: int | None = None,
+              max_future_ns: int = MAX_FUTURE_NS) -> NewsLoad:
+    """Read and validate news items from a ``.csv`` or ``.parquet`` file (``now_ns`` and
+    ``max_future_ns`` as for :func:`read_bars`)."""
     path = Path(path)
+    now = time.time_ns() if now_ns is None else now_ns
     raw, is_csv = _read_table(path)
     _require_columns(raw, NEWS_COLUMNS, path)
     columns = [c for c in ("id", "timestamp", "tickers", "headline", "body", "source")
@@ -236,7 +312,7 @@ def read_news(path: str | Path, *, strict: bool = False) -> NewsLoad:
         elif isinstance(tickers, np.ndarray | tuple):
             record["tickers"] = list(tickers)
         try:
-            items.append(NewsItem.from_dict(record))
+            items.append(NewsItem.from_dict(record, now_ns=now, max_future_ns=max_future_ns))
         except InvalidEvent as exc:
             if lines is None:
                 lines = _row_numbers(path, len(raw), is_csv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gnosis.config import Settings
+from gnosis.config import Settings, duration_ns
 from gnosis.replay.readers import BarsLoad, RowError, read_bars, read_news
 
 _SHOWN_ERRORS = 10
@@ -30,8 +31,21 @@ def report_row_errors(errors: list[RowError], console: Console) -> None:
 
 
 def expected_signals(bars: pd.DataFrame) -> int:
-    """Signals a replay yields: one per bar that is strictly after its ticker's previous."""
-    return int((~bars.duplicated(["ticker", "ts"], keep="first")).sum())
+    """Signals a replay yields: one per bar that does not repeat an earlier bar of its
+    ticker and interval."""
+    from gnosis.replay.inprocess import duplicate_bars
+
+    return int((~duplicate_bars(bars)).sum())
+
+
+def skipped_summary(rows: int, errors: list[RowError]) -> str:
+    """``"1,200 rows (3 skipped: 2 duplicate_bar, 1 bad_timestamp)"``: every row read
+    and, by reason, every row left out."""
+    if not errors:
+        return f"{rows:,} rows (0 skipped)"
+    reasons = ", ".join(f"{n:,} {code}" for code, n in
+                        Counter(e.code for e in errors).most_common())
+    return f"{rows:,} rows ({len(errors):,} skipped: {reasons})"
 
 
 def replay_files(bars_path: Path, news_path: Path | None, out: Path, *, settings: Settings,
@@ -48,22 +62,27 @@ def replay_files(bars_path: Path, news_path: Path | None, out: Path, *, settings
     console = console or Console(stderr=True)
     if via not in {"inprocess", "kafka"}:
         raise ReplayError(f"--via must be 'inprocess' or 'kafka', not {via!r}")
-    bars = read_bars(bars_path, strict=strict)
+    max_future = duration_ns(settings.worker.max_future)
+    bars = read_bars(bars_path, strict=strict, max_future_ns=max_future)
     report_row_errors(bars.errors, console)
-    news_frame = None
+    news_frame, news_text = None, ""
     if news_path is not None:
-        news = read_news(news_path, strict=strict)
+        news = read_news(news_path, strict=strict, max_future_ns=max_future)
         report_row_errors(news.errors, console)
         news_frame = news.frame
+        news_text = f"; news: {skipped_summary(len(news.frame) + len(news.errors), news.errors)}"
     if via == "inprocess":
         frame = _replay_inprocess(bars, news_frame, settings)
         written = write_signals(frame, out)
     else:
         signals = _replay_kafka(bars.frame, news_frame, settings, speed)
         written = write_signals(signals, out)
-    skipped = len(bars.errors)
-    return (f"{written:,} signals from {len(bars.frame):,} bars ({skipped:,} rows skipped) "
-            f"→ {out}")
+    # The readers leave out every bar that yields no signal, so this is 0; say so if not.
+    silent = len(bars.frame) - written
+    missing = f", {silent:,} bars without a signal" if silent > 0 else ""
+    return (f"{written:,} signals from bars: "
+            f"{skipped_summary(len(bars.frame) + len(bars.errors), bars.errors)}{missing}"
+            f"{news_text} → {out}")
 
 
 def _replay_inprocess(bars: BarsLoad, news: pd.DataFrame | None,
@@ -103,12 +122,14 @@ def _replay_kafka(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Setti
 
 def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
                    settings: Settings, permutations: int | None = None,
+                   interval: str | None = None,
                    console: Console | None = None) -> tuple[Path, Path]:
     """Backtest a signals file against its bars; write ``report.txt`` and ``report.html``.
 
     Every ticker trades its own equal share of the capital; the report shows the book
     as a whole, a table per ticker, and one HTML page per ticker with its price and
-    signals.
+    signals. A ticker trades the bars of its signals' interval; when the signals hold
+    several intervals of one ticker, choose one with ``interval``.
     """
     from gnosis.backtest import BacktestRunner
     from gnosis.backtest.report import write_html_report
@@ -120,8 +141,21 @@ def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
         config = dataclasses.replace(config, permutations=permutations)
     runner = BacktestRunner.from_config(config)
     signals = read_signals(signals_path)
-    bars = read_bars(bars_path)
+    bars = read_bars(bars_path, max_future_ns=duration_ns(settings.worker.max_future))
     report_row_errors(bars.errors, console)
+    if interval is not None:
+        signals = signals[signals["interval"] == interval]
+    per_ticker_intervals = signals.groupby("ticker")["interval"].nunique()
+    mixed = sorted(per_ticker_intervals[per_ticker_intervals > 1].index)
+    if mixed:
+        raise ReplayError(f"{signals_path}: {', '.join(mixed[:5])} "
+                          f"{'has' if len(mixed) == 1 else 'have'} signals of several bar "
+                          f"intervals ({', '.join(sorted(set(signals['interval'])))}): "
+                          "backtest one with --interval")
+    # Each ticker trades against the bars of its signals' interval.
+    traded = pd.MultiIndex.from_frame(signals[["ticker", "interval"]].drop_duplicates())
+    keep = pd.MultiIndex.from_frame(bars.frame[["ticker", "interval"]]).isin(traded)
+    bars = dataclasses.replace(bars, frame=bars.frame[keep])
     tickers = sorted(set(signals["ticker"]) & set(bars.frame["ticker"]))
     if not tickers:
         raise ReplayError(f"{signals_path} and {bars_path} share no ticker")

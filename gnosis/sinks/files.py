@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gnosis.engine import signal_from_row, signal_reasons
 from gnosis.events import SCHEMA_VERSION, InvalidEvent, TradingSignal, signal_id
+from gnosis.replay.inprocess import signal_rows
 
 # TradingSignal.to_dict() keys, in order.
 FIELDS: tuple[str, ...] = (
@@ -38,12 +40,21 @@ def write_signals(signals: Iterable[TradingSignal] | pd.DataFrame, path: str | P
     ``signals`` is a list of :class:`TradingSignal` or a DataFrame with the signal columns
     (``ts`` or ``timestamp`` plus the fields of ``TradingSignal.to_dict()``). A DataFrame
     may omit ``signal_id`` (derived from ticker, bar time and interval, as the engine does),
-    ``reasons`` (empty), ``schema_version``, ``interval`` (``1m``) and ``model_id``.
+    ``reasons``, ``schema_version``, ``interval`` (``1m``) and ``model_id``. Without
+    ``reasons``, a signal frame from the replay (it has a ``rule`` column) gets the ones
+    the live engine writes (:func:`gnosis.engine.signal_from_row` builds both); any
+    other frame gets none.
     """
     path = Path(path)
     kind = _kind(path)
     frame = signals if isinstance(signals, pd.DataFrame) else None
     events = None if frame is not None else list(signals)
+    if frame is not None and "rule" in frame.columns and "reasons" not in frame.columns:
+        rows = signal_rows(frame)
+        if kind == "jsonl":
+            events, frame = [signal_from_row(row) for row in rows], None
+        else:
+            frame = frame.assign(reasons=[signal_reasons(row) for row in rows])
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "jsonl":
         if events is None:

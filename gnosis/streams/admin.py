@@ -42,7 +42,8 @@ def describe(state: TickerState, settings: Settings) -> dict[str, Any]:
     return {
         "ticker": engine.ticker,
         "partition": ticker_partition(engine.ticker, settings.kafka.partitions),
-        "bars_seen": engine.features.bars,
+        "bars_seen": {interval: series.features.bars
+                      for interval, series in sorted(engine.series.items())},
         "last_bar": None if engine.last_ts is None else format_timestamp(engine.last_ts),
         "last_bar_offset": state.bar_offset,
         "headlines_held": len(engine.news_times()),

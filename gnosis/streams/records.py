@@ -15,9 +15,11 @@ The control topic ``<app>-control`` carries operator commands, key = ticker:
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
+from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
 
 from gnosis.events import InvalidEvent
@@ -83,6 +85,26 @@ def decode_command(value: bytes | None) -> ResetCommand:
         return ResetCommand(str(obj["ticker"]), to_ts)
     except (orjson.JSONDecodeError, AttributeError, KeyError) as exc:
         raise InvalidEvent("malformed_json", f"not a control command: {exc}") from None
+
+
+OFFSETS_KEY = b"\x00offsets"
+"""Key, in a task's snapshots table, of the offsets its last transaction committed."""
+
+
+def encode_offsets(offsets: Mapping[TopicPartition, int]) -> bytes:
+    """``{"topic": {"partition": offset}}`` of a task's consumed offsets."""
+    out: dict[str, dict[str, int]] = {}
+    for tp, offset in offsets.items():
+        out.setdefault(tp.topic, {})[str(tp.partition)] = offset
+    return orjson.dumps(out)
+
+
+def decode_offsets(value: bytes | None) -> dict[TopicPartition, int]:
+    """The inverse of :func:`encode_offsets`; empty for ``None``."""
+    if value is None:
+        return {}
+    return {TopicPartition(topic, int(p)): offset
+            for topic, parts in orjson.loads(value).items() for p, offset in parts.items()}
 
 
 def deadletter_record(payload: bytes | None, exc: InvalidEvent, topic: str, partition: int,

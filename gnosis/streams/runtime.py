@@ -32,13 +32,21 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-from gnosis.config import Settings
+from gnosis.config import Settings, duration_ns
 from gnosis.events import Bar, InvalidEvent, NewsItem
 from gnosis.sinks import metrics
 from gnosis.streams.assignor import CopartitionedAssignor
 from gnosis.streams.checkpoint import Checkpoint, offsets_by_task
 from gnosis.streams.gate import ReleaseGate
-from gnosis.streams.records import MARK_KEY, decode_command, decode_rekeyed, ticker_partition
+from gnosis.streams.records import (
+    MARK_KEY,
+    OFFSETS_KEY,
+    decode_command,
+    decode_offsets,
+    decode_rekeyed,
+    encode_offsets,
+    ticker_partition,
+)
 from gnosis.streams.store import restore_tables
 from gnosis.streams.task import Out, PartitionTask, decode_news, parse_bar
 from gnosis.streams.topics import client_options, topic_names
@@ -72,7 +80,10 @@ class Worker:
     """A live worker: call :meth:`run` and set :attr:`stopping` to stop it gracefully."""
 
     def __init__(self, settings: Settings, scorer: Any = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter,
+                 wall_clock: Callable[[], int] = time.time_ns) -> None:
+        """``clock`` times waits and latencies; ``wall_clock`` (epoch ns) is what input
+        timestamps are checked against (``worker.max_future``)."""
         if scorer is None:
             from gnosis.models.sentiment import load_scorer
 
@@ -80,6 +91,8 @@ class Worker:
         self.settings = settings
         self.scorer = scorer
         self.clock = clock
+        self.wall_clock = wall_clock
+        self.max_future_ns = duration_ns(settings.worker.max_future)
         self.topics = topic_names(settings)
         self.options = client_options(settings)
         w = settings.worker
@@ -200,11 +213,13 @@ class Worker:
 
     async def _shutdown(self) -> None:
         async with self.lock:
-            try:
-                await self._drain()
-                await self._commit(reopen=False)
-            except Exception:
-                log.exception("final commit failed; the next owner resumes from the last one")
+            if self.failure is None:  # after a failure, what is open is left to be aborted
+                try:
+                    await self._drain()
+                    await self._commit(reopen=False)
+                except Exception:
+                    log.exception("final commit failed; the next owner resumes from the "
+                                  "last one")
             self.tasks.clear()
         await self.consumer.stop()
         await self.checkpoint.stop()
@@ -215,6 +230,7 @@ class Worker:
 
     def _take(self, batch: dict[TopicPartition, list[Any]], positions: dict[int, int]) -> None:
         now = self.clock()
+        edge = {"now_ns": self.wall_clock(), "max_future_ns": self.max_future_ns}
         for q, position in positions.items():
             if q in self.tasks:
                 self.news_seen[q] = max(position, self.news_seen.get(q, 0))
@@ -228,7 +244,7 @@ class Worker:
                 for r in records:
                     try:
                         bar: Bar | InvalidEvent = parse_bar(r.key, r.value, tp.partition,
-                                                            task.partitions)
+                                                            task.partitions, **edge)
                     except InvalidEvent as exc:
                         bar = exc
                     self.gate.hold(tp.partition, _Bar(r.offset, r.key, r.value, bar, now), now,
@@ -241,7 +257,7 @@ class Worker:
                 if not self.pending_news:
                     self.first_pending_at = now
                 for r in records:
-                    item = decode_news(r.value)
+                    item = decode_news(r.value, **edge)
                     targets = frozenset() if isinstance(item, InvalidEvent) else frozenset(
                         ticker_partition(t, task.partitions) for t in item.tickers)
                     self.pending_news.append(_News(tp.partition, r.offset, r.key, r.value, item,
@@ -413,12 +429,24 @@ class Worker:
                 applied = self.next_offset.get(TopicPartition(topic, p))
                 if applied is not None:
                     out[TopicPartition(topic, p)] = applied
-        return {tp: off for tp, off in out.items() if self.committed.get(tp) != off}
+        return out
 
     async def _commit(self, *, reopen: bool = True) -> None:
         offsets = self._offsets()
-        await self.checkpoint.commit(offsets_by_task(offsets), reopen=reopen)
-        self.committed.update(offsets)
+        changed = {tp: off for tp, off in offsets.items() if self.committed.get(tp) != off}
+        if self.exactly_once:
+            # The task's offsets also go into its changelog, in the same transaction: the
+            # group's committed offsets may lag a committed transaction (KIP-447's
+            # require_stable is not in aiokafka), the changelog read_committed does not.
+            for p, per_task in offsets_by_task(offsets).items():
+                if any(tp in changed for tp in per_task):
+                    value = encode_offsets(per_task)
+                    self.tasks[p].snapshots[OFFSETS_KEY] = value
+                    await self.checkpoint.send(p, [(self.topics.snapshots_changelog,
+                                                    OFFSETS_KEY, value, p)])
+        log.debug("commit %s", {f"{tp.topic}:{tp.partition}": o for tp, o in changed.items()})
+        await self.checkpoint.commit(offsets_by_task(changed), reopen=reopen)
+        self.committed.update(changed)
         self.last_commit = self.clock()
 
     # ------------------------------------------------------------------ helpers
@@ -476,6 +504,7 @@ class Worker:
     async def on_revoked(self) -> None:
         """Commit everything and forget what is held: the next owner gets it re-delivered."""
         async with self.lock:
+            log.info("rebalance: committing and releasing tasks %s", sorted(self.tasks))
             self.rebalancing = True
             self.generation += 1
             if self.tasks:
@@ -517,16 +546,21 @@ class Worker:
                                               self.scorer.model_id, tables[p].snapshots,
                                               tables[p].journal)
             for tp in assigned:
-                committed = await self.consumer.committed(tp)
-                start = committed
-                if start is None:
-                    start = (await self.consumer.beginning_offsets([tp]))[tp]
-                else:
-                    self.committed[tp] = committed
-                self.consumer.seek(tp, start)
+                # aiokafka resets the position from the group's committed offset (or the
+                # earliest) in a task of its own; wait for it, so that a seek of ours is
+                # never overwritten by it.
+                position = await self.consumer.position(tp)
+                stored = decode_offsets(self.tasks[tp.partition].snapshots.get(OFFSETS_KEY))
+                start = max(position, stored.get(tp, 0))
+                if start != position:
+                    self.consumer.seek(tp, start)
+                self.committed[tp] = start
                 self.restart_at[tp] = self.next_offset[tp] = start
                 if tp.topic == self.topics.news:
                     self.news_seen[tp.partition] = start
+            log.info("tasks %s (new %s); starting at %s", sorted(tasks), new,
+                     {f"{tp.topic}:{tp.partition}": off for tp, off in
+                      sorted(self.restart_at.items())})
             self.assignor.owned = tasks
             metrics.TICKERS_IN_STATE.set(sum(len(t.states) for t in self.tasks.values()))
             self.rebalancing = False
@@ -566,11 +600,13 @@ class Worker:
 
 
 class _Listener(ConsumerRebalanceListener):
+    # aiokafka logs and swallows a listener's exception; a half-done hand-over must instead
+    # stop the worker, which then starts afresh from what was committed.
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.worker.on_revoked()
+        await self.worker._guard(self.worker.on_revoked())
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.worker.on_assigned(assigned)
+        await self.worker._guard(self.worker.on_assigned(assigned))

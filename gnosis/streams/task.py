@@ -33,13 +33,17 @@ Out = tuple[str, bytes | None, bytes, int | None]
 """An output record: topic, key, value, partition (``None``: the producer's partitioner)."""
 
 
-def parse_bar(key: bytes | None, value: bytes | None, partition: int, partitions: int) -> Bar:
+def parse_bar(key: bytes | None, value: bytes | None, partition: int, partitions: int, *,
+              now_ns: int, max_future_ns: int) -> Bar:
     """Validate a bar record, including that it sits where its ticker's state lives.
 
-    Raises :class:`InvalidEvent`: the schema's reasons, ``key_mismatch`` when the record's
-    key is not its ticker, ``wrong_partition`` when the key is not on its murmur2 partition.
+    Raises :class:`InvalidEvent`: the schema's reasons (``bad_timestamp`` for a time that
+    cannot be true, more than ``max_future_ns`` after ``now_ns`` included), ``key_mismatch``
+    when the record's key is not its ticker, ``wrong_partition`` when the key is not on its
+    murmur2 partition.
     """
-    bar = Bar.from_json(value or b"")  # a tombstone is malformed JSON
+    # A tombstone is malformed JSON.
+    bar = Bar.from_json(value or b"", now_ns=now_ns, max_future_ns=max_future_ns)
     if key != bar.ticker.encode():
         shown = "no key" if key is None else f"key {key[:64]!r}"
         raise InvalidEvent("key_mismatch", f"{shown} but ticker {bar.ticker!r}: producers "
@@ -181,9 +185,10 @@ class PartitionTask:
         return records
 
 
-def decode_news(value: bytes | None) -> NewsItem | InvalidEvent:
-    """A news record, or the reason it is invalid."""
+def decode_news(value: bytes | None, *, now_ns: int, max_future_ns: int
+                ) -> NewsItem | InvalidEvent:
+    """A news record, or the reason it is invalid (see :func:`parse_bar` for the clock)."""
     try:
-        return NewsItem.from_json(value or b"")
+        return NewsItem.from_json(value or b"", now_ns=now_ns, max_future_ns=max_future_ns)
     except InvalidEvent as exc:
         return exc

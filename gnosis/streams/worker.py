@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -22,11 +23,12 @@ from gnosis.streams.topics import ensure_topics
 log = logging.getLogger("gnosis.worker")
 
 
-def web_app(worker: Worker) -> web.Application:
-    """The worker's HTTP endpoints: ``/health`` (503 until ready) and ``/metrics``."""
+def web_app(worker: Callable[[], Worker]) -> web.Application:
+    """The worker's HTTP endpoints: ``/health`` (503 until ready) and ``/metrics``;
+    ``worker`` returns the worker currently running."""
 
     async def health(request: web.Request) -> web.Response:
-        body, ready = worker.health()
+        body, ready = worker().health()
         return web.json_response(body, status=200 if ready else 503)
 
     async def metrics_page(request: web.Request) -> web.Response:
@@ -40,22 +42,48 @@ def web_app(worker: Worker) -> web.Application:
 
 
 async def serve(settings: Settings, scorer: Any = None) -> None:
-    """Run a worker and its web endpoints until SIGINT/SIGTERM."""
+    """Run a worker and its web endpoints until SIGINT/SIGTERM.
+
+    A worker that fails (e.g. a Kafka error in the middle of a rebalance) is replaced by a
+    fresh one, which rejoins the group and resumes from what was committed: the same
+    recovery as a process restart, without losing the process.
+    """
+    from gnosis.models.sentiment import load_scorer
+
     await ensure_topics(settings)
-    worker = Worker(settings, scorer)
+    scorer = scorer if scorer is not None else load_scorer(settings.sentiment)
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, worker.stopping.set)
-    runner = web.AppRunner(web_app(worker), access_log=None)
+        loop.add_signal_handler(sig, stop.set)
+    current = Worker(settings, scorer)
+    runner = web.AppRunner(web_app(lambda: current), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "0.0.0.0", settings.worker.web_port).start()
     log.info("worker %s: %s, sentiment %s, /health and /metrics on port %d",
              settings.worker.app_id, settings.worker.processing_guarantee,
-             worker.scorer.model_id, settings.worker.web_port)
+             scorer.model_id, settings.worker.web_port)
     try:
-        await worker.run()
+        while True:
+            watch = asyncio.create_task(_forward(stop, current.stopping))
+            try:
+                await current.run()
+                return
+            except Exception:
+                if stop.is_set():
+                    return
+                log.exception("worker failed; starting afresh from the committed state")
+                await asyncio.sleep(1.0)
+                current = Worker(settings, scorer)
+            finally:
+                watch.cancel()
     finally:
         await runner.cleanup()
+
+
+async def _forward(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
 
 
 def run_worker(settings: Settings, scorer: Any = None) -> None:

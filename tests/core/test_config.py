@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from gnosis.config import ConfigError, Settings
+from gnosis.config import ConfigError, Settings, WorkerConfig, duration_ns
 
 
 def test_file_then_environment_override(tmp_path):
@@ -56,3 +58,49 @@ def test_shipped_defaults_file_matches_code():
     shipped = files("gnosis").joinpath("config/defaults.toml")
     loaded = Settings.load(str(shipped), env={})
     assert loaded == Settings()
+
+
+@pytest.mark.parametrize(("name", "raw", "setting", "allowed"), [
+    ("GNOSIS_WORKER__PROCESSING_GUARANTEE", "exactly-once", "worker.processing_guarantee",
+     "'at_least_once', 'exactly_once'"),
+    ("GNOSIS_BACKTEST__HOLD", "close", "backtest.hold", "'keep', 'flat'"),
+    ("GNOSIS_WORKER__LOG_LEVEL", "loud", "worker.log_level", "'debug', 'info'"),
+    ("GNOSIS_KAFKA__SECURITY_PROTOCOL", "TLS", "kafka.security_protocol", "'SASL_SSL'"),
+    ("GNOSIS_KAFKA__SASL_MECHANISM", "GSSAPI", "kafka.sasl_mechanism", "'SCRAM-SHA-512'"),
+    ("GNOSIS_RULES__SENTIMENT_WINDOW", "1", "rules.sentiment_window", "a duration like"),
+    ("GNOSIS_WORKER__ALLOWED_LATENESS", "5 minutes", "worker.allowed_lateness",
+     "a duration like"),
+    ("GNOSIS_WORKER__MAX_FUTURE", "-1d", "worker.max_future", "a duration like"),
+])
+def test_choices_and_durations_are_checked_when_read(tmp_path, name, raw, setting, allowed):
+    with pytest.raises(ConfigError) as err:
+        Settings.load(env={name: raw})
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"environment {name}: {setting} = {raw!r}: allowed: ")
+    assert allowed in message
+    section, key = setting.split(".")
+    path = tmp_path / "g.toml"
+    path.write_text(f'[{section}]\n{key} = "{raw}"\n')
+    with pytest.raises(ConfigError) as err:
+        Settings.load(path, env={})
+    assert f"g.toml: [{section}] {key} = {raw!r}: allowed: " in str(err.value)
+
+
+def test_sections_built_in_code_are_checked_too():
+    with pytest.raises(ConfigError, match=r"rules\.sentiment_window = '90': allowed"):
+        dataclasses.replace(Settings().rules, sentiment_window="90")
+    with pytest.raises(ConfigError, match=r"worker\.processing_guarantee"):
+        WorkerConfig(processing_guarantee="exactly-once")  # type: ignore[arg-type]
+
+
+def test_durations():
+    assert [duration_ns(t) for t in ("0", "0s", " 30s", "5m", "1h", "2d")] == [
+        0, 0, 30 * 10**9, 300 * 10**9, 3_600 * 10**9, 2 * 86_400 * 10**9]
+    for bad in ("1", "1.5m", "m", "-1s", "1w", ""):
+        with pytest.raises(ValueError, match="not a duration"):
+            duration_ns(bad)
+    settings = Settings.load(env={"GNOSIS_WORKER__MAX_FUTURE": "12h",
+                                  "GNOSIS_RULES__SENTIMENT_WINDOW": "0"})
+    assert (settings.worker.max_future, settings.rules.sentiment_window) == ("12h", "0")
+    assert duration_ns(Settings().worker.max_future) == 86_400 * 10**9

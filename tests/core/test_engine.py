@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import orjson
+import pandas as pd
 import pytest
 
 from gnosis.config import FeatureConfig, Settings
@@ -36,13 +38,18 @@ def assert_same_signals(a, b):
     assert [s.sentiment_count for s in a] == [s.sentiment_count for s in b]
 
 
-def test_streaming_and_vectorised_paths_agree(market):
-    bars, news = market
+def both_paths(bars, news):
+    """The streaming core's signals, after checking the vectorised replay agrees."""
     streamed = run_events(bars_to_events(bars), news_to_events(news), SETTINGS)
     frame = replay_frame(bars, news, SETTINGS)
     assert len(streamed) == len(bars) == len(frame)
     assert signal_ids(frame) == [s.signal_id for s in streamed]
     assert_same_signals(streamed, to_signals(frame))
+    return streamed
+
+
+def test_streaming_and_vectorised_paths_agree(market):
+    streamed = both_paths(*market)
     kinds = {s.signal_type for s in streamed}
     assert "HOLD" in kinds and any(s.sentiment_count > 0 for s in streamed)
     assert any(s.reasons[0].startswith("warming_up") for s in streamed)
@@ -98,7 +105,7 @@ def test_duplicate_and_out_of_order_bars_are_rejected_without_changing_state():
         with pytest.raises(InvalidEvent) as err:
             engine.on_bar(Bar("AAA", ts, 10, 11, 9, 10, 100))
         assert (err.value.code, err.value.field) == (code, "timestamp")
-    assert engine.features.bars == 1 and engine.last_ts == 2_000
+    assert engine.series["1m"].features.bars == 1 and engine.last_ts == 2_000
 
 
 def test_state_snapshot_restores_the_engine_exactly(market):
@@ -127,3 +134,76 @@ def test_news_naming_several_tickers_reaches_each():
     b = engine.on_bar(Bar("BBB", 10, 10, 11, 9, 10, 100))
     assert a.sentiment_count == b.sentiment_count == 1
     assert a.sentiment_mean == b.sentiment_mean > 0
+
+
+@pytest.fixture(scope="module")
+def two_intervals():
+    """1m and 5m bars of the same tickers (some closes shared), news for both."""
+    minute = synthetic_bars(3, 400, seed=21)
+    five = synthetic_bars(3, 200, seed=22, interval="5m")
+    bars = pd.concat([minute, five], ignore_index=True).sort_values(["ts", "ticker"],
+                                                                     kind="stable")
+    news = synthetic_news(minute, per_bar=0.2, seed=23)
+    return bars, news
+
+
+def test_each_interval_of_a_ticker_is_its_own_series(two_intervals):
+    bars, news = two_intervals
+    streamed = both_paths(bars, news)
+    by_interval = {iv: [s for s in streamed if s.interval == iv] for iv in ("1m", "5m")}
+    assert [len(v) for v in by_interval.values()] == [1_200, 600]
+    # Each series warms up on its own bars; news counts for both intervals of a ticker.
+    for signals in by_interval.values():
+        assert any(not s.reasons[0].startswith("warming_up") for s in signals)
+        assert any(s.sentiment_count for s in signals)
+    # The 5m signals are those of the 5m bars alone, whatever the 1m bars did.
+    alone = run_events(bars_to_events(bars[bars["interval"] == "5m"]), news_to_events(news),
+                       SETTINGS)
+    assert alone == by_interval["5m"]
+
+
+def test_snapshot_keeps_every_interval(two_intervals):
+    bars, news = two_intervals
+    bars = bars[bars["ticker"] == "T001"]
+    events = sorted(bars_to_events(bars), key=lambda b: (b.ts, b.interval))
+    items = [n for n in news_to_events(news) if "T001" in n.tickers]
+    reference = run_events(events, items, SETTINGS)
+    engine = SignalEngine(SETTINGS)
+    out, i = [], 0
+    for k, bar in enumerate(events):
+        while i < len(items) and items[i].ts <= bar.ts:
+            engine.on_news(items[i])
+            i += 1
+        if k in (len(events) // 3, 2 * len(events) // 3):
+            data = engine.engines["T001"].to_state()
+            engine.engines["T001"] = TickerEngine.from_state("T001", SETTINGS, data)
+        out.append(engine.on_bar(bar))
+    assert_same_signals(out, reference)
+    assert set(engine.engines["T001"].series) == {"1m", "5m"}
+
+
+def test_a_repeated_bar_is_refused_per_interval():
+    engine = TickerEngine("AAA", SETTINGS)
+    engine.on_bar(Bar("AAA", 2_000, 10, 11, 9, 10, 100, "1m"))
+    engine.on_bar(Bar("AAA", 2_000, 10, 11, 9, 10, 100, "5m"))  # another series: fine
+    engine.on_bar(Bar("AAA", 1_500, 10, 11, 9, 10, 100, "1h"))  # its first bar: fine
+    with pytest.raises(InvalidEvent) as err:
+        engine.on_bar(Bar("AAA", 2_000, 10, 11, 9, 10, 100, "5m"))
+    assert err.value.code == "duplicate_bar"
+    assert engine.last_ts == 2_000
+    assert {iv: s.features.bars for iv, s in engine.series.items()} == {"1m": 1, "5m": 1,
+                                                                        "1h": 1}
+
+
+def test_version_1_snapshot_is_read_as_the_1m_series(market):
+    bars, _ = market
+    events = bars_to_events(bars[bars["ticker"] == "T002"])
+    engine = TickerEngine("T002", SETTINGS)
+    for bar in events[:200]:
+        engine.on_bar(bar)
+    state = orjson.loads(engine.to_state())
+    series = state.pop("series")["1m"]
+    old = orjson.dumps({**state, "v": 1, **series})
+    restored = TickerEngine.from_state("T002", SETTINGS, old)
+    assert_same_signals([restored.on_bar(b) for b in events[200:]],
+                        [engine.on_bar(b) for b in events[200:]])

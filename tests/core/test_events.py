@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC
 
+import numpy as np
 import orjson
 import pytest
 from hypothesis import given
@@ -11,6 +13,8 @@ from hypothesis import strategies as st
 
 from gnosis.events import (
     MAX_PAYLOAD_BYTES,
+    MIN_EPOCH_MS,
+    TS_MIN,
     Bar,
     InvalidEvent,
     NewsItem,
@@ -18,6 +22,7 @@ from gnosis.events import (
     format_timestamp,
     parse_timestamp,
     signal_id,
+    validate_time,
 )
 
 GOOD_BAR = {"ticker": "AAPL", "timestamp": "2024-01-02T15:30:00Z", "open": 10.0, "high": 11.0,
@@ -129,3 +134,67 @@ def test_signal_rejects_bad_enums():
         with pytest.raises(InvalidEvent) as err:
             TradingSignal.from_dict({**raw, key: value})
         assert err.value.field == key
+
+
+# --------------------------------------------------------------------------- timestamps
+
+NOW = parse_timestamp("2024-06-01T12:00:00Z")
+HOUR = 3_600 * 10**9
+
+
+@pytest.mark.parametrize(("value", "detail"), [
+    (1e15, "the year 33658, outside 1973-03-03..2262-04-11; it looks like microseconds"),
+    (9.9e300, "the year 3.14e+290, outside 1973-03-03..2262-04-11"),
+    (1_717_243_200, "it looks like seconds, not milliseconds"),
+    (1_717_243_200_000_000_000, "it looks like nanoseconds, not milliseconds"),
+    (-5, "the year 1969, outside"),
+    (2**70, "does not fit in 64 bits"),
+    ("3000-01-01T00:00:00Z", "'3000-01-01T00:00:00Z' is the year 3000, outside "
+                             "1677-09-21..2262-04-11"),
+    ("1600-01-01", "is the year 1600"),
+    ("2100-01-01T00:00:00Z", "2100-01-01T00:00:00Z (year 2100) is more than 1d ahead of now "
+                             "(2024-06-01T12:00:00Z)"),
+])
+def test_timestamps_that_cannot_be_true_are_refused_with_a_helpful_detail(value, detail):
+    news = {"id": "n", "tickers": ["AAPL"], "headline": "h"}
+    for cls, obj in ((Bar, GOOD_BAR), (NewsItem, news)):
+        payload = {**obj, "timestamp": value}
+        decoders = [lambda p, cls=cls: cls.from_dict(p, now_ns=NOW)]
+        if value != 2**70:  # JSON cannot carry that one; a mapping can
+            decoders.append(lambda p, cls=cls: cls.from_json(orjson.dumps(p), now_ns=NOW))
+        for decode in decoders:
+            with pytest.raises(InvalidEvent) as err:
+                decode(payload)
+            assert (err.value.code, err.value.field) == ("bad_timestamp", "timestamp")
+            assert detail in err.value.detail
+
+
+def test_future_is_measured_on_the_callers_clock():
+    ahead = format_timestamp(NOW + 23 * HOUR)
+    assert Bar.from_json(bar_with(timestamp=ahead), now_ns=NOW).ts == NOW + 23 * HOUR
+    later = bar_with(timestamp=format_timestamp(NOW + 25 * HOUR))
+    with pytest.raises(InvalidEvent, match="more than 1d ahead"):
+        Bar.from_json(later, now_ns=NOW)
+    assert Bar.from_json(later, now_ns=NOW + 2 * HOUR).ts == NOW + 25 * HOUR
+    with pytest.raises(InvalidEvent, match="more than 1h ahead"):
+        Bar.from_json(bar_with(timestamp=ahead), now_ns=NOW, max_future_ns=HOUR)
+    assert validate_time(NOW, now_ns=NOW, max_future_ns=0) == NOW
+
+
+@given(st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False),
+                 st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat())))
+def test_every_accepted_timestamp_is_representable_and_formats(value):
+    try:
+        ts = validate_time(parse_timestamp(value), now_ns=NOW)
+    except InvalidEvent as exc:
+        code = exc.code
+    else:
+        code = None
+    if code is not None:
+        assert code == "bad_timestamp"
+        return
+    assert TS_MIN <= ts <= NOW + 86_400 * 10**9
+    assert np.int64(ts) == ts
+    assert parse_timestamp(format_timestamp(ts)) == ts // 1_000 * 1_000
+    if isinstance(value, int | float):
+        assert value >= MIN_EPOCH_MS

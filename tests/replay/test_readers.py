@@ -78,8 +78,10 @@ def test_random_corruptions_agree_with_the_edge_rules(tmp_path):
         "ticker": rng.choice(["AAPL", "MSFT", "BRK.B", "bad ticker", ""], n,
                              p=[.4, .4, .1, .05, .05]),
         "timestamp": rng.choice(["2024-03-01T10:00:00Z", "1709287200000", "2024-03-01",
-                                 "2024-13-01T00:00:00Z", "soon", "2024-03-01T10:00:00+05:30"],
-                                n),
+                                 "2024-13-01T00:00:00Z", "soon", "2024-03-01T10:00:00+05:30",
+                                 "2100-01-01T00:00:00Z", "3000-01-01", "1e15", "9.9e300",
+                                 "1709287200", "4102444800000"], n,
+                                p=[.25, .2, .15, .02, .02, .16, .04, .04, .03, .03, .03, .03]),
         "open": rng.choice(["10", "10.5", "-1", "x", "", "inf"], n, p=[.5, .3, .05, .05,
                                                                       .05, .05]),
         "high": rng.choice(["11", "10.2", "9"], n),
@@ -88,6 +90,7 @@ def test_random_corruptions_agree_with_the_edge_rules(tmp_path):
         "volume": rng.choice(["5", "0", "-3", "1e3"], n),
         "interval": rng.choice(["1m", "5m", "", "0m", "1d"], n),
     })
+    rows = pd.concat([rows, rows.iloc[:100]], ignore_index=True)  # some bars sent twice
     path = tmp_path / "fuzz.csv"
     rows.to_csv(path, index=False)
     load = read_bars(path)
@@ -105,9 +108,16 @@ def test_random_corruptions_agree_with_the_edge_rules(tmp_path):
                     pass
             record[key] = value
         try:
-            accepted.append(Bar.from_dict(record))
+            bar = Bar.from_dict(record)
         except InvalidEvent as exc:
             rejected[i + 2] = (exc.field, exc.code)
+            continue
+        if any((b.ticker, b.interval, b.ts) == (bar.ticker, bar.interval, bar.ts)
+               for b in accepted):
+            rejected[i + 2] = ("timestamp", "duplicate_bar")
+        else:
+            accepted.append(bar)
+    assert {"bad_timestamp", "duplicate_bar"} <= {code for _, code in rejected.values()}
     assert {e.row: (e.field, e.code) for e in load.errors} == rejected
     got = sorted(zip(load.frame.ts, load.frame.ticker, load.frame.open, load.frame.interval,
                      strict=True))
@@ -219,3 +229,59 @@ def test_bad_signal_line_names_file_and_line(tmp_path):
     path.write_bytes(path.read_bytes() + b'{"schema_version": 1}\n')
     with pytest.raises(ValueError, match=r"^s.jsonl:4: missing_field"):
         read_signals(path)
+
+
+TIMES_CSV = """\
+ticker,timestamp,open,high,low,close,volume,interval
+AAPL,2024-01-02T15:30:00Z,10,11,9,10.5,100,1m
+AAPL,2024-01-02T15:30:00Z,10,11,9,10.5,100,5m
+AAPL,2024-01-02T15:30:00Z,10,11,9,10.6,100,1m
+AAPL,1e15,10,11,9,10.5,100,1m
+AAPL,1704209400,10,11,9,10.5,100,1m
+AAPL,2100-01-01T00:00:00Z,10,11,9,10.5,100,1m
+AAPL,3000-01-01,10,11,9,10.5,100,1m
+AAPL,2024-01-03T17:00:00Z,10,11,9,10.5,100,1m
+"""
+
+
+def test_untrue_timestamps_and_repeated_bars_are_named(tmp_path):
+    now = Bar.from_dict({"ticker": "A", "timestamp": "2024-01-02T16:00:00Z", "open": 1,
+                         "high": 1, "low": 1, "close": 1, "volume": 1}).ts
+    load = read_bars(write(tmp_path, "bars.csv", TIMES_CSV), now_ns=now)
+    assert [(e.row, e.code) for e in load.errors] == [
+        (4, "duplicate_bar"), (5, "bad_timestamp"), (6, "bad_timestamp"),
+        (7, "bad_timestamp"), (8, "bad_timestamp"), (9, "bad_timestamp")]
+    text = [str(e) for e in load.errors]
+    assert text[0] == ("bars.csv:4: field 'timestamp': repeats the 1m bar of AAPL at "
+                       "2024-01-02T15:30:00Z (row 2) [duplicate_bar]")
+    assert "looks like microseconds, not milliseconds" in text[1]
+    assert "looks like seconds, not milliseconds" in text[2]
+    assert "(year 2100) is more than 1d ahead of now (2024-01-02T16:00:00Z)" in text[3]
+    assert "is the year 3000" in text[4]
+    assert "(year 2024) is more than 1d ahead" in text[5]  # a day ahead of this clock
+    # The same close in another interval is another bar.
+    assert load.frame[["interval", "close"]].values.tolist() == [["1m", 10.5], ["5m", 10.5]]
+    # A later clock, or a longer max_future, lets the last bar in.
+    assert len(read_bars(tmp_path / "bars.csv", now_ns=now + 86_400 * 10**9).frame) == 3
+    assert len(read_bars(tmp_path / "bars.csv", now_ns=now,
+                         max_future_ns=2 * 86_400 * 10**9).frame) == 3
+    with pytest.raises(ReaderError, match=r"^bars.csv:4: .*\[duplicate_bar\]$"):
+        read_bars(tmp_path / "bars.csv", strict=True, now_ns=now)
+
+
+def test_untrue_timestamps_in_parquet_and_news(tmp_path):
+    now = pd.Timestamp("2024-01-02T16:00:00Z").value
+    stamps = pd.to_datetime(["2024-01-02T15:30:00Z", "2100-01-01T00:00:00Z",
+                             "3000-01-01T00:00:00Z"], utc=True, format="ISO8601")
+    frame = pd.DataFrame({"ticker": "AAPL", "timestamp": stamps, "open": 10.0, "high": 11.0,
+                          "low": 9.0, "close": 10.5, "volume": 100.0})
+    frame.to_parquet(tmp_path / "bars.parquet")
+    load = read_bars(tmp_path / "bars.parquet", now_ns=now)
+    assert [(e.row, e.code) for e in load.errors] == [(2, "bad_timestamp"),
+                                                     (3, "bad_timestamp")]
+    assert len(load.frame) == 1
+    news = write(tmp_path, "news.csv", "id,timestamp,tickers,headline\n"
+                 "a,2024-01-02T15:00:00Z,AAPL,fine\nb,2100-01-01T00:00:00Z,AAPL,from the future\n")
+    loaded = read_news(news, now_ns=now)
+    assert loaded.frame["id"].tolist() == ["a"]
+    assert [(e.row, e.code) for e in loaded.errors] == [(3, "bad_timestamp")]

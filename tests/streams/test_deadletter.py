@@ -280,6 +280,16 @@ def build_stream(settings: Settings) -> tuple[list[Record], list[Bar], list[News
         records.append(Record(topic, payload, key, partition, reason))
         return reason
 
+    # Input that parses but lies about its time (issue: a bar from 2100 once silenced its
+    # ticker for good; epoch numbers in the wrong unit vanished).
+    for n, stamp in enumerate(("2100-01-01T00:00:00Z", 1e15, 9.9e300)):
+        ticker = TICKERS[n % len(TICKERS)]
+        bar = _with(_bar_dict(ticker, 1, 10.0, 0.1), timestamp=stamp)
+        inserts.setdefault(len(valid) // 3, []).append(
+            ("bars", _dump(bar), ticker_partition(ticker, PARTITIONS), ticker.encode()))
+    inserts.setdefault(len(valid) // 3, []).append(
+        ("news", _dump({"id": "n-2100", "timestamp": "2100-01-01T00:00:00Z",
+                        "tickers": [TICKERS[0]], "headline": "from the future"}), 0, None))
     for i in range(0, len(valid), len(valid) // 4):  # tombstones (Kafka wants their key)
         inserts.setdefault(i, []).extend([("bars", None, 0, b"AAPL"), ("news", None, 1, b"x")])
     for i in range(len(valid) + 1):
