@@ -156,11 +156,13 @@ def build_signal(ticker: str, ts: int, price: float, interval: str, snap: Featur
     """Run the rules on one bar's features and sentiment and assemble the signal."""
     d = decide(
         ready=snap.ready, vsa_score=snap.vsa_score, hawkes_branching=snap.hawkes_branching,
-        hurst_exponent=snap.hurst_exponent, volatility_clustering=snap.volatility_clustering,
+        hurst_exponent=snap.hurst_exponent, hurst_se=snap.hurst_se,
+        volatility_clustering=snap.volatility_clustering,
         realized_volatility=snap.realized_volatility, trend=snap.trend,
         sentiment_mean=sentiment_mean, sentiment_count=sentiment_count, config=settings.rules,
     )
     reasons = explain(d.rule, vsa_class=snap.vsa_class, hurst_exponent=snap.hurst_exponent,
+                      hurst_se=snap.hurst_se,
                       volatility_clustering=snap.volatility_clustering,
                       sentiment_mean=sentiment_mean, sentiment_count=sentiment_count,
                       is_contrarian_market=d.is_contrarian_market)
@@ -170,7 +172,8 @@ def build_signal(ticker: str, ts: int, price: float, interval: str, snap: Featur
         sentiment_mean=sentiment_mean, sentiment_std=sentiment_std,
         sentiment_count=sentiment_count, is_contrarian_market=d.is_contrarian_market,
         vsa_score=snap.vsa_score, hawkes_branching=snap.hawkes_branching,
-        hurst_exponent=snap.hurst_exponent, volatility_clustering=snap.volatility_clustering,
+        hawkes_se=snap.hawkes_se, hurst_exponent=snap.hurst_exponent, hurst_se=snap.hurst_se,
+        volatility_clustering=snap.volatility_clustering,
         risk_level=d.risk_level, suggested_position_size=d.suggested_position_size,  # type: ignore[arg-type]
         price=price, reasons=reasons, model_id=model_id, interval=interval,
     )

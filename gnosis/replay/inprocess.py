@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 SIGNAL_COLUMNS: tuple[str, ...] = (
     "ticker", "ts", "interval", "signal_type", "rule", "confidence", "sentiment_mean",
     "sentiment_std", "sentiment_count", "is_contrarian_market", "vsa_score", "vsa_class",
-    "hawkes_branching", "hurst_exponent", "volatility_clustering", "realized_volatility",
-    "trend", "risk_level", "suggested_position_size", "price", "model_id",
+    "hawkes_branching", "hawkes_se", "hurst_exponent", "hurst_se", "volatility_clustering",
+    "realized_volatility", "trend", "risk_level", "suggested_position_size", "price", "model_id",
 )
 
 
@@ -85,7 +85,8 @@ def replay_ticker(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Setti
         mean, std, count = np.zeros(len(ts)), np.zeros(len(ts)), np.zeros(len(ts), np.int64)
     d = decide_arrays(
         ready=feats.ready, vsa_score=feats.vsa_score, hawkes_branching=feats.hawkes_branching,
-        hurst_exponent=feats.hurst_exponent, volatility_clustering=feats.volatility_clustering,
+        hurst_exponent=feats.hurst_exponent, hurst_se=feats.hurst_se,
+        volatility_clustering=feats.volatility_clustering,
         realized_volatility=feats.realized_volatility, trend=feats.trend,
         sentiment_mean=mean, sentiment_count=count, config=settings.rules,
     )
@@ -95,7 +96,8 @@ def replay_ticker(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Setti
         "confidence": d.confidence, "sentiment_mean": mean, "sentiment_std": std,
         "sentiment_count": count, "is_contrarian_market": d.is_contrarian_market,
         "vsa_score": feats.vsa_score, "vsa_class": feats.vsa_class,
-        "hawkes_branching": feats.hawkes_branching, "hurst_exponent": feats.hurst_exponent,
+        "hawkes_branching": feats.hawkes_branching, "hawkes_se": feats.hawkes_se,
+        "hurst_exponent": feats.hurst_exponent, "hurst_se": feats.hurst_se,
         "volatility_clustering": feats.volatility_clustering,
         "realized_volatility": feats.realized_volatility, "trend": feats.trend,
         "risk_level": d.risk_level, "suggested_position_size": d.suggested_position_size,
@@ -165,13 +167,15 @@ def to_signals(frame: pd.DataFrame) -> list[TradingSignal]:
             sentiment_mean=float(row.sentiment_mean), sentiment_std=float(row.sentiment_std),
             sentiment_count=count, is_contrarian_market=contrarian,
             vsa_score=float(row.vsa_score), hawkes_branching=float(row.hawkes_branching),
-            hurst_exponent=float(row.hurst_exponent),
+            hawkes_se=float(row.hawkes_se), hurst_exponent=float(row.hurst_exponent),
+            hurst_se=float(row.hurst_se),
             volatility_clustering=float(row.volatility_clustering),
             risk_level=row.risk_level,
             suggested_position_size=float(row.suggested_position_size),
             price=float(row.price),
             reasons=explain(row.rule, vsa_class=str(row.vsa_class),
                             hurst_exponent=float(row.hurst_exponent),
+                            hurst_se=float(row.hurst_se),
                             volatility_clustering=float(row.volatility_clustering),
                             sentiment_mean=float(row.sentiment_mean), sentiment_count=count,
                             is_contrarian_market=contrarian),

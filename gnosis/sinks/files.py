@@ -19,15 +19,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gnosis.events import SCHEMA_VERSION, InvalidEvent, TradingSignal, signal_id
+from gnosis.events import (
+    NO_INFORMATION_SE,
+    SCHEMA_VERSION,
+    InvalidEvent,
+    TradingSignal,
+    signal_id,
+)
 
 # TradingSignal.to_dict() keys, in order.
 FIELDS: tuple[str, ...] = (
     "schema_version", "signal_id", "ticker", "timestamp", "bar_timestamp", "interval",
     "signal_type", "confidence", "sentiment_mean", "sentiment_std", "sentiment_count",
-    "is_contrarian_market", "vsa_score", "hawkes_branching", "hurst_exponent",
-    "volatility_clustering", "risk_level", "suggested_position_size", "price", "reasons",
-    "model_id",
+    "is_contrarian_market", "vsa_score", "hawkes_branching", "hawkes_se", "hurst_exponent",
+    "hurst_se", "volatility_clustering", "risk_level", "suggested_position_size", "price",
+    "reasons", "model_id",
 )
 _STAMPS = ("timestamp", "bar_timestamp")
 
@@ -38,7 +44,9 @@ def write_signals(signals: Iterable[TradingSignal] | pd.DataFrame, path: str | P
     ``signals`` is a list of :class:`TradingSignal` or a DataFrame with the signal columns
     (``ts`` or ``timestamp`` plus the fields of ``TradingSignal.to_dict()``). A DataFrame
     may omit ``signal_id`` (derived from ticker, bar time and interval, as the engine does),
-    ``reasons`` (empty), ``schema_version``, ``interval`` (``1m``) and ``model_id``.
+    ``reasons`` (empty), ``schema_version``, ``interval`` (``1m``), ``model_id`` and the
+    standard errors ``hawkes_se`` and ``hurst_se`` (``NO_INFORMATION_SE``, as in signals of
+    schema version 1).
     """
     path = Path(path)
     kind = _kind(path)
@@ -111,7 +119,8 @@ def _complete(frame: pd.DataFrame) -> pd.DataFrame:
     out["ts"] = out["ts"].astype(np.int64)
     n = len(out)
     defaults: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "interval": "1m",
-                                "model_id": "lexicon"}
+                                "model_id": "lexicon", "hawkes_se": NO_INFORMATION_SE,
+                                "hurst_se": NO_INFORMATION_SE}
     for name, value in defaults.items():
         if name not in out.columns:
             out[name] = value

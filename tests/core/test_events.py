@@ -102,7 +102,8 @@ def make_signal(**changes) -> TradingSignal:
     base = dict(signal_id=signal_id("AAPL", ts, "1m"), ticker="AAPL", ts=ts, signal_type="BUY",
                 confidence=0.73, sentiment_mean=0.25, sentiment_std=0.1, sentiment_count=3,
                 is_contrarian_market=False, vsa_score=0.4, hawkes_branching=0.3,
-                hurst_exponent=0.61, volatility_clustering=0.9, risk_level="LOW",
+                hawkes_se=0.06, hurst_exponent=0.61, hurst_se=0.028, volatility_clustering=0.9,
+                risk_level="LOW",
                 suggested_position_size=0.12, price=10.5,
                 reasons=("buy: positive sentiment, trending, low volatility clustering",))
     base.update(changes)
