@@ -17,10 +17,11 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from gnosis.config import FeatureConfig
+from gnosis.events import NO_INFORMATION_SE
 from gnosis.features import vsa
 from gnosis.features.hawkes import branching_from_sums_array, branching_se
 from gnosis.features.hurst import NEUTRAL, hurst_series
-from gnosis.features.state import NO_INFORMATION_SE, FeatureSnapshot, check_config
+from gnosis.features.state import FeatureSnapshot, check_config
 from gnosis.features.volatility import clustering_array, std_from_sums_array
 from gnosis.features.windows import rolling_sum
 

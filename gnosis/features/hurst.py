@@ -39,7 +39,7 @@ GRID_STEP = 0.01
 """Spacing of the precomputed ``H`` grid; the parabolic refinement makes its own error
 (below 1e-3) negligible next to the estimator's standard error."""
 _GRID = np.arange(1, round(1.0 / GRID_STEP)) * GRID_STEP
-_ALIASES = 200
+_ALIASES = 50
 """Aliased terms ``|k| <= _ALIASES`` summed exactly in ``g``; the rest by an integral."""
 _CHUNK = 4096
 """Windows per FFT batch in :func:`hurst_series` (bounds memory on long series)."""
@@ -83,8 +83,11 @@ def whittle_rows(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     spectrum = np.fft.rfft(returns, axis=1)[:, 1:inverse.shape[1] + 1]
     periodogram = spectrum.real ** 2 + spectrum.imag ** 2
     fit = periodogram @ inverse.T
-    ok = fit.min(axis=1) > 0.0
-    q = np.log(np.where(ok[:, None], fit, 1.0)) + const
+    # 1 / g > 0 everywhere, so a row of fit is all zero or all positive.
+    ok = fit[:, 0] > 0.0
+    fit[~ok] = 1.0
+    q = np.log(fit, out=fit)
+    q += const
     best = np.argmin(q, axis=1)
     inner = np.clip(best, 1, _GRID.size - 2)
     rows = np.arange(q.shape[0])

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gnosis.config import FeatureConfig
+from gnosis.events import NO_INFORMATION_SE
 from gnosis.features import vsa
 from gnosis.features.hawkes import branching_from_sums, branching_se
 from gnosis.features.hurst import MIN_RETURNS, whittle_rows
@@ -45,8 +46,6 @@ from gnosis.features.volatility import clustering, std_from_sums
 _RESUM = 4096
 """Rolling float sums are recomputed from the buffers every this many bars (absolute
 count), so rounding drift stays bounded however long a ticker runs."""
-NO_INFORMATION_SE = 1.0
-"""Standard error reported while an estimate is warming up (as wide as its whole range)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,6 +160,16 @@ class DecisionArrays:
         return np.asarray(RISK_LEVELS, dtype=object)[self.risk_code]
 
 
+def regime_arrays(hurst_exponent: np.ndarray, hurst_se: np.ndarray,
+                  config: RuleConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Trending and mean-reverting flags per bar, as :func:`decide` defines them."""
+    margin = config.hurst_significance * hurst_se
+    trending = (hurst_exponent >= config.trending_hurst) & (hurst_exponent - 0.5 > margin)
+    reverting = (hurst_exponent <= config.mean_reverting_hurst) & (
+        0.5 - hurst_exponent > margin)
+    return trending, reverting
+
+
 def decide_arrays(
     *,
     ready: np.ndarray,
@@ -186,10 +196,7 @@ def decide_arrays(
 
     positive = have_news & (sentiment_mean >= config.positive_sentiment)
     negative = have_news & (sentiment_mean <= config.negative_sentiment)
-    margin = config.hurst_significance * hurst_se
-    trending = (hurst_exponent >= config.trending_hurst) & (hurst_exponent - 0.5 > margin)
-    reverting = (hurst_exponent <= config.mean_reverting_hurst) & (
-        0.5 - hurst_exponent > margin)
+    trending, reverting = regime_arrays(hurst_exponent, hurst_se, config)
     calm = volatility_clustering <= config.low_clustering
     stressed = volatility_clustering >= config.high_clustering
     no_supply = vsa_score >= config.no_supply_vsa

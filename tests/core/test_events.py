@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from gnosis.events import (
     MAX_PAYLOAD_BYTES,
+    NO_INFORMATION_SE,
+    SCHEMA_VERSION,
     Bar,
     InvalidEvent,
     NewsItem,
@@ -121,6 +123,18 @@ def test_signal_id_is_deterministic_and_distinct():
     assert signal_id("AAPL", ts, "1m") == signal_id("AAPL", ts, "1m")
     assert len({signal_id("AAPL", ts, "1m"), signal_id("MSFT", ts, "1m"),
                 signal_id("AAPL", ts + 1, "1m"), signal_id("AAPL", ts, "5m")}) == 4
+
+
+def test_version_1_signals_are_read_with_no_information_standard_errors():
+    raw = orjson.loads(make_signal().to_json())
+    assert (raw["schema_version"], raw["hurst_se"], raw["hawkes_se"]) == (2, 0.028, 0.06)
+    old = {k: v for k, v in raw.items() if k not in ("hurst_se", "hawkes_se")}
+    signal = TradingSignal.from_dict({**old, "schema_version": 1})
+    assert (signal.hurst_se, signal.hawkes_se) == (NO_INFORMATION_SE, NO_INFORMATION_SE)
+    assert signal.schema_version == SCHEMA_VERSION == 2
+    with pytest.raises(InvalidEvent) as err:
+        TradingSignal.from_dict(old)
+    assert (err.value.code, err.value.field) == ("missing_field", "hawkes_se")
 
 
 def test_signal_rejects_bad_enums():
