@@ -148,10 +148,9 @@ def _hurst(ret: np.ndarray,
     n = ret.size
     window, stride = config.window, config.hurst_stride
     first = -(-(window + 1) // stride) * stride
-    ends = np.arange(first, n + 1, stride)
-    if ends.size == 0:
+    if first > n:
         return np.zeros(n, dtype=bool), np.full(n, NEUTRAL), np.full(n, NO_INFORMATION_SE)
-    values, se = hurst_series(ret, ends, window)
+    values, se = hurst_series(ret, first, stride, window)
     last = (np.arange(n) + 1) // stride * stride
     ready = last >= first
     index = np.clip((last - first) // stride, 0, None)

@@ -7,8 +7,13 @@ import numpy as np
 import pytest
 
 from gnosis.config import FeatureConfig, RuleConfig
-from gnosis.features import compute_features, hawkes_branching_ratio, hurst_exponent
-from gnosis.features.hurst import hurst_with_se, whittle_rows
+from gnosis.features import (
+    compute_features,
+    hawkes_branching_ratio,
+    hurst_exponent,
+    hurst_with_se,
+)
+from gnosis.features.hurst import whittle_rows
 from gnosis.models.rules import regime_arrays
 
 from .simulate import fgn, fgn_exact_mle, hawkes, hawkes_bars
