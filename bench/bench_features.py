@@ -1,12 +1,16 @@
 """Feature cost: incremental update per bar vs the vectorised form, and state memory.
 
-Run: .venv/bin/python bench/bench_features.py [--bars 1000000]
+Run: .venv/bin/python bench/bench_features.py [--bars 1000000] [--before REF]
 
 For windows 256, 512 and 1024 (other settings default) it times
 TickerFeatures.update over a synthetic series (mean and p99 per bar), the same bars
 through compute_features (cost per bar, the baseline), and their ratio; then
 compute_features over the full series; then the memory of one ticker's state at
-window 512 (tracemalloc of construction plus warm-up, and the sum of its buffers).
+window 512 (tracemalloc of construction plus warm-up, and the sum of its buffers). A
+short compute_features run per window first builds what is built once per process (the
+Hurst estimator's spectral table), so that it is not charged to the timed bars. With
+``--before REF`` it also times the Hurst estimator of git revision REF against the
+current one, alternating calls (the baseline in the same run).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 
 from gnosis.config import FeatureConfig
 from gnosis.features import TickerFeatures, compute_features
+from gnosis.features.hurst import hurst_series, whittle_rows
 
 
 def synthetic(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -69,6 +74,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--incremental-bars", type=int, default=30_000)
+    parser.add_argument("--before", metavar="REF",
+                        help="also time the Hurst estimator of this git revision")
     args = parser.parse_args()
     bars = synthetic(args.bars)
     part = {k: v[: args.incremental_bars] for k, v in bars.items()}
@@ -76,6 +83,8 @@ def main() -> None:
           f"{'ratio':>7}")
     for window in (256, 512, 1024):
         config = replace(FeatureConfig(), window=window)
+        # Warm-up: per-window tables (the Hurst spectral shapes) are built once per process.
+        compute_features(**{k: v[: 2 * window] for k, v in part.items()}, config=config)
         costs = incremental(config, part)
         start = time.perf_counter()
         compute_features(**part, config=config)
@@ -91,6 +100,40 @@ def main() -> None:
     traced, owned = state_memory(config, bars)
     print(f"state at window 512: {traced / 1024:.1f} KB traced (tracemalloc), "
           f"{owned / 1024:.1f} KB in its own buffers and object")
+    if args.before:
+        hurst_against(args.before, bars)
+
+
+def hurst_against(ref: str, bars: dict[str, np.ndarray], reps: int = 3_000) -> None:
+    """One Hurst evaluation at window 512 (what the stream does every ``hurst_stride``
+    bars) and the replay form over the full series, against revision ``ref``'s estimator,
+    alternating calls so that both see the same machine load."""
+    from bench_accuracy import old_estimator
+
+    old = old_estimator(ref)
+    returns = np.diff(np.log(bars["close"]))
+    window = returns[None, -512:].copy()
+    whittle_rows(window)
+    pairs = np.empty((reps, 2))
+    clock = time.perf_counter
+    for i in range(reps):
+        start = clock()
+        whittle_rows(window)
+        middle = clock()
+        old.hurst_rows(window)
+        pairs[i] = middle - start, clock() - middle
+    new_us, old_us = np.median(pairs, axis=0) * 1e6
+    print(f"one Hurst evaluation, window 512: Whittle {new_us:.1f} us, {ref} (DFA) "
+          f"{old_us:.1f} us, ratio {new_us / old_us:.2f}")
+    times = []
+    for estimate in (lambda: hurst_series(returns, 520, 8, 512),
+                     lambda: old.hurst_series(returns, np.arange(520, returns.size + 1, 8),
+                                              512)):
+        start = clock()
+        estimate()
+        times.append(clock() - start)
+    print(f"replay form, {returns.size:,} returns, stride 8: Whittle {times[0]:.2f} s, "
+          f"{ref} (DFA) {times[1]:.2f} s, ratio {times[0] / times[1]:.2f}")
 
 
 if __name__ == "__main__":

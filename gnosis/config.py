@@ -101,6 +101,10 @@ class RuleConfig(_Section):
     """Hurst exponent at or above which the series is trending."""
     mean_reverting_hurst: float = 0.45
     """Hurst exponent at or below which the series is mean reverting."""
+    hurst_significance: float = 2.0
+    """k: trending / mean reverting also need H to differ from 0.5 by more than k of its
+    standard errors (about 0.03 at window 512; k = 2 leaves about 5 % of a random walk's
+    bars in a regime); 0 switches the test off."""
     low_clustering: float = 1.0
     """Volatility-clustering ratio at or below which volatility is calm."""
     high_clustering: float = 1.25

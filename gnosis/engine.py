@@ -191,7 +191,8 @@ def build_signal(ticker: str, ts: int, price: float, interval: str, snap: Featur
     """Run the rules on one bar's features and sentiment and assemble the signal."""
     d = decide(
         ready=snap.ready, vsa_score=snap.vsa_score, hawkes_branching=snap.hawkes_branching,
-        hurst_exponent=snap.hurst_exponent, volatility_clustering=snap.volatility_clustering,
+        hurst_exponent=snap.hurst_exponent, hurst_se=snap.hurst_se,
+        volatility_clustering=snap.volatility_clustering,
         realized_volatility=snap.realized_volatility, trend=snap.trend,
         sentiment_mean=sentiment_mean, sentiment_count=sentiment_count, config=settings.rules,
     )
@@ -201,7 +202,8 @@ def build_signal(ticker: str, ts: int, price: float, interval: str, snap: Featur
         "sentiment_std": sentiment_std, "sentiment_count": sentiment_count,
         "is_contrarian_market": d.is_contrarian_market, "vsa_score": snap.vsa_score,
         "vsa_class": snap.vsa_class, "hawkes_branching": snap.hawkes_branching,
-        "hurst_exponent": snap.hurst_exponent,
+        "hawkes_se": snap.hawkes_se, "hurst_exponent": snap.hurst_exponent,
+        "hurst_se": snap.hurst_se,
         "volatility_clustering": snap.volatility_clustering, "risk_level": d.risk_level,
         "suggested_position_size": d.suggested_position_size, "price": price,
         "model_id": model_id,
@@ -212,6 +214,7 @@ def signal_reasons(row: Mapping[str, Any]) -> tuple[str, ...]:
     """The ``reasons`` of the signal of one signal row (see :func:`signal_from_row`)."""
     return explain(str(row["rule"]), vsa_class=str(row["vsa_class"]),
                    hurst_exponent=float(row["hurst_exponent"]),
+                   hurst_se=float(row["hurst_se"]),
                    volatility_clustering=float(row["volatility_clustering"]),
                    sentiment_mean=float(row["sentiment_mean"]),
                    sentiment_count=int(row["sentiment_count"]),
@@ -236,7 +239,8 @@ def signal_from_row(row: Mapping[str, Any]) -> TradingSignal:
         sentiment_count=int(row["sentiment_count"]),
         is_contrarian_market=bool(row["is_contrarian_market"]),
         vsa_score=float(row["vsa_score"]), hawkes_branching=float(row["hawkes_branching"]),
-        hurst_exponent=float(row["hurst_exponent"]),
+        hawkes_se=float(row["hawkes_se"]), hurst_exponent=float(row["hurst_exponent"]),
+        hurst_se=float(row["hurst_se"]),
         volatility_clustering=float(row["volatility_clustering"]),
         risk_level=row["risk_level"],
         suggested_position_size=float(row["suggested_position_size"]),

@@ -33,7 +33,14 @@ from typing import Any, Literal
 
 import orjson
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Version of the TradingSignal wire format. 2 added ``hawkes_se`` and ``hurst_se``."""
+_READABLE_VERSIONS = (1, SCHEMA_VERSION)
+"""Versions :meth:`TradingSignal.from_dict` accepts; version 1 signals, which carry no
+standard errors, are read with both standard errors at :data:`NO_INFORMATION_SE`."""
+NO_INFORMATION_SE = 1.0
+"""Standard error meaning "no information" (the feature is warming up, or the signal
+predates version 2)."""
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_HEADLINE_CHARS = 1_000
 MAX_BODY_CHARS = 32 * 1024
@@ -231,6 +238,11 @@ def _number(obj: dict, name: str, *, minimum: float | None = 0.0) -> float:
     return value
 
 
+def _se(obj: dict, name: str, version: int) -> float:
+    """A standard error field; absent from version 1 payloads."""
+    return NO_INFORMATION_SE if version == 1 else _number(obj, name)
+
+
 def _ticker(value: Any, name: str = "ticker") -> str:
     if not isinstance(value, str) or not value:
         raise InvalidEvent("bad_ticker", "ticker must be a non-empty string", name)
@@ -397,6 +409,8 @@ class TradingSignal:
 
     ``timestamp`` is event time (the close of the bar it was computed on, identical to
     ``bar_timestamp``), never wall-clock time, so a replay reproduces it exactly.
+    ``hawkes_se`` and ``hurst_se`` are the standard errors of the branching ratio and the
+    Hurst exponent (:data:`NO_INFORMATION_SE` while a feature warms up).
     """
 
     signal_id: str
@@ -410,7 +424,9 @@ class TradingSignal:
     is_contrarian_market: bool
     vsa_score: float
     hawkes_branching: float
+    hawkes_se: float
     hurst_exponent: float
+    hurst_se: float
     volatility_clustering: float
     risk_level: RiskLevel
     suggested_position_size: float
@@ -450,7 +466,9 @@ class TradingSignal:
             "is_contrarian_market": self.is_contrarian_market,
             "vsa_score": self.vsa_score,
             "hawkes_branching": self.hawkes_branching,
+            "hawkes_se": self.hawkes_se,
             "hurst_exponent": self.hurst_exponent,
+            "hurst_se": self.hurst_se,
             "volatility_clustering": self.volatility_clustering,
             "risk_level": self.risk_level,
             "suggested_position_size": self.suggested_position_size,
@@ -466,9 +484,9 @@ class TradingSignal:
     def from_dict(cls, obj: dict) -> TradingSignal:
         """Validate a decoded mapping; raises :class:`InvalidEvent`."""
         version = _require(obj, "schema_version")
-        if version != SCHEMA_VERSION:
+        if isinstance(version, bool) or version not in _READABLE_VERSIONS:
             raise InvalidEvent("schema_version", f"schema version {version!r}, expected "
-                               f"{SCHEMA_VERSION}", "schema_version")
+                               f"one of {_READABLE_VERSIONS}", "schema_version")
         kind = _require(obj, "signal_type")
         if kind not in SIGNAL_TYPES:
             raise InvalidEvent("bad_enum", f"signal_type {kind!r}", "signal_type")
@@ -501,7 +519,9 @@ class TradingSignal:
             is_contrarian_market=contrarian,
             vsa_score=_number(obj, "vsa_score", minimum=-1.0),
             hawkes_branching=_number(obj, "hawkes_branching"),
+            hawkes_se=_se(obj, "hawkes_se", version),
             hurst_exponent=_number(obj, "hurst_exponent"),
+            hurst_se=_se(obj, "hurst_se", version),
             volatility_clustering=_number(obj, "volatility_clustering", minimum=None),
             risk_level=risk,
             suggested_position_size=_number(obj, "suggested_position_size"),

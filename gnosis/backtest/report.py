@@ -18,6 +18,8 @@ import pandas as pd
 
 from gnosis.backtest.inputs import target_weights
 from gnosis.backtest.runner import BacktestResult
+from gnosis.config import RuleConfig
+from gnosis.events import NO_INFORMATION_SE
 
 Scale = Callable[[np.ndarray], np.ndarray]
 """Data-to-pixel mapping of one chart axis."""
@@ -44,6 +46,32 @@ def generate_report(result: BacktestResult) -> str:
     return "\n".join(lines)
 
 
+def feature_uncertainty(signals: pd.DataFrame, hurst_significance: float) -> pd.DataFrame:
+    """Per ticker: how precisely the Hurst exponent and branching ratio were known.
+
+    Over the signals whose features were warm (standard errors below the "no information"
+    value): their count, the median estimate and median standard error of each, and the
+    share of them whose Hurst exponent differed from 0.5 by more than
+    ``hurst_significance`` standard errors (the rules' significance test). Signals files
+    without standard errors (schema version 1) give an empty table.
+    """
+    columns = ["signals", "hurst", "hurst_se", "hurst_significant", "hawkes", "hawkes_se"]
+    if not {"hurst_se", "hawkes_se"} <= set(signals.columns):
+        return pd.DataFrame(columns=columns)
+    warm = signals[(signals["hurst_se"] < NO_INFORMATION_SE)
+                   & (signals["hawkes_se"] < NO_INFORMATION_SE)]
+    significant = (warm["hurst_exponent"] - 0.5).abs() > hurst_significance * warm["hurst_se"]
+    grouped = warm.assign(significant=significant).groupby("ticker", sort=True)
+    return pd.DataFrame({
+        "signals": grouped.size(),
+        "hurst": grouped["hurst_exponent"].median(),
+        "hurst_se": grouped["hurst_se"].median(),
+        "hurst_significant": grouped["significant"].mean(),
+        "hawkes": grouped["hawkes_branching"].median(),
+        "hawkes_se": grouped["hawkes_se"].median(),
+    }, columns=columns)
+
+
 def write_html_report(
     result: BacktestResult,
     path: str | Path,
@@ -51,6 +79,7 @@ def write_html_report(
     title: str = "Backtest report",
     price: pd.Series | pd.DataFrame | None = None,
     signals: Any = None,
+    hurst_significance: float = RuleConfig.hurst_significance,
 ) -> Path:
     """Write a self-contained HTML report and return its path.
 
@@ -61,7 +90,9 @@ def write_html_report(
         price: close prices (a Series, or an OHLCV frame) to chart with trade markers.
         signals: if given, the BUY/SELL markers show these signals at the close of the bar
             they were computed on; otherwise they show the fills (position increases and
-            decreases) at the open they were filled at.
+            decreases) at the open they were filled at. A signals DataFrame with standard
+            errors also adds a table of :func:`feature_uncertainty`.
+        hurst_significance: the rules' ``k`` for that table's significance share.
     """
     index = result.equity_curve.index
     sections = []
@@ -79,6 +110,8 @@ def write_html_report(
     stats_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_format(k, v))}"
                          "</td></tr>" for k, v in result.as_series().items())
     trades_html = _trades_table(result.trades)
+    if isinstance(signals, pd.DataFrame):
+        trades_html += _uncertainty_table(feature_uncertainty(signals, hurst_significance))
     charts = "".join(f"<h2>{html.escape(name)}</h2>{svg}" for name, svg in sections)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -265,6 +298,20 @@ def _trades_table(trades: pd.DataFrame) -> str:
                     f"<td>{t['exit_price']:,.2f}</td><td>{t['return']:+.2%}</td></tr>")
     caption = f"<p>Last {len(rows)} of {len(trades)}.</p>" if len(trades) > len(rows) else ""
     return f'<table id="trades">{head}{"".join(rows)}</table>{caption}'
+
+
+def _uncertainty_table(table: pd.DataFrame) -> str:
+    if table.empty:
+        return ""
+    head = ("<tr><th>Ticker</th><th>Signals</th><th>Hurst ± se</th><th>Significant</th>"
+            "<th>Branching ± se</th></tr>")
+    rows = "".join(
+        f"<tr><th>{html.escape(str(ticker))}</th><td>{int(r.signals):,}</td>"
+        f"<td>{r.hurst:.3f} ± {r.hurst_se:.3f}</td><td>{r.hurst_significant:.0%}</td>"
+        f"<td>{r.hawkes:.2f} ± {r.hawkes_se:.2f}</td></tr>"
+        for ticker, r in table.iterrows())
+    return ('<h2>Feature uncertainty (medians over warm signals)</h2>'
+            f'<table id="uncertainty">{head}{rows}</table>')
 
 
 def _format(name: str, value: Any) -> str:

@@ -5,8 +5,8 @@
 :class:`~gnosis.features.state.TickerFeatures` returns after bar ``i`` (to rounding;
 the definitions are in :mod:`gnosis.features.state`). Rolling sums use
 :func:`~gnosis.features.windows.rolling_sum`, the Hurst exponent is evaluated only at
-stride points by :func:`~gnosis.features.hurst.hurst_series`: about a second per
-million bars with the default windows.
+stride points by :func:`~gnosis.features.hurst.hurst_series` (batched FFTs and one
+matrix product per batch).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from gnosis.config import FeatureConfig
+from gnosis.events import NO_INFORMATION_SE
 from gnosis.features import vsa
-from gnosis.features.hawkes import branching_from_sums_array
+from gnosis.features.hawkes import branching_from_sums_array, branching_se
 from gnosis.features.hurst import NEUTRAL, hurst_series
 from gnosis.features.state import FeatureSnapshot, check_config
 from gnosis.features.volatility import clustering_array, std_from_sums_array
@@ -37,7 +38,9 @@ class FeatureFrame:
     vsa_score: np.ndarray
     vsa_class: np.ndarray
     hawkes_branching: np.ndarray
+    hawkes_se: np.ndarray
     hurst_exponent: np.ndarray
+    hurst_se: np.ndarray
     volatility_clustering: np.ndarray
     realized_volatility: np.ndarray
     trend: np.ndarray
@@ -100,14 +103,17 @@ def compute_features(ts: np.ndarray, open: np.ndarray, high: np.ndarray, low: np
     trend[lag:] = np.log(close[lag:] / close[:-lag])
 
     hawkes_ready, hawkes = _hawkes(volume, config)
-    hurst_ready, hurst = _hurst(ret, config)
+    hurst_ready, hurst, hurst_se = _hurst(ret, config)
     return FeatureFrame(
         ready=vsa_ready & vol_ready & (index >= lag) & hawkes_ready & hurst_ready,
         bars=index + 1,
         vsa_score=scores,
         vsa_class=codes,
         hawkes_branching=hawkes,
+        hawkes_se=np.where(hawkes_ready, branching_se(hawkes, config.window // config.hawkes_bin),
+                           NO_INFORMATION_SE),
         hurst_exponent=hurst,
+        hurst_se=hurst_se,
         volatility_clustering=vol_cluster,
         realized_volatility=realized,
         trend=trend,
@@ -135,16 +141,18 @@ def _hawkes(volume: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.n
     return ready, values
 
 
-def _hurst(ret: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Readiness and Hurst exponent per bar (held from the last stride point)."""
+def _hurst(ret: np.ndarray,
+           config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Readiness, Hurst exponent and its standard error per bar (held from the last
+    stride point)."""
     n = ret.size
     window, stride = config.window, config.hurst_stride
     first = -(-(window + 1) // stride) * stride
-    ends = np.arange(first, n + 1, stride)
-    if ends.size == 0:
-        return np.zeros(n, dtype=bool), np.full(n, NEUTRAL)
-    values = hurst_series(ret, ends, window)
+    if first > n:
+        return np.zeros(n, dtype=bool), np.full(n, NEUTRAL), np.full(n, NO_INFORMATION_SE)
+    values, se = hurst_series(ret, first, stride, window)
     last = (np.arange(n) + 1) // stride * stride
     ready = last >= first
-    held = np.where(ready, values[np.clip((last - first) // stride, 0, None)], NEUTRAL)
-    return ready, held
+    index = np.clip((last - first) // stride, 0, None)
+    return (ready, np.where(ready, values[index], NEUTRAL),
+            np.where(ready, se[index], NO_INFORMATION_SE))

@@ -1,22 +1,30 @@
-"""Hurst exponent of log returns by detrended fluctuation analysis (DFA-1).
+"""Hurst exponent of log returns by the discrete Whittle estimator for fractional Gaussian noise.
 
-The returns ``r`` of one window of ``n`` are demeaned and integrated into a profile
-``Y_k = sum_{j<=k} (r_j - mean r)``. For each box size ``s`` (a geometric ladder, two
-sizes per octave, from :data:`MIN_BOX` to ``n // 8``) the profile is cut into
-``n // s`` non-overlapping boxes laid back from the end of the window (the newest
-bars always count). A least-squares line is removed from each box and ``F(s)`` is the
-root mean square of what is left over all boxes. For fractional Gaussian noise
-``F(s) ~ s**H``; the estimate is the least-squares slope of ``log F(s)`` on ``log s``,
-clipped to ``[0, 1]`` (0.5 = random walk, above = trending, below = mean reverting).
-On fGn of 4096 points the standard error is about 0.02-0.03 with no visible bias for
-``H`` in ``[0.3, 0.7]``. A window without variation gives the neutral 0.5.
+A window of ``n`` returns is read as fractional Gaussian noise (fGn) of unknown scale and
+Hurst exponent ``H`` (0.5 = random walk, above = trending, below = mean reverting). Its
+periodogram ``I_j = |sum_t r_t exp(-i t w_j)|**2`` at the Fourier frequencies
+``w_j = 2 pi j / n``, ``j = 1 .. m = (n - 1) // 2``, is compared with the fGn spectral
+shape ``g(w; H) = (1 - cos w) * sum_k |w + 2 pi k|**(-2H - 1)``; the scale is profiled out
+and the estimate minimises
 
-A box's residual needs only the sums of ``Y``, ``Y**2`` and ``k*Y`` over it, so a window
-costs three prefix sums (:func:`hurst_rows`). The residual of a box is also unchanged
-by adding a constant or a line to the profile, so it depends on the returns inside the
-box alone: :func:`hurst_series` computes every box of the series once and sums boxes
-per window with rolling sums, which makes a Hurst value every few bars over a long
-series cost O(1) per bar instead of O(window).
+    Q(H) = log(mean_j I_j / g_j(H)) + mean_j log g_j(H)
+
+(Whittle 1953; Beran 1994, ch. 5). The periodogram at non-zero frequencies ignores the
+mean, so no demeaning is needed, and ``Q`` ignores the scale of the returns.
+
+The spectral shapes do not depend on the data, so :func:`_table` precomputes ``1 / g`` on
+a grid of ``H`` (:data:`GRID_STEP` apart in ``(0, 1)``) once per window length: ``Q`` over
+the whole grid is one small matrix product, and a parabola through the grid minimum and
+its neighbours refines it. On fGn of 512 points the estimate has |bias| below 0.005 and
+an rmse equal to its standard error, 0.021-0.031 for ``H`` in 0.2-0.8: the efficiency
+bound, which the exact Gaussian MLE agrees with (``bench/bench_accuracy.py``).
+
+The standard error is the Whittle asymptotic one, ``1 / sqrt(sum_j (d_j - mean d)**2)``
+with ``d_j = d log g_j / dH`` at the estimate (the periodogram ordinates are nearly
+independent exponentials; profiling out the scale centres ``d``). It depends on ``H`` and
+``n`` only: about 0.03 at ``n = 512``, shrinking as ``1 / sqrt(n)``.
+
+A window without variation gives the neutral 0.5.
 """
 
 from __future__ import annotations
@@ -25,126 +33,112 @@ from functools import lru_cache
 
 import numpy as np
 
-from gnosis.features.windows import rolling_sum
-
-MIN_BOX = 10
-"""Smallest DFA box (points); smaller boxes bias the estimate of anti-persistent series."""
-MIN_RETURNS = 8 * 2 * MIN_BOX
-"""Fewest returns :func:`hurst_exponent` accepts (three box sizes or more)."""
+MIN_RETURNS = 64
+"""Fewest returns :func:`hurst_exponent` accepts."""
 NEUTRAL = 0.5
+GRID_STEP = 0.02
+"""Spacing of the precomputed ``H`` grid; the parabolic refinement keeps its own error
+(at most 0.001 on fGn) negligible next to the estimator's standard error."""
+_GRID = np.arange(1, round(1.0 / GRID_STEP)) * GRID_STEP
+_ALIASES = 30
+"""Aliased terms ``|k| <= _ALIASES`` summed exactly in ``g``; the rest by an integral."""
+_CHUNK = 4096
+"""Windows per FFT batch in :func:`hurst_series` (bounds memory on long series)."""
 
 
-@lru_cache(maxsize=32)
-def _plan(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                           np.ndarray]:
-    """Box layout for windows of ``n`` returns.
+def _log_shape(w: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``log g(w; H)`` and its derivative in ``H`` for every ``H`` in ``h`` (rows) and
+    frequency in ``w`` (columns)."""
+    d = 2.0 * h[:, None] + 1.0
+    total = np.zeros((h.size, w.size))
+    slope = np.zeros_like(total)  # d total / dd
+    for k in range(-_ALIASES, _ALIASES + 1):
+        log_x = np.log(np.abs(w + 2.0 * np.pi * k))[None, :]
+        term = np.exp(-d * log_x)
+        total += term
+        slope -= log_x * term
+    # Tail |k| > K as the integral from K + 1/2 (midpoint rule) on both sides.
+    edge = 2.0 * np.pi * (_ALIASES + 0.5)
+    for side in (edge + w, edge - w):
+        log_x = np.log(side)[None, :]
+        part = np.exp((1.0 - d) * log_x) / (2.0 * np.pi * (d - 1.0))
+        total += part
+        slope -= part * (log_x + 1.0 / (d - 1.0))
+    # dd/dH = 2.
+    return np.log1p(-np.cos(w))[None, :] + np.log(total), 2.0 * slope / total
 
-    Returns the box sizes and the slope weights over them; then, for every box of every
-    size (grouped by size), its first profile index and its size; then where each
-    size's group starts and how many boxes it holds.
+
+@lru_cache(maxsize=8)
+def _table(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per window length: the weights that turn squared FFT output into ``mean I / g``
+    over the grid, ``Q``'s constant term per grid point, and the standard error per grid
+    point.
+
+    ``rfft`` output viewed as floats interleaves real and imaginary parts; squared in
+    place, ``I_j`` is the sum of the pair at ``2j, 2j + 1``, so the weights repeat
+    ``1 / (m g_j)`` over each pair (and are 0 at frequency 0 and, for even ``n``, at
+    Nyquist): one matrix product then sums the pairs and weighs them at once.
     """
-    ladder = np.round(MIN_BOX * 2.0 ** (np.arange(0, 64) / 2)).astype(np.int64)
-    sizes = np.unique(ladder[ladder <= n // 8])
-    x = np.log(sizes.astype(np.float64))
-    x -= x.mean()
-    starts = [np.arange(n % s, n, s) for s in sizes]
-    counts = np.array([b.size for b in starts])
-    box_size = np.repeat(sizes, counts).astype(np.float64)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return (sizes, x / (x @ x), np.concatenate(starts), box_size, offsets,
-            counts.astype(np.float64))
+    m = (n - 1) // 2
+    w = 2.0 * np.pi * np.arange(1, m + 1) / n
+    log_g, slope = _log_shape(w, _GRID)
+    slope -= slope.mean(axis=1, keepdims=True)
+    se = 1.0 / np.sqrt((slope * slope).sum(axis=1))
+    weights = np.zeros((_GRID.size, 2 * (n // 2 + 1)))
+    weights[:, 2:2 * m + 2] = np.repeat(np.exp(-log_g) / m, 2, axis=1)
+    weights.flags.writeable = False
+    return weights, log_g.mean(axis=1), se
 
 
-def _box_residual(s1: np.ndarray, s2: np.ndarray, sk: np.ndarray, a: np.ndarray,
-                  s: np.ndarray | int) -> np.ndarray:
-    """Mean squared residual of a line fit over boxes of ``s`` points from their sums.
-
-    ``s1, s2, sk`` are the sums of ``Y``, ``Y**2`` and ``k*Y`` over each box, ``a`` the
-    first ``k`` of each box.
-    """
-    sxx = s * (s * s - 1.0) / 12.0
-    sxy = sk - (a + 0.5 * (s - 1.0)) * s1
-    resid = (s * s2 - s1 * s1) * sxx - s * sxy * sxy
-    return np.maximum(resid, 0.0) / (s * s * sxx)
-
-
-def _slope(f2: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Clipped slope of ``log sqrt(F2)`` on ``log s`` per row; 0.5 where undefined."""
-    ok = f2.min(axis=1) > 0.0
-    h = (np.log(np.where(ok[:, None], f2, 1.0)) * (0.5 * weights)).sum(axis=1)
-    return np.clip(np.where(ok & np.isfinite(h), h, NEUTRAL), 0.0, 1.0)
-
-
-def hurst_rows(returns: np.ndarray) -> np.ndarray:
-    """Hurst exponent of every row of a 2-D array of log returns (one window per row).
+def whittle_rows(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hurst exponent and its standard error for every row of a 2-D array of log returns.
 
     Rows must hold at least :data:`MIN_RETURNS` finite values.
     """
-    rows, n = returns.shape
-    _, weights, starts, box_size, offsets, counts = _plan(n)
-    profile = returns - returns.mean(axis=1, keepdims=True)
-    np.cumsum(profile, axis=1, out=profile)
-    prefix = np.zeros((3, rows, n + 1))
-    np.cumsum(profile, axis=1, out=prefix[0, :, 1:])
-    np.cumsum(profile * profile, axis=1, out=prefix[1, :, 1:])
-    profile *= np.arange(n, dtype=np.float64)
-    np.cumsum(profile, axis=1, out=prefix[2, :, 1:])
-    sums = prefix[:, :, starts + box_size.astype(np.int64)] - prefix[:, :, starts]
-    box = _box_residual(sums[0], sums[1], sums[2], starts, box_size)
-    return _slope(np.add.reduceat(box, offsets, axis=1) / counts, weights)
+    weights, const, se_grid = _table(returns.shape[1])
+    squares = np.fft.rfft(returns, axis=1).view(np.float64)
+    np.square(squares, out=squares)
+    fit = squares @ weights.T
+    # 1 / g > 0 everywhere, so a row of fit is all zero or all positive.
+    ok = fit[:, 0] > 0.0
+    fit[~ok] = 1.0
+    q = np.log(fit, out=fit)
+    q += const
+    best = np.argmin(q, axis=1)
+    inner = np.clip(best, 1, _GRID.size - 2)
+    rows = np.arange(q.shape[0])
+    left, mid, right = q[rows, inner - 1], q[rows, inner], q[rows, inner + 1]
+    curve = left - 2.0 * mid + right
+    # Vertex of the parabola through the three points, kept within the bracket.
+    shift = np.where(curve > 0.0, 0.5 * (left - right) / np.where(curve > 0.0, curve, 1.0),
+                     0.0)
+    shift = np.where(best == inner, np.clip(shift, -1.0, 1.0), 0.0)
+    h = np.where(ok, _GRID[best] + shift * GRID_STEP, NEUTRAL)
+    se = np.interp(h, _GRID, se_grid)
+    return h, se
 
 
-def hurst_series(returns: np.ndarray, ends: np.ndarray, n: int) -> np.ndarray:
-    """Hurst exponent of the windows ``returns[e - n:e]`` for each ``e`` in ``ends``.
+def hurst_series(returns: np.ndarray, first: int, stride: int,
+                 n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hurst exponent and standard error of the windows ``returns[e - n:e]`` for
+    ``e = first, first + stride, ...`` up to ``len(returns)``.
 
-    Equal (to rounding) to :func:`hurst_rows` of those windows, in O(len(returns))
-    numpy work per box size whatever the number of windows. Every window must lie
-    inside ``returns`` and hold finite values; values outside the windows are ignored.
+    Equal (to rounding) to :func:`whittle_rows` of those windows, batched so that memory
+    stays bounded on long series; the windows are strided views, never copies. ``first``
+    must be at least ``n``; non-finite values count as 0.
     """
-    sizes, weights, *_ = _plan(n)
-    ends = np.asarray(ends, dtype=np.int64)
-    if ends.size == 0:
-        return np.empty(0)
     r = np.where(np.isfinite(returns), returns, 0.0)
-    total = r.size
-    smax = int(sizes[-1])
-    block = 2 * smax
-    # Profile points Z[g] = sum(r[:g]), kept per block of a few box lengths with a local origin so
-    # that the sums of squares never grow with the length of the series.
-    blocks = total // block + 1
-    width = block + smax + 1
-    padded = np.zeros(blocks * block + width)
-    padded[:total] = r
-    take = np.arange(blocks)[:, None] * block + np.arange(width - 1)[None, :]
-    z = np.zeros((blocks, width))
-    np.cumsum(padded[take], axis=1, out=z[:, 1:])
-    prefix = np.zeros((3, blocks, width + 1))
-    np.cumsum(z, axis=1, out=prefix[0, :, 1:])
-    np.cumsum(z * z, axis=1, out=prefix[1, :, 1:])
-    z *= np.arange(width, dtype=np.float64)
-    np.cumsum(z, axis=1, out=prefix[2, :, 1:])
-    first = np.arange(block, dtype=np.float64)
-    f2 = np.empty((ends.size, sizes.size))
-    for j, s in enumerate(sizes):
-        s = int(s)
-        # Box over returns r[e-s:e] <-> profile points Z[e-s+1 : e+1]; in block b its
-        # first point has local index u = e - s + 1 - b * block, for u in [0, block).
-        sums = prefix[:, :, s : s + block] - prefix[:, :, :block]
-        res = _box_residual(sums[0], sums[1], sums[2], first, s).reshape(-1)
-        box = np.zeros(total + 1)
-        box[s:] = res[1 : total - s + 2]
-        # Sum the n // s boxes ending at e, e - s, ...: a rolling sum within each
-        # residue class of e modulo s.
-        rows = -(-(total + 1) // s)
-        grid = np.zeros(rows * s)
-        grid[: total + 1] = box
-        per_window = rolling_sum(grid.reshape(rows, s), n // s).reshape(-1)
-        f2[:, j] = per_window[ends] / (n // s)
-    return _slope(f2, weights)
+    windows = np.lib.stride_tricks.sliding_window_view(r, n)[first - n::stride]
+    h = np.empty(len(windows))
+    se = np.empty(len(windows))
+    for start in range(0, len(windows), _CHUNK):
+        part = slice(start, start + _CHUNK)
+        h[part], se[part] = whittle_rows(windows[part])
+    return h, se
 
 
 def hurst_exponent(returns: np.ndarray) -> float:
-    """Hurst exponent of one series of log returns (DFA-1, clipped to ``[0, 1]``).
+    """Hurst exponent of one series of log returns (Whittle, in ``(0, 1)``).
 
     Args:
         returns: 1-D array of at least :data:`MIN_RETURNS` finite log returns.
@@ -152,10 +146,19 @@ def hurst_exponent(returns: np.ndarray) -> float:
     Raises:
         ValueError: for a shorter, multi-dimensional or non-finite input.
     """
+    return hurst_with_se(returns)[0]
+
+
+def hurst_with_se(returns: np.ndarray) -> tuple[float, float]:
+    """Hurst exponent of one series of log returns and its standard error.
+
+    Same input rules as :func:`hurst_exponent`.
+    """
     r = np.asarray(returns, dtype=np.float64)
     if r.ndim != 1 or r.size < MIN_RETURNS:
         raise ValueError(f"need a 1-D series of at least {MIN_RETURNS} returns, "
                          f"got shape {r.shape}")
     if not np.isfinite(r).all():
         raise ValueError("returns must be finite")
-    return float(hurst_rows(r[None, :])[0])
+    h, se = whittle_rows(r[None, :])
+    return float(h[0]), float(se[0])

@@ -19,8 +19,9 @@ Definitions, for bar ``i`` (counting from 0) with ``r_i = log(close_i / close_{i
   per bin of ``hawkes_bin`` bars (bin ``k`` = bars ``[k*bin, (k+1)*bin)``); refreshed
   when a bin completes, from the last ``window // hawkes_bin`` bins, all of whose bars
   have a full volume baseline.
-* Hurst exponent (:mod:`gnosis.features.hurst`): of the last ``window`` returns,
-  computed when the bar count is a multiple of ``hurst_stride`` and held in between.
+* Hurst exponent and its standard error (:mod:`gnosis.features.hurst`): of the last
+  ``window`` returns, computed when the bar count is a multiple of ``hurst_stride`` and
+  held in between.
 
 Each field keeps its neutral value until its own feature is warm; ``ready`` says all
 are.
@@ -36,9 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from gnosis.config import FeatureConfig
+from gnosis.events import NO_INFORMATION_SE
 from gnosis.features import vsa
-from gnosis.features.hawkes import branching_from_sums
-from gnosis.features.hurst import MIN_RETURNS, hurst_rows
+from gnosis.features.hawkes import branching_from_sums, branching_se
+from gnosis.features.hurst import MIN_RETURNS, whittle_rows
 from gnosis.features.volatility import clustering, std_from_sums
 
 _RESUM = 4096
@@ -60,8 +62,12 @@ class FeatureSnapshot:
     """One of :data:`gnosis.features.vsa.VSA_CLASSES`; "neutral" while warming up."""
     hawkes_branching: float
     """Branching ratio of volume events in [0, 0.99]; 0.0 while warming up."""
+    hawkes_se: float
+    """Standard error of ``hawkes_branching``; 1.0 (no information) while warming up."""
     hurst_exponent: float
     """Hurst exponent of log returns in [0, 1]; 0.5 while warming up."""
+    hurst_se: float
+    """Standard error of ``hurst_exponent``; 1.0 (no information) while warming up."""
     volatility_clustering: float
     """Short over long realised volatility (>= 0); 1.0 while warming up."""
     realized_volatility: float
@@ -113,8 +119,8 @@ class TickerFeatures:
 
     __slots__ = ("_base", "_bin_count", "_bin_pos", "_bin_sq", "_bin_sum", "_bins",
                  "_close", "_config", "_hawkes", "_high", "_highs", "_hurst",
-                 "_hurst_ready", "_low", "_open", "_r1l", "_r1s", "_r2l", "_r2s", "_ret",
-                 "_ret_view", "_seen", "_ts", "_valid_bins", "_vol_base", "_volume",
+                 "_hurst_ready", "_hurst_se", "_low", "_open", "_r1l", "_r1s", "_r2l", "_r2s",
+                 "_ret", "_ret_view", "_seen", "_ts", "_valid_bins", "_vol_base", "_volume",
                  "_vsa_spread", "_vsa_volume", "lookback")
 
     def __init__(self, config: FeatureConfig) -> None:
@@ -141,6 +147,7 @@ class TickerFeatures:
         self._bin_count = self._bin_pos = self._bin_sum = self._bin_sq = 0
         self._valid_bins = 0
         self._hurst = 0.5
+        self._hurst_se = NO_INFORMATION_SE
         self._hurst_ready = False
         self._hawkes = 0.0
 
@@ -216,7 +223,8 @@ class TickerFeatures:
             self._close_bin(bars)
         if bars % cfg.hurst_stride == 0 and j >= window:
             p = j % window + 1
-            self._hurst = float(hurst_rows(self._ret_view[None, p:p + window])[0])
+            h, se = whittle_rows(self._ret_view[None, p:p + window])
+            self._hurst, self._hurst_se = float(h[0]), float(se[0])
             self._hurst_ready = True
         if bars % _RESUM == 0:
             self._resum()
@@ -235,7 +243,10 @@ class TickerFeatures:
             vsa_score=vsa_score,
             vsa_class=vsa.VSA_CLASSES[vsa_code],
             hawkes_branching=self._hawkes if hawkes_ready else 0.0,
+            hawkes_se=(branching_se(self._hawkes, len(self._bins)) if hawkes_ready
+                       else NO_INFORMATION_SE),
             hurst_exponent=self._hurst,
+            hurst_se=self._hurst_se,
             volatility_clustering=clustering(short, realized) if vol_ready else 1.0,
             realized_volatility=realized,
             trend=(math.log(close / self._close[(j - cfg.trend_lookback) % size])

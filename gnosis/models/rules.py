@@ -13,7 +13,10 @@ Definitions:
   ``sentiment_window`` (news stamped in ``(t - window, t]``) is at least
   ``positive_sentiment`` / at most ``negative_sentiment``, with at least one item.
 * *trending / mean reverting*: Hurst exponent ``>= trending_hurst`` /
-  ``<= mean_reverting_hurst``.
+  ``<= mean_reverting_hurst``, and significantly so: ``H - 0.5 > k * se`` /
+  ``0.5 - H > k * se`` with ``k = hurst_significance`` and ``se`` the standard error of
+  the estimate. The thresholds set the smallest regime worth trading, the test keeps
+  estimation noise from flipping the regime (``k = 0`` switches it off).
 * *low / high clustering*: short-to-long realised volatility ratio
   ``<= low_clustering`` / ``>= high_clustering``.
 * *VSA no supply*: ``vsa_score >= no_supply_vsa`` (no supply, stopping volume or a
@@ -76,6 +79,7 @@ def decide(
     vsa_score: float,
     hawkes_branching: float,
     hurst_exponent: float,
+    hurst_se: float,
     volatility_clustering: float,
     realized_volatility: float,
     trend: float,
@@ -93,8 +97,9 @@ def decide(
 
     positive = have_news and sentiment_mean >= config.positive_sentiment
     negative = have_news and sentiment_mean <= config.negative_sentiment
-    trending = hurst_exponent >= config.trending_hurst
-    reverting = hurst_exponent <= config.mean_reverting_hurst
+    margin = config.hurst_significance * hurst_se
+    trending = hurst_exponent >= config.trending_hurst and hurst_exponent - 0.5 > margin
+    reverting = hurst_exponent <= config.mean_reverting_hurst and 0.5 - hurst_exponent > margin
     calm = volatility_clustering <= config.low_clustering
     stressed = volatility_clustering >= config.high_clustering
     no_supply = vsa_score >= config.no_supply_vsa
@@ -155,12 +160,23 @@ class DecisionArrays:
         return np.asarray(RISK_LEVELS, dtype=object)[self.risk_code]
 
 
+def regime_arrays(hurst_exponent: np.ndarray, hurst_se: np.ndarray,
+                  config: RuleConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Trending and mean-reverting flags per bar, as :func:`decide` defines them."""
+    margin = config.hurst_significance * hurst_se
+    trending = (hurst_exponent >= config.trending_hurst) & (hurst_exponent - 0.5 > margin)
+    reverting = (hurst_exponent <= config.mean_reverting_hurst) & (
+        0.5 - hurst_exponent > margin)
+    return trending, reverting
+
+
 def decide_arrays(
     *,
     ready: np.ndarray,
     vsa_score: np.ndarray,
     hawkes_branching: np.ndarray,
     hurst_exponent: np.ndarray,
+    hurst_se: np.ndarray,
     volatility_clustering: np.ndarray,
     realized_volatility: np.ndarray,
     trend: np.ndarray,
@@ -180,8 +196,7 @@ def decide_arrays(
 
     positive = have_news & (sentiment_mean >= config.positive_sentiment)
     negative = have_news & (sentiment_mean <= config.negative_sentiment)
-    trending = hurst_exponent >= config.trending_hurst
-    reverting = hurst_exponent <= config.mean_reverting_hurst
+    trending, reverting = regime_arrays(hurst_exponent, hurst_se, config)
     calm = volatility_clustering <= config.low_clustering
     stressed = volatility_clustering >= config.high_clustering
     no_supply = vsa_score >= config.no_supply_vsa
@@ -217,11 +232,12 @@ def decide_arrays(
                           contrarian)
 
 
-def explain(rule: str, *, vsa_class: str, hurst_exponent: float,
+def explain(rule: str, *, vsa_class: str, hurst_exponent: float, hurst_se: float,
             volatility_clustering: float, sentiment_mean: float, sentiment_count: int,
             is_contrarian_market: bool) -> tuple[str, ...]:
     """Human-readable reasons for a decision: which rule fired and on what evidence."""
-    facts = (f"hurst={hurst_exponent:.3f}", f"vol_clustering={volatility_clustering:.3f}",
+    facts = (f"hurst={hurst_exponent:.3f}+-{hurst_se:.3f}",
+             f"vol_clustering={volatility_clustering:.3f}",
              f"sentiment={sentiment_mean:+.3f} over {sentiment_count} items",
              f"vsa={vsa_class}")
     if rule == "warming_up":

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 SIGNAL_COLUMNS: tuple[str, ...] = (
     "ticker", "ts", "interval", "signal_type", "rule", "confidence", "sentiment_mean",
     "sentiment_std", "sentiment_count", "is_contrarian_market", "vsa_score", "vsa_class",
-    "hawkes_branching", "hurst_exponent", "volatility_clustering", "realized_volatility",
-    "trend", "risk_level", "suggested_position_size", "price", "model_id",
+    "hawkes_branching", "hawkes_se", "hurst_exponent", "hurst_se", "volatility_clustering",
+    "realized_volatility", "trend", "risk_level", "suggested_position_size", "price", "model_id",
 )
 
 
@@ -89,7 +89,8 @@ def replay_ticker(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Setti
         mean, std, count = np.zeros(len(ts)), np.zeros(len(ts)), np.zeros(len(ts), np.int64)
     d = decide_arrays(
         ready=feats.ready, vsa_score=feats.vsa_score, hawkes_branching=feats.hawkes_branching,
-        hurst_exponent=feats.hurst_exponent, volatility_clustering=feats.volatility_clustering,
+        hurst_exponent=feats.hurst_exponent, hurst_se=feats.hurst_se,
+        volatility_clustering=feats.volatility_clustering,
         realized_volatility=feats.realized_volatility, trend=feats.trend,
         sentiment_mean=mean, sentiment_count=count, config=settings.rules,
     )
@@ -100,7 +101,8 @@ def replay_ticker(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Setti
         "sentiment_count": count, "is_contrarian_market": d.is_contrarian_market,
         "vsa_score": feats.vsa_score,
         "vsa_class": pd.Categorical.from_codes(feats.vsa_class, VSA_CLASSES),
-        "hawkes_branching": feats.hawkes_branching, "hurst_exponent": feats.hurst_exponent,
+        "hawkes_branching": feats.hawkes_branching, "hawkes_se": feats.hawkes_se,
+        "hurst_exponent": feats.hurst_exponent, "hurst_se": feats.hurst_se,
         "volatility_clustering": feats.volatility_clustering,
         "realized_volatility": feats.realized_volatility, "trend": feats.trend,
         "risk_level": d.risk_level, "suggested_position_size": d.suggested_position_size,

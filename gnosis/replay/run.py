@@ -132,7 +132,7 @@ def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
     several intervals of one ticker, choose one with ``interval``.
     """
     from gnosis.backtest import BacktestRunner
-    from gnosis.backtest.report import write_html_report
+    from gnosis.backtest.report import feature_uncertainty, write_html_report
     from gnosis.sinks.files import read_signals
 
     console = console or Console(stderr=True)
@@ -169,6 +169,12 @@ def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
     text = (runner.generate_report(book) + "\n\nPer ticker\n" + "-" * 48 + "\n"
             + table[["total_return", "sharpe_ratio", "max_drawdown", "num_trades",
                      "win_rate", "mcpt_p_value"]].to_string(float_format=lambda v: f"{v:.4f}"))
+    k = settings.rules.hurst_significance
+    uncertainty = feature_uncertainty(signals, k)
+    if len(uncertainty):
+        text += (f"\n\nFeature uncertainty (medians over warm signals; significant: "
+                 f"|H - 0.5| > {k:g} se)\n" + "-" * 48 + "\n"
+                 + uncertainty.to_string(float_format=lambda v: f"{v:.4f}"))
     text_path = report_dir / "report.txt"
     text_path.write_text(text + "\n")
     html_path = write_html_report(book, report_dir / "report.html",
@@ -176,5 +182,5 @@ def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
     for ticker in tickers:
         write_html_report(per_ticker[ticker], report_dir / f"report-{ticker}.html",
                           title=f"Backtest: {ticker}", price=prices[ticker],
-                          signals=signals[signals["ticker"] == ticker])
+                          signals=signals[signals["ticker"] == ticker], hurst_significance=k)
     return text_path, html_path

@@ -20,16 +20,22 @@ import numpy as np
 import pandas as pd
 
 from gnosis.engine import signal_from_row, signal_reasons
-from gnosis.events import SCHEMA_VERSION, InvalidEvent, TradingSignal, signal_id
+from gnosis.events import (
+    NO_INFORMATION_SE,
+    SCHEMA_VERSION,
+    InvalidEvent,
+    TradingSignal,
+    signal_id,
+)
 from gnosis.replay.inprocess import signal_rows
 
 # TradingSignal.to_dict() keys, in order.
 FIELDS: tuple[str, ...] = (
     "schema_version", "signal_id", "ticker", "timestamp", "bar_timestamp", "interval",
     "signal_type", "confidence", "sentiment_mean", "sentiment_std", "sentiment_count",
-    "is_contrarian_market", "vsa_score", "hawkes_branching", "hurst_exponent",
-    "volatility_clustering", "risk_level", "suggested_position_size", "price", "reasons",
-    "model_id",
+    "is_contrarian_market", "vsa_score", "hawkes_branching", "hawkes_se", "hurst_exponent",
+    "hurst_se", "volatility_clustering", "risk_level", "suggested_position_size", "price",
+    "reasons", "model_id",
 )
 _STAMPS = ("timestamp", "bar_timestamp")
 
@@ -40,10 +46,11 @@ def write_signals(signals: Iterable[TradingSignal] | pd.DataFrame, path: str | P
     ``signals`` is a list of :class:`TradingSignal` or a DataFrame with the signal columns
     (``ts`` or ``timestamp`` plus the fields of ``TradingSignal.to_dict()``). A DataFrame
     may omit ``signal_id`` (derived from ticker, bar time and interval, as the engine does),
-    ``reasons``, ``schema_version``, ``interval`` (``1m``) and ``model_id``. Without
-    ``reasons``, a signal frame from the replay (it has a ``rule`` column) gets the ones
-    the live engine writes (:func:`gnosis.engine.signal_from_row` builds both); any
-    other frame gets none.
+    ``reasons``, ``schema_version``, ``interval`` (``1m``), ``model_id`` and the standard
+    errors ``hawkes_se`` and ``hurst_se`` (``NO_INFORMATION_SE``, as in signals of schema
+    version 1). Without ``reasons``, a signal frame from the replay (it has a ``rule``
+    column) gets the ones the live engine writes (:func:`gnosis.engine.signal_from_row`
+    builds both); any other frame gets none.
     """
     path = Path(path)
     kind = _kind(path)
@@ -122,7 +129,8 @@ def _complete(frame: pd.DataFrame) -> pd.DataFrame:
     out["ts"] = out["ts"].astype(np.int64)
     n = len(out)
     defaults: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "interval": "1m",
-                                "model_id": "lexicon"}
+                                "model_id": "lexicon", "hawkes_se": NO_INFORMATION_SE,
+                                "hurst_se": NO_INFORMATION_SE}
     for name, value in defaults.items():
         if name not in out.columns:
             out[name] = value

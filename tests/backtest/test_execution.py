@@ -112,7 +112,8 @@ def test_resizing_stays_one_trade():
 
 def make_signal(ts: int, kind: str, size: float) -> TradingSignal:
     return TradingSignal(signal_id("X", ts, "1d"), "X", ts, kind, 0.8, 0.2, 0.1, 2, False, 0.1,
-                         0.4, 0.6, 1.0, "LOW", size, 100.0, ("test",), interval="1d")
+                         0.4, 0.05, 0.6, 0.03, 1.0, "LOW", size, 100.0, ("test",),
+                         interval="1d")
 
 
 def test_trading_signals_use_timestamps_and_suggested_sizes():

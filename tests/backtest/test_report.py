@@ -12,6 +12,7 @@ import pytest
 from backtesting.test import GOOG
 
 from gnosis.backtest import BacktestRunner, generate_report, write_html_report
+from gnosis.backtest.report import feature_uncertainty
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -62,3 +63,24 @@ def test_html_report_renders_in_chromium(result, tmp_path):
     assert f"{result.total_return:.2%}" in dom
     assert 'class="marker buy"' in dom
     assert 'class="marker sell"' in dom
+
+
+def test_feature_uncertainty_summarises_warm_signals(result, tmp_path):
+    ts = GOOG.index.tz_localize("UTC").as_unit("ns").asi8[:6]
+    signals = pd.DataFrame({
+        "ticker": ["G"] * 6, "ts": ts, "signal_type": ["HOLD"] * 6,
+        "suggested_position_size": 0.0,
+        "hurst_exponent": [0.5, 0.62, 0.60, 0.52, 0.40, 0.5],
+        "hurst_se": [0.03, 0.03, 0.05, 0.03, 0.03, 1.0],  # the last is warming up
+        "hawkes_branching": [0.2, 0.3, 0.4, 0.5, 0.6, 0.0],
+        "hawkes_se": [0.07, 0.06, 0.05, 0.04, 0.03, 1.0],
+    })
+    table = feature_uncertainty(signals, hurst_significance=2.0)
+    row = table.loc["G"]
+    assert row.signals == 5
+    assert row.hurst_significant == pytest.approx(2 / 5)  # 0.62 and 0.40
+    assert (row.hurst, row.hurst_se, row.hawkes, row.hawkes_se) == pytest.approx(
+        (0.52, 0.03, 0.4, 0.05))
+    assert feature_uncertainty(signals.drop(columns="hurst_se"), 2.0).empty
+    page = write_html_report(result, tmp_path / "r.html", signals=signals).read_text()
+    assert 'id="uncertainty"' in page and "0.520 ± 0.030" in page

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from gnosis.events import (
     MAX_PAYLOAD_BYTES,
     MIN_EPOCH_MS,
+    NO_INFORMATION_SE,
+    SCHEMA_VERSION,
     TS_MIN,
     Bar,
     InvalidEvent,
@@ -107,7 +109,8 @@ def make_signal(**changes) -> TradingSignal:
     base = dict(signal_id=signal_id("AAPL", ts, "1m"), ticker="AAPL", ts=ts, signal_type="BUY",
                 confidence=0.73, sentiment_mean=0.25, sentiment_std=0.1, sentiment_count=3,
                 is_contrarian_market=False, vsa_score=0.4, hawkes_branching=0.3,
-                hurst_exponent=0.61, volatility_clustering=0.9, risk_level="LOW",
+                hawkes_se=0.06, hurst_exponent=0.61, hurst_se=0.028, volatility_clustering=0.9,
+                risk_level="LOW",
                 suggested_position_size=0.12, price=10.5,
                 reasons=("buy: positive sentiment, trending, low volatility clustering",))
     base.update(changes)
@@ -125,6 +128,18 @@ def test_signal_id_is_deterministic_and_distinct():
     assert signal_id("AAPL", ts, "1m") == signal_id("AAPL", ts, "1m")
     assert len({signal_id("AAPL", ts, "1m"), signal_id("MSFT", ts, "1m"),
                 signal_id("AAPL", ts + 1, "1m"), signal_id("AAPL", ts, "5m")}) == 4
+
+
+def test_version_1_signals_are_read_with_no_information_standard_errors():
+    raw = orjson.loads(make_signal().to_json())
+    assert (raw["schema_version"], raw["hurst_se"], raw["hawkes_se"]) == (2, 0.028, 0.06)
+    old = {k: v for k, v in raw.items() if k not in ("hurst_se", "hawkes_se")}
+    signal = TradingSignal.from_dict({**old, "schema_version": 1})
+    assert (signal.hurst_se, signal.hawkes_se) == (NO_INFORMATION_SE, NO_INFORMATION_SE)
+    assert signal.schema_version == SCHEMA_VERSION == 2
+    with pytest.raises(InvalidEvent) as err:
+        TradingSignal.from_dict(old)
+    assert (err.value.code, err.value.field) == ("missing_field", "hawkes_se")
 
 
 def test_signal_rejects_bad_enums():

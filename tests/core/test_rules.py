@@ -10,7 +10,7 @@ from gnosis.models.rules import RISK_LEVELS, RULES, SIGNAL_OF_RULE, decide, deci
 
 CFG = RuleConfig()
 BASE = dict(ready=True, vsa_score=0.0, hawkes_branching=0.2, hurst_exponent=0.5,
-            volatility_clustering=1.1, realized_volatility=0.01, trend=0.0,
+            hurst_se=0.03, volatility_clustering=1.1, realized_volatility=0.01, trend=0.0,
             sentiment_mean=0.0, sentiment_count=0)
 
 
@@ -47,6 +47,25 @@ def test_sell_needs_negative_sentiment_reversion_and_stress():
     assert (d.rule, d.signal_type, d.risk_level) == ("sell", "SELL", "HIGH")
 
 
+def test_regimes_need_significance_as_well_as_the_thresholds():
+    buy = dict(sentiment_mean=0.3, sentiment_count=4, volatility_clustering=0.8)
+    sell = dict(sentiment_mean=-0.3, sentiment_count=4, volatility_clustering=1.5)
+    # 0.08 from 0.5: significant at 2 standard errors of 0.03, not of 0.05.
+    assert run(**buy, hurst_exponent=0.58, hurst_se=0.03).rule == "buy"
+    assert run(**buy, hurst_exponent=0.58, hurst_se=0.05).rule == "hold"
+    assert run(**sell, hurst_exponent=0.42, hurst_se=0.03).rule == "sell"
+    assert run(**sell, hurst_exponent=0.42, hurst_se=0.05).rule == "hold"
+    # Significant but below the threshold: still no regime.
+    assert run(**buy, hurst_exponent=0.54, hurst_se=0.001).rule == "hold"
+    # k = 0 leaves the raw thresholds alone; a large k demands more evidence.
+    loose = RuleConfig(hurst_significance=0.0)
+    assert decide(**{**BASE, **buy, "hurst_exponent": 0.56, "hurst_se": 0.5},
+                  config=loose).rule == "buy"
+    strict = RuleConfig(hurst_significance=3.0)
+    assert decide(**{**BASE, **buy, "hurst_exponent": 0.58, "hurst_se": 0.03},
+                  config=strict).rule == "hold"
+
+
 def test_warming_up_is_hold_with_no_size():
     d = run(ready=False, sentiment_mean=0.9, sentiment_count=9, hurst_exponent=0.9,
             volatility_clustering=0.5)
@@ -57,7 +76,7 @@ def test_warming_up_is_hold_with_no_size():
 def test_min_confidence_downgrades_to_hold():
     cfg = RuleConfig(min_confidence=0.99)
     d = decide(**{**BASE, "sentiment_mean": 0.12, "sentiment_count": 1,
-                  "hurst_exponent": 0.56, "volatility_clustering": 0.9}, config=cfg)
+                  "hurst_exponent": 0.58, "volatility_clustering": 0.9}, config=cfg)
     assert (d.rule, d.signal_type, d.suggested_position_size) == (
         "below_min_confidence", "HOLD", 0.0)
 
@@ -80,6 +99,7 @@ def test_vectorised_rules_equal_scalar_rules(seed):
         vsa_score=rng.uniform(-1, 1, n),
         hawkes_branching=rng.uniform(0, 0.99, n),
         hurst_exponent=rng.uniform(0.2, 0.8, n),
+        hurst_se=rng.uniform(0.0, 0.1, n),
         volatility_clustering=rng.uniform(0.3, 2.5, n),
         realized_volatility=np.where(rng.random(n) < 0.05, 0.0, rng.uniform(1e-4, 0.05, n)),
         trend=rng.normal(0, 0.05, n),

@@ -6,10 +6,17 @@ import hurst as hurst_package
 import numpy as np
 import pytest
 
-from gnosis.config import FeatureConfig
-from gnosis.features import compute_features, hawkes_branching_ratio, hurst_exponent
+from gnosis.config import FeatureConfig, RuleConfig
+from gnosis.features import (
+    compute_features,
+    hawkes_branching_ratio,
+    hurst_exponent,
+    hurst_with_se,
+)
+from gnosis.features.hurst import whittle_rows
+from gnosis.models.rules import regime_arrays
 
-from .simulate import fgn, hawkes
+from .simulate import fgn, fgn_exact_mle, hawkes, hawkes_bars
 
 HURSTS = (0.3, 0.5, 0.7)
 
@@ -47,6 +54,62 @@ def test_hurst_is_at_least_as_accurate_as_the_hurst_package_and_agrees_with_it(
     # ours stays within that error budget of it (a 1.5 margin: the two errors add).
     assert np.abs(ours - theirs).mean() <= 1.5 * package_error
     assert np.corrcoef(ours, theirs)[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("h", [0.2, 0.3, 0.5, 0.7, 0.8])
+def test_hurst_at_the_live_window_is_unbiased_and_as_precise_as_its_standard_error(
+        h: float) -> None:
+    """Window 512, 100 fGn series: |bias| <= 0.01, rmse within 10 % of the asymptotic
+    standard error (the efficiency bound, 0.022-0.031 here), and the 95 % interval covers."""
+    rng = np.random.default_rng(int(1000 * h))
+    estimate, se = whittle_rows(np.array([fgn(512, h, rng) for _ in range(100)]))
+    error = estimate - h
+    rmse = np.sqrt((error ** 2).mean())
+    assert abs(error.mean()) <= 0.01
+    assert rmse <= 1.1 * se.mean()
+    assert rmse <= 0.031
+    assert 0.9 <= np.mean(np.abs(error) <= 1.96 * se) <= 0.99
+
+
+def test_hurst_agrees_with_the_exact_maximum_likelihood_estimate() -> None:
+    """Whittle (frequency domain, tabulated) against the exact Gaussian MLE (time domain)."""
+    rng = np.random.default_rng(77)
+    for h in (0.3, 0.5, 0.7):
+        x = fgn(512, h, rng)
+        ours, se = hurst_with_se(x)
+        assert ours == pytest.approx(fgn_exact_mle(x, step=0.01), abs=0.015)
+        assert 0.02 < se < 0.04
+
+
+def test_random_walks_rarely_get_a_regime_and_fgn_gets_the_right_one() -> None:
+    """The share of ready bars the default rules call trending / mean reverting."""
+    config, rules = FeatureConfig(), RuleConfig()
+
+    def shares(returns: np.ndarray) -> tuple[float, float]:
+        close = 100.0 * np.exp(np.cumsum(0.002 * returns))
+        f = compute_features(np.arange(close.size), close, close, close, close,
+                             np.ones(close.size), config)
+        up, down = regime_arrays(f.hurst_exponent[f.ready], f.hurst_se[f.ready], rules)
+        return up.mean(), down.mean()
+
+    rng = np.random.default_rng(31)
+    # About 2.5 % a side in theory; the old DFA estimate with raw thresholds: 20-30 %.
+    walk = np.mean([shares(rng.standard_normal(6_000)) for _ in range(4)], axis=0)
+    assert walk.max() <= 0.05
+    assert shares(fgn(6_000, 0.3, rng))[1] >= 0.9
+    assert shares(fgn(6_000, 0.7, rng))[0] >= 0.9
+
+
+def test_branching_standard_error_matches_the_spread_of_the_feature() -> None:
+    """At window 512 the rolling ratio's standard error is its sampling spread (it does
+    not cover the understatement against the true ratio: see BENCHMARKS.md)."""
+    bars = 512 * 62
+    volume = hawkes_bars(0.5, 5.0, 0.1, bars, np.random.default_rng(5))
+    close = np.full(bars, 100.0)
+    f = compute_features(np.arange(bars), close, close, close, close, volume, FeatureConfig())
+    pick = np.flatnonzero(f.ready)[::512]
+    spread = f.hawkes_branching[pick].std()
+    assert 0.7 <= spread / f.hawkes_se[pick].mean() <= 1.4
 
 
 def test_hurst_input_validation_and_degenerate_input() -> None:

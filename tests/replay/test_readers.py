@@ -196,8 +196,8 @@ def test_news_parquet_lists(tmp_path):
 def signals() -> list[TradingSignal]:
     base = 1_704_209_400_000_000_000
     return [TradingSignal(signal_id("AAPL", base + i, "1m"), "AAPL", base + i * 60 * 10**9,
-                          kind, 0.7, 0.1, 0.2, 3, False, 0.1, 0.5, 0.55, 1.1, "LOW", 0.2,
-                          101.5, ("a", "b"))
+                          kind, 0.7, 0.1, 0.2, 3, False, 0.1, 0.5, 0.05, 0.55, 0.03, 1.1,
+                          "LOW", 0.2, 101.5, ("a", "b"))
             for i, kind in enumerate(["BUY", "HOLD", "SELL"])]
 
 
