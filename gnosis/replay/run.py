@@ -102,7 +102,7 @@ def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
     signals.
     """
     from gnosis.backtest import BacktestRunner
-    from gnosis.backtest.report import write_html_report
+    from gnosis.backtest.report import generate_report, write_html_report
     from gnosis.sinks.files import read_signals
 
     console = console or Console(stderr=True)
@@ -123,7 +123,7 @@ def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
                       for t in tickers}
     report_dir.mkdir(parents=True, exist_ok=True)
     table = runner.compare_strategies(per_ticker)
-    text = (runner.generate_report(book) + "\n\nPer ticker\n" + "-" * 48 + "\n"
+    text = (generate_report(book) + "\n\nPer ticker\n" + "-" * 48 + "\n"
             + table[["total_return", "sharpe_ratio", "max_drawdown", "num_trades",
                      "win_rate", "mcpt_p_value"]].to_string(float_format=lambda v: f"{v:.4f}"))
     text_path = report_dir / "report.txt"
