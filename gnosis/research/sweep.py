@@ -112,7 +112,7 @@ class SweepResult:
 
 def evaluate(market: Market, settings: Sequence[Settings],
              windows: Sequence[tuple[int, int]], *, permutations: int = 0, seed: int = 7,
-             batch_size: int = 50, client: Any = None,
+             batch_size: int = 100, client: Any = None,
              on_batch: Callable[[list[int], list[list[Part]]], None] | None = None
              ) -> list[list[Part]]:
     """Combined parts ``[config][window]`` of every configuration on every window.
@@ -156,7 +156,7 @@ def sweep(bars: pd.DataFrame | Market, news: pd.DataFrame | None = None,
           grid: Grid | None = None, settings: Settings | None = None, *,
           scorer: SentimentScorer | None = None, permutations: int = 0,
           seed: int | None = None, metric: str = "sharpe_ratio",
-          out_dir: str | Path | None = None, client: Any = None, batch_size: int = 50,
+          out_dir: str | Path | None = None, client: Any = None, batch_size: int = 100,
           progress: Progress | None = None) -> SweepResult:
     """Evaluate every configuration of ``grid`` on the whole history.
 

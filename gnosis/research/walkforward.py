@@ -79,7 +79,7 @@ def walk_forward(bars: pd.DataFrame | Market, news: pd.DataFrame | None = None,
                  folds: int = 4, mode: Literal["rolling", "anchored"] = "rolling",
                  train_blocks: int = 1, metric: str = "sharpe_ratio",
                  scorer: SentimentScorer | None = None, client: Any = None,
-                 batch_size: int = 50) -> WalkForwardResult:
+                 batch_size: int = 100) -> WalkForwardResult:
     """Choose the best configuration of ``grid`` by ``metric`` on each training window and
     report it on the following test window only (see the module docs)."""
     settings = settings or Settings()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -58,3 +59,17 @@ def from_scratch(bars, news, settings, scorer, prices=None):
     frame = replay_frame(bars, news, settings, scorer)
     runner = BacktestRunner.from_config(settings.backtest)
     return runner.run_portfolio(frame, prices or prices_of(bars), validate=False)
+
+
+def write_files(bars: pd.DataFrame, news: pd.DataFrame, folder: Path) -> tuple[Path, Path, Path]:
+    """Bars and news as the CSV files the CLI reads, and a 2 × 2 grid file."""
+    bars_path, news_path = folder / "bars.csv", folder / "news.csv"
+    stamp = pd.to_datetime(bars["ts"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    bars.assign(timestamp=stamp).drop(columns="ts").to_csv(bars_path, index=False)
+    news.assign(timestamp=pd.to_datetime(news["ts"], utc=True).dt.strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ"), tickers=news["tickers"].map(";".join)).drop(
+        columns="ts").to_csv(news_path, index=False)
+    grid = folder / "grid.toml"
+    grid.write_text("[rules]\ntrending_hurst = [0.5, 0.6]\nmin_confidence = [0.0, 0.4]\n"
+                    "[features]\nwindow = [160]\nvol_long = [64]\n")
+    return bars_path, news_path, grid

@@ -15,7 +15,7 @@ from gnosis.config import ConfigError
 from gnosis.research import Grid, SweepError, sweep
 from gnosis.research.report import write_sweep_html
 
-from .conftest import GRID, SETTINGS, from_scratch
+from .conftest import GRID, SETTINGS, from_scratch, write_files
 
 STATS = ("total_return", "sharpe_ratio", "max_drawdown", "num_trades", "num_round_trips",
          "win_rate", "expectancy", "exposure", "profit_factor")
@@ -93,15 +93,7 @@ def test_html_page_has_heatmap_and_best_curves(swept, tmp_path):
 
 
 def test_cli_sweep_writes_table_and_page(bars, news, tmp_path):
-    bars_path, news_path = tmp_path / "bars.csv", tmp_path / "news.csv"
-    stamp = pd.to_datetime(bars["ts"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    bars.assign(timestamp=stamp).drop(columns="ts").to_csv(bars_path, index=False)
-    news.assign(timestamp=pd.to_datetime(news["ts"], utc=True).dt.strftime(
-        "%Y-%m-%dT%H:%M:%S.%fZ"), tickers=news["tickers"].map(";".join)).drop(
-        columns="ts").to_csv(news_path, index=False)
-    grid = tmp_path / "grid.toml"
-    grid.write_text("[rules]\ntrending_hurst = [0.5, 0.6]\nmin_confidence = [0.0, 0.4]\n"
-                    "[features]\nwindow = [160]\nvol_long = [64]\n")
+    bars_path, news_path, grid = write_files(bars, news, tmp_path)
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["sweep", str(bars_path), str(news_path), "--grid",
                                       str(grid), "--out", str(out), "--workers", "0",

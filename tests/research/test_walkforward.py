@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from gnosis.cli import app
 from gnosis.research import Grid, SweepError, config_id, walk_forward
 from gnosis.research.walkforward import fold_windows
 
-from .conftest import SETTINGS, from_scratch, prices_of
+from .conftest import SETTINGS, from_scratch, prices_of, write_files
 
 GRID = Grid.from_dict({"rules": {"trending_hurst": [0.5, 0.55, 0.6],
                                  "min_confidence": [0.0, 0.4]}})
@@ -73,3 +75,19 @@ def test_stitched_equity_compounds_the_test_windows(walked):
     assert equity.iloc[-1] / SETTINGS.backtest.initial_capital == pytest.approx(growth)
     assert walked.total_return == pytest.approx(growth - 1)
     assert isinstance(walked.folds["test_start"].iloc[0], pd.Timestamp)
+
+
+def test_cli_walkforward_writes_folds_and_equity(bars, news, tmp_path):
+    bars_path, news_path, grid = write_files(bars, news, tmp_path)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["walkforward", str(bars_path), str(news_path),
+                                      "--grid", str(grid), "--out", str(out), "--folds", "2",
+                                      "--mode", "anchored", "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    assert "out-of-sample total return" in result.output
+    assert len(pd.read_csv(out / "folds.csv")) == 2
+    assert len(pd.read_csv(out / "oos_equity.csv")) > 100
+    bad = CliRunner().invoke(app, ["walkforward", str(bars_path), "--grid", str(grid),
+                                   "--mode", "sideways", "--workers", "0"])
+    assert bad.exit_code != 0
+    assert "rolling" in bad.output
