@@ -148,26 +148,10 @@ def extract_trades(ex: Execution, last_close: float) -> TradeTable:
 
     The loop is over fills, not bars.
     """
-    cols: dict[str, list] = {k: [] for k in ("entry_bar", "exit_bar", "direction", "size",
-                                             "entry_price", "exit_price", "fees", "closed",
-                                             "round_trip")}
-
-    def row(lot: list, units: float, exit_bar: int, exit_price: float, exit_fee: float,
-            closed: bool) -> None:
-        entry_fee = lot[3] * units / lot[0]
-        lot[3] -= entry_fee
-        lot[0] -= units
-        cols["entry_bar"].append(lot[2])
-        cols["exit_bar"].append(exit_bar)
-        cols["direction"].append(1 if units > 0 else -1)
-        cols["size"].append(units)
-        cols["entry_price"].append(lot[1])
-        cols["exit_price"].append(exit_price)
-        cols["fees"].append(entry_fee + exit_fee)
-        cols["closed"].append(closed)
-        cols["round_trip"].append(lot[4])
-
-    lots: deque[list] = deque()  # [signed units left, entry price, entry bar, fee left, trip]
+    # One tuple per row: entry bar, exit bar, signed units, entry price, exit price, fees,
+    # closed, round trip. Lots: [signed units left, entry price, entry bar, fee left, trip].
+    rows: list[tuple] = []
+    lots: deque[list] = deque()
     trip = -1
     for before, after, price, bar, fee in zip(
             ex.units_before.tolist(), ex.units_after.tolist(), ex.fill_price.tolist(),
@@ -185,34 +169,40 @@ def extract_trades(ex: Execution, last_close: float) -> TradeTable:
                 lot = lots[0]
                 whole = flat or closing >= abs(lot[0]) * (1.0 - _RESIDUE)
                 units = lot[0] if whole else math.copysign(closing, lot[0])
-                row(lot, units, bar, price, fee_per_unit * abs(units), True)
+                entry_fee = lot[3] if whole else lot[3] * units / lot[0]
+                rows.append((lot[2], bar, units, lot[1], price,
+                             entry_fee + fee_per_unit * abs(units), True, lot[4]))
                 closing -= abs(units)
                 if whole:
                     lots.popleft()
+                else:
+                    lot[0] -= units
+                    lot[3] -= entry_fee
             opened = after if flat else 0.0
         if opened != 0:
             if before == 0 or (after > 0) != (before > 0):
                 trip += 1
             lots.append([opened, price, bar, fee_per_unit * abs(opened), trip])
     last_bar = len(ex.equity) - 1
-    for lot in list(lots):
-        row(lot, lot[0], last_bar, last_close, 0.0, False)
+    rows.extend((lot[2], last_bar, lot[0], lot[1], last_close, lot[3], False, lot[4])
+                for lot in lots)
 
-    size = np.asarray(cols["size"], dtype=np.float64)
-    entry_price = np.asarray(cols["entry_price"], dtype=np.float64)
-    exit_price = np.asarray(cols["exit_price"], dtype=np.float64)
-    fees = np.asarray(cols["fees"], dtype=np.float64)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 8
+    size = np.asarray(columns[2], dtype=np.float64)
+    entry_price = np.asarray(columns[3], dtype=np.float64)
+    exit_price = np.asarray(columns[4], dtype=np.float64)
+    fees = np.asarray(columns[5], dtype=np.float64)
     return TradeTable(
-        entry_bar=np.asarray(cols["entry_bar"], dtype=np.int64),
-        exit_bar=np.asarray(cols["exit_bar"], dtype=np.int64),
-        direction=np.asarray(cols["direction"], dtype=np.int64),
+        entry_bar=np.asarray(columns[0], dtype=np.int64),
+        exit_bar=np.asarray(columns[1], dtype=np.int64),
+        direction=np.where(size > 0, 1, -1).astype(np.int64),
         size=size,
         entry_price=entry_price,
         exit_price=exit_price,
         pnl=size * (exit_price - entry_price) - fees,
         fees=fees,
-        closed=np.asarray(cols["closed"], dtype=bool),
-        round_trip=np.asarray(cols["round_trip"], dtype=np.int64),
+        closed=np.asarray(columns[6], dtype=bool),
+        round_trip=np.asarray(columns[7], dtype=np.int64),
     )
 
 
