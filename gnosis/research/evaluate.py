@@ -30,12 +30,14 @@ from gnosis.backtest.runner import bar_returns
 from gnosis.config import FeatureConfig, Settings
 from gnosis.engine import duration_ns
 from gnosis.features import compute_features
-from gnosis.models.rules import decide_arrays
+from gnosis.features.batch import FeatureFrame
+from gnosis.models.rules import SIGNAL_OF_RULE, decide_arrays
 from gnosis.replay.inprocess import asof_sentiment
 from gnosis.research.significance import permuted_statistics
 
-# Rule codes (gnosis.models.rules.RULES) that trade: strong_buy, buy, sell.
-_DIRECTION_OF_RULE = np.array([np.nan, 1.0, 1.0, -1.0, np.nan, np.nan])
+# Target direction per rule code: +1 BUY, -1 SELL, NaN for HOLD (no new decision).
+_DIRECTION_OF_RULE = np.array([{"BUY": 1.0, "SELL": -1.0}.get(s, np.nan)
+                               for s in SIGNAL_OF_RULE])
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def run_task(tickers: Sequence[TickerData], task: Batch) -> list[list[Part]]:
     capital = [s.backtest.initial_capital / task.total_tickers for s in task.settings]
     parts: list[list[Part | None]] = [[None] * len(task.windows) for _ in task.settings]
     for data in tickers:
-        features: dict[FeatureConfig, object] = {}
+        features: dict[FeatureConfig, FeatureFrame] = {}
         sentiment: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         bounds = [np.searchsorted(data.ts, w, side="left") for w in task.windows]
         rets = [bar_returns(data.open[a:b], data.close[a:b]) if b > a else np.empty(0)
