@@ -103,7 +103,7 @@ NewsArg = Annotated[Path | None, typer.Argument(help="News file (.csv or .parque
                                                 exists=True, dir_okay=False)]
 GridOption = Annotated[Path, typer.Option("--grid", "-g", exists=True, dir_okay=False,
                                           help="TOML grid: a list of values per setting, "
-                                               "e.g. [rules] trending_hurst = [0.5, 0.6].")]
+                                               "e.g. \\[rules] trending_hurst = [0.5, 0.6].")]
 MetricOption = Annotated[str, typer.Option(help="Statistic that picks the best "
                                                 "configuration (higher is better).")]
 SchedulerOption = Annotated[str | None, typer.Option(

@@ -30,6 +30,12 @@ def _client(scheduler: str | None, workers: int) -> Iterator[Any]:
         yield client
 
 
+def _progress(what: str, console: Console) -> Progress:
+    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("configurations"), TimeElapsedColumn(), console=console,
+                    transient=True)
+
+
 def _market(bars_path: Path, news_path: Path | None, settings: Settings,
             console: Console) -> Market:
     bars = read_bars(bars_path)
@@ -54,10 +60,7 @@ def sweep_files(bars_path: Path, news_path: Path | None, grid_path: Path, out: P
 
     grid = Grid.load(grid_path)
     market = _market(bars_path, news_path, settings, console)
-    with _client(scheduler, workers) as client, Progress(
-            TextColumn("sweeping"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("configurations"), TimeElapsedColumn(), console=console,
-            transient=True) as progress:
+    with _client(scheduler, workers) as client, _progress("sweeping", console) as progress:
         task = progress.add_task("sweep", total=len(grid))
         result = sweep(market, grid=grid, settings=settings, permutations=permutations,
                        metric=metric, out_dir=out, client=client,
@@ -85,10 +88,12 @@ def walkforward_files(bars_path: Path, news_path: Path | None, grid_path: Path, 
 
     grid = Grid.load(grid_path)
     market = _market(bars_path, news_path, settings, console)
-    with _client(scheduler, workers) as client, console.status(
-            f"walking {len(grid)} configurations forward over {folds} folds…"):
+    with _client(scheduler, workers) as client, _progress("walking forward",
+                                                           console) as progress:
+        task = progress.add_task("walk", total=len(grid))
         result = walk_forward(market, grid=grid, settings=settings, folds=folds, mode=mode,
-                              train_blocks=train_blocks, metric=metric, client=client)
+                              train_blocks=train_blocks, metric=metric, client=client,
+                              progress=lambda done, _: progress.update(task, completed=done))
     out.mkdir(parents=True, exist_ok=True)
     result.folds.to_csv(out / "folds.csv", index=False)
     result.equity.to_csv(out / "oos_equity.csv")

@@ -26,6 +26,7 @@ from gnosis.research.evaluate import part_stats
 from gnosis.research.grid import Grid, config_id
 from gnosis.research.sweep import (
     Market,
+    Progress,
     SweepError,
     check_metric,
     evaluate,
@@ -79,9 +80,11 @@ def walk_forward(bars: pd.DataFrame | Market, news: pd.DataFrame | None = None,
                  folds: int = 4, mode: Literal["rolling", "anchored"] = "rolling",
                  train_blocks: int = 1, metric: str = "sharpe_ratio",
                  scorer: SentimentScorer | None = None, client: Any = None,
-                 batch_size: int = 100) -> WalkForwardResult:
+                 batch_size: int = 100, progress: Progress | None = None
+                 ) -> WalkForwardResult:
     """Choose the best configuration of ``grid`` by ``metric`` on each training window and
-    report it on the following test window only (see the module docs)."""
+    report it on the following test window only (see the module docs). ``progress`` is
+    called with (configurations done, total) as batches finish."""
     settings = settings or Settings()
     grid = grid or Grid({})
     check_metric(metric)
@@ -90,7 +93,15 @@ def walk_forward(bars: pd.DataFrame | Market, news: pd.DataFrame | None = None,
     applied = [grid.apply(settings, c) for c in configs]
     pairs = fold_windows(market.bars, folds, mode, train_blocks)
     windows = [w for pair in pairs for w in pair]
-    parts = evaluate(market, applied, windows, client=client, batch_size=batch_size)
+    done = [0]
+
+    def on_batch(numbers: list[int], _parts: object) -> None:
+        done[0] += len(numbers)
+        if progress is not None:
+            progress(done[0], len(applied))
+
+    parts = evaluate(market, applied, windows, client=client, batch_size=batch_size,
+                     on_batch=on_batch)
     window_bars = [market.bars[(market.bars >= a) & (market.bars < b)] for a, b in windows]
 
     rows, pieces = [], []

@@ -36,7 +36,11 @@ def test_fold_windows_rolling_and_anchored():
 
 @pytest.fixture(scope="module")
 def walked(market):
-    return walk_forward(market, grid=GRID, settings=SETTINGS, folds=3, mode="rolling")
+    calls = []
+    result = walk_forward(market, grid=GRID, settings=SETTINGS, folds=3, mode="rolling",
+                          batch_size=4, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(4, 6), (6, 6)]
+    return result
 
 
 def test_choice_is_made_on_training_data(walked, bars, news, scorer):
