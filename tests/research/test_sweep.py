@@ -104,3 +104,25 @@ def test_cli_sweep_writes_table_and_page(bars, news, tmp_path):
     assert len(table) == 4
     assert {"sharpe_ratio", "max_p_value", "deflated_sharpe"} <= set(table.columns)
     assert 'class="cell"' in (out / "sweep.html").read_text()
+
+
+def test_features_are_computed_once_per_ticker_and_feature_setting(market, monkeypatch):
+    import gnosis.research.evaluate as evaluate
+
+    calls = []
+    real = evaluate.compute_features
+
+    def counting(*args, **kwargs):
+        calls.append(args[-1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "compute_features", counting)
+    sweep(market, grid=Grid.from_dict({"rules": {"trending_hurst": [0.5, 0.6],
+                                                 "min_confidence": [0.0, 0.4]}}),
+          settings=SETTINGS)
+    assert len(calls) == market.count == 4
+    calls.clear()
+    sweep(market, grid=Grid.from_dict({"rules": {"trending_hurst": [0.5, 0.6]},
+                                       "features": {"vol_short": [8, 16]}}),
+          settings=SETTINGS)
+    assert len(calls) == 2 * market.count
