@@ -90,7 +90,8 @@ def write_html_report(
                                            height=120, fmt="{:+.2f}", step=True)))
     stats_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_format(k, v))}"
                          "</td></tr>" for k, v in result.as_series().items())
-    trades_html = _trades_table(result.trades)
+    trades_html = _trades_table(result.trades, "trades")
+    trips_html = _trades_table(result.round_trips, "round-trips")
     charts = "".join(f"<h2>{html.escape(name)}</h2>{svg}" for name, svg in sections)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -100,7 +101,8 @@ def write_html_report(
 {_format("MCPT p-value", result.mcpt_p_value)}</div>
 {charts}
 <div class="grid"><div><h2>Statistics</h2><table id="metrics">{stats_rows}</table></div>
-<div><h2>Trades (lots, first in first out)</h2>{trades_html}</div></div>
+<div><h2>Trades (lots, first in first out)</h2>{trades_html}
+<h2>Round trips (flat to flat, volume-weighted prices)</h2>{trips_html}</div></div>
 </body></html>
 """
     path = Path(path)
@@ -256,7 +258,7 @@ def _column(price: Any, name: str) -> pd.Series | None:
     return None
 
 
-def _trades_table(trades: pd.DataFrame) -> str:
+def _trades_table(trades: pd.DataFrame, table_id: str) -> str:
     if trades.empty:
         return "<p>No trades.</p>"
     head = ("<tr><th>Entry</th><th>Exit</th><th>Side</th><th>Entry price</th>"
@@ -269,7 +271,7 @@ def _trades_table(trades: pd.DataFrame) -> str:
                     f"<td>{side}</td><td>{t['entry_price']:,.2f}</td>"
                     f"<td>{t['exit_price']:,.2f}</td><td>{t['return']:+.2%}</td></tr>")
     caption = f"<p>Last {len(rows)} of {len(trades)}.</p>" if len(trades) > len(rows) else ""
-    return f'<table id="trades">{head}{"".join(rows)}</table>{caption}'
+    return f'<table id="{table_id}">{head}{"".join(rows)}</table>{caption}'
 
 
 def _format(name: str, value: Any) -> str:

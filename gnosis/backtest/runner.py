@@ -212,9 +212,15 @@ class BacktestRunner:
             scale = 1e-9 * max(abs(observed), float(np.abs(null).max()))
             p = (1 + int(np.count_nonzero(null >= observed - scale))) / (1 + len(null))
             test = PermutationTest(p, observed, null)
+        # Both tables in time order; trades keep pointing at their round trip.
+        trip_order = np.argsort(all_trips["entry_time"].to_numpy(), kind="stable")
+        renumber = np.empty(len(trip_order), dtype=np.int64)
+        renumber[trip_order] = np.arange(len(trip_order))
+        all_trades["round_trip"] = renumber[all_trades["round_trip"].to_numpy()]
         order = np.argsort(all_trades["entry_time"].to_numpy(), kind="stable")
         return self._result(book.index, equity, net,
-                            all_trades.iloc[order].reset_index(drop=True), all_trips, test,
+                            all_trades.iloc[order].reset_index(drop=True),
+                            all_trips.iloc[trip_order].reset_index(drop=True), test,
                             exposed=exposure.abs().sum(axis=1).to_numpy())
 
     # ------------------------------------------------------------------ comparison, reports

@@ -166,3 +166,19 @@ def test_portfolio_splits_capital_equally():
     assert sorted(book.trades.ticker) == ["X", "Y"]
     assert book.positions.tolist() == [0, 0, 0, 0, 0, 0]  # long X and short Y net out
     assert 0 < book.mcpt_p_value <= 1
+
+
+def test_portfolio_trades_point_at_their_round_trips():
+    # Y trades earlier than X, so the time-ordered round trips interleave the tickers.
+    x = labels("HOLD", "HOLD", "BUY", "HOLD", "SELL", "HOLD")
+    y = labels("BUY", "SELL", "HOLD", "BUY", "HOLD", "HOLD")
+    book = BacktestRunner(CAPITAL, 0, 0).run_portfolio(
+        {"X": x, "Y": y}, {"X": PRICES, "Y": PRICES}, position_sizes=1.0, validate=False)
+    trips = book.round_trips
+    assert trips.entry_time.is_monotonic_increasing
+    assert trips.ticker.tolist()[:2] == ["Y", "Y"]
+    for trade in book.trades.itertuples():
+        trip = trips.iloc[trade.round_trip]
+        assert (trip.ticker, trip.direction) == (trade.ticker, trade.direction)
+        assert trip.entry_time <= trade.entry_time
+    assert trips.pnl.sum() == pytest.approx(book.trades.pnl.sum())
