@@ -46,6 +46,12 @@ GRID = Grid.from_dict({"rules": {
 }})
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of the calling process."""
+    times = os.times()
+    return times.user + times.system
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickers", type=int, default=100)
@@ -69,14 +75,15 @@ def main() -> None:
     t0 = time.perf_counter()
     market = prepare_market(bars, news, settings, scorer)
     t_prepare = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     local = sweep(market, grid=GRID, settings=settings)
-    t_local = time.perf_counter() - t0
+    t_local, cpu_local = time.perf_counter() - t0, time.process_time() - c0
     with open_client(workers=args.workers) as client:
-        client.run(lambda: None)  # workers up before the clock starts
-        t0 = time.perf_counter()
+        before = client.run(_cpu_seconds)  # also: workers are up before the clock starts
+        t0, c0 = time.perf_counter(), time.process_time()
         remote = sweep(market, grid=GRID, settings=settings, client=client)
-        t_cluster = time.perf_counter() - t0
+        t_cluster, cpu_driver = time.perf_counter() - t0, time.process_time() - c0
+        worker_cpu = [after - before[w] for w, after in client.run(_cpu_seconds).items()]
     same = local.table.equals(remote.table)
     print(f"prepare (score headlines, split tickers): {t_prepare:6.2f} s")
     print(f"sweep, one process:                       {t_local:6.2f} s "
@@ -85,6 +92,12 @@ def main() -> None:
           f"(identical table: {same})")
     print(f"  speed-up cluster / one process:         {t_local / t_cluster:6.2f}x "
           "(target >= 1.6x)")
+    # On a machine shared with other work the wall clock says little about the split;
+    # CPU seconds per process say how evenly the work was cut and what it cost in all.
+    print(f"  CPU seconds: one process {cpu_local:.1f}; cluster workers "
+          f"{', '.join(f'{c:.1f}' for c in worker_cpu)} + driver {cpu_driver:.1f}")
+    print(f"  CPU-bound speed-up on free cores (one process CPU / (busiest worker + "
+          f"driver)): {cpu_local / (max(worker_cpu) + cpu_driver):.2f}x")
 
     prices = {}
     for ticker, group in bars.groupby("ticker"):

@@ -223,7 +223,7 @@ def main() -> None:
     from gnosis.events import InvalidEvent
     from gnosis.replay.readers import ReaderError
     from gnosis.replay.run import ReplayError
-    from gnosis.research.sweep import SweepError
+    from gnosis.research.parameter_sweep import SweepError
 
     try:
         app()

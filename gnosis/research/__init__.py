@@ -12,12 +12,12 @@ on a Dask cluster (:mod:`gnosis.research.cluster`).
 """
 
 from gnosis.research.grid import Grid, config_id
+from gnosis.research.parameter_sweep import Market, SweepError, SweepResult, prepare_market, sweep
 from gnosis.research.significance import (
     deflated_sharpe_ratio,
     max_statistic_p_values,
     permuted_statistics,
 )
-from gnosis.research.sweep import Market, SweepError, SweepResult, prepare_market, sweep
 from gnosis.research.walkforward import WalkForwardResult, walk_forward
 
 __all__ = [

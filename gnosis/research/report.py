@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from gnosis.backtest.report import PAGE_STYLE, svg_chart
-from gnosis.research.sweep import SweepResult
+from gnosis.research.parameter_sweep import SweepResult
 
 _COLOURS = ("#1f5fbf", "#c0392b", "#1e8449", "#8e44ad", "#d35400", "#555555")
 _CELL_W, _CELL_H, _LEFT, _TOP = 90, 34, 130, 30

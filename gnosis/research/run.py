@@ -15,7 +15,7 @@ from gnosis.config import Settings
 from gnosis.replay.readers import read_bars, read_news
 from gnosis.replay.run import report_row_errors
 from gnosis.research.grid import Grid
-from gnosis.research.sweep import Market, prepare_market
+from gnosis.research.parameter_sweep import Market, prepare_market
 
 
 @contextlib.contextmanager
@@ -55,8 +55,8 @@ def sweep_files(bars_path: Path, news_path: Path | None, grid_path: Path, out: P
                 top: int, console: Console) -> str:
     """Sweep the grid over the files; write ``results.parquet``, ``results.csv`` and
     ``sweep.html`` under ``out`` (resuming what is there). Returns a summary."""
+    from gnosis.research.parameter_sweep import sweep
     from gnosis.research.report import write_sweep_html
-    from gnosis.research.sweep import sweep
 
     grid = Grid.load(grid_path)
     market = _market(bars_path, news_path, settings, console)

@@ -24,7 +24,7 @@ import pandas as pd
 from gnosis.config import Settings
 from gnosis.research.evaluate import part_stats
 from gnosis.research.grid import Grid, config_id
-from gnosis.research.sweep import (
+from gnosis.research.parameter_sweep import (
     Market,
     Progress,
     SweepError,
