@@ -15,7 +15,7 @@ from gnosis.config import Settings
 from gnosis.replay.readers import read_bars, read_news
 from gnosis.replay.run import report_row_errors
 from gnosis.research.grid import Grid
-from gnosis.research.parameter_sweep import Market, prepare_market
+from gnosis.research.parameter_sweep import Market, SweepError, prepare_market
 
 
 @contextlib.contextmanager
@@ -26,6 +26,12 @@ def _client(scheduler: str | None, workers: int) -> Iterator[Any]:
         return
     from gnosis.research.cluster import open_client
 
+    try:
+        import dask.distributed  # noqa: F401 - only to say what is missing, and how to fix it
+    except ImportError:
+        raise SweepError("dask.distributed is not installed: pip install "
+                         "'gnosis-sentiment-engine[research]', or run with --workers 0"
+                         ) from None
     with open_client(scheduler, workers or None) as client:
         yield client
 
