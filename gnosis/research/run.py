@@ -32,7 +32,11 @@ def _client(scheduler: str | None, workers: int) -> Iterator[Any]:
         raise SweepError("dask.distributed is not installed: pip install "
                          "'gnosis-sentiment-engine[research]', or run with --workers 0"
                          ) from None
-    with open_client(scheduler, workers or None) as client:
+    with contextlib.ExitStack() as stack:
+        try:
+            client = stack.enter_context(open_client(scheduler, workers or None))
+        except OSError as exc:
+            raise SweepError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
         yield client
 
 
