@@ -39,31 +39,36 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         yield client
 
 
-def run_tasks(fn: Callable[..., Any], shared: Sequence[Any], tasks: Sequence[tuple[int, Any]],
-              *, client: Any = None,
+def run_tasks(fn: Callable[..., Any], shared: Sequence[Any],
+              groups: Sequence[Sequence[tuple[int, Any]]], reduce: Callable[..., Any], *,
+              client: Any = None,
               on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
-    """``fn(shared[i], arg)`` for every ``(i, arg)`` in ``tasks``, results in task order.
+    """``reduce(*[fn(shared[i], arg) for (i, arg) in group])`` for every group, in order.
 
     ``shared`` holds the large inputs (chunks of tickers): on a cluster each is sent to the
-    workers once, not once per task. ``on_done(k, result)`` is called as task ``k``
+    workers once, not once per task. On a cluster the reduction runs on a worker too, so
+    only one result per group comes back. ``on_done(g, result)`` is called as group ``g``
     finishes (in completion order), e.g. to advance a progress bar or save results.
     """
     if client is None:
         out = []
-        for k, (i, arg) in enumerate(tasks):
-            out.append(fn(shared[i], arg))
+        for g, group in enumerate(groups):
+            out.append(reduce(*[fn(shared[i], arg) for i, arg in group]))
             if on_done is not None:
-                on_done(k, out[-1])
+                on_done(g, out[-1])
         return out
     from dask.distributed import as_completed
 
     remote = client.scatter(list(shared))
-    futures = [client.submit(fn, remote[i], arg, pure=False) for i, arg in tasks]
-    position = {f.key: k for k, f in enumerate(futures)}
+    futures = [client.submit(reduce, *[client.submit(fn, remote[i], arg, pure=False)
+                                       for i, arg in group], pure=False)
+               for group in groups]
+    position = {f.key: g for g, f in enumerate(futures)}
     results: list[Any] = [None] * len(futures)
     for future, result in as_completed(futures, with_results=True):
-        k = position[future.key]
-        results[k] = result
+        g = position[future.key]
+        results[g] = result
+        future.release()  # the group's chunk results can go from the workers' memory
         if on_done is not None:
-            on_done(k, result)
+            on_done(g, result)
     return results

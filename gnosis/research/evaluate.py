@@ -11,8 +11,9 @@ public functions ``replay_frame`` and ``BacktestRunner.run_portfolio`` use, so a
 configuration's figures equal a from-scratch replay and backtest.
 
 What a task returns (:class:`Part`) is additive over tickers: sleeve equity summed on the
-window's bars, trade rows, and the permutation statistics. :func:`combine` adds the parts
-of every chunk in a fixed order, so the result does not depend on which process ran what.
+window's bars, trade rows, and the permutation statistics. :func:`combine_chunks` adds the
+parts of every chunk in a fixed order, so the result does not depend on which process ran
+what.
 """
 
 from __future__ import annotations
@@ -164,12 +165,19 @@ def _sleeve(data: TickerData, a: int, b: int, target: np.ndarray, settings: Sett
                 np.empty(0))
 
 
-def combine(parts: Sequence[Part]) -> Part:
-    """Sum of chunk parts, in the order given (fixed order, reproducible floats)."""
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    return total
+def combine_chunks(*chunks: list[list[Part]]) -> list[list[Part]]:
+    """``parts[config][window]`` of several chunks of tickers added up, in the order given
+    (a fixed order, so the floats do not depend on where or when chunks ran)."""
+    out = []
+    for c in range(len(chunks[0])):
+        row = []
+        for w in range(len(chunks[0][c])):
+            total = chunks[0][c][w]
+            for chunk in chunks[1:]:
+                total = total + chunk[c][w]
+            row.append(total)
+        out.append(row)
+    return out
 
 
 def part_stats(part: Part, bars: np.ndarray, settings: Settings) -> dict[str, float]:

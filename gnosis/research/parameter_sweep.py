@@ -31,7 +31,14 @@ import pandas as pd
 from gnosis.backtest.metrics import STATISTICS
 from gnosis.config import Settings
 from gnosis.research.cluster import run_tasks
-from gnosis.research.evaluate import Batch, Part, TickerData, combine, part_stats, run_task
+from gnosis.research.evaluate import (
+    Batch,
+    Part,
+    TickerData,
+    combine_chunks,
+    part_stats,
+    run_task,
+)
 from gnosis.research.grid import Grid, config_id
 from gnosis.research.significance import deflated_sharpe_ratio, max_statistic_p_values
 
@@ -126,29 +133,16 @@ def evaluate(market: Market, settings: Sequence[Settings],
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     specs = [Batch([settings[i] for i in numbers], list(windows), window_bars, market.count,
                    permutations, seed) for numbers in batches]
-    tasks = [(c, spec) for spec in specs for c in range(len(market.tickers))]
-    chunks = len(market.tickers)
-    pending = [chunks] * len(batches)
-    results: list[list[list[Part]] | None] = [None] * len(tasks)
+    groups = [[(c, spec) for c in range(len(market.tickers))] for spec in specs]
     out: list[list[Part] | None] = [None] * len(settings)
 
-    def done(k: int, result: list[list[Part]]) -> None:
-        results[k] = result
-        b = k // chunks
-        pending[b] -= 1
-        if pending[b]:
-            return
-        per_chunk = results[b * chunks:(b + 1) * chunks]
-        combined = [[combine([r[c][w] for r in per_chunk]) for w in range(len(windows))]
-                    for c in range(len(batches[b]))]
+    def done(b: int, combined: list[list[Part]]) -> None:
         for j, number in enumerate(batches[b]):
             out[number] = combined[j]
-        for k2 in range(b * chunks, (b + 1) * chunks):
-            results[k2] = None  # free the chunk parts once combined
         if on_batch is not None:
             on_batch(batches[b], combined)
 
-    run_tasks(run_task, market.tickers, tasks, client=client, on_done=done)
+    run_tasks(run_task, market.tickers, groups, combine_chunks, client=client, on_done=done)
     return out  # type: ignore[return-value]
 
 
