@@ -110,6 +110,90 @@ def backtest(
     console.print(f"[bold green]report:[/] {html}")
 
 
+BarsArg = Annotated[Path, typer.Argument(help="Bars file (.csv or .parquet).", exists=True,
+                                          dir_okay=False)]
+NewsArg = Annotated[Path | None, typer.Argument(help="News file (.csv or .parquet).",
+                                                exists=True, dir_okay=False)]
+GridOption = Annotated[Path, typer.Option("--grid", "-g", exists=True, dir_okay=False,
+                                          help="TOML grid: a list of values per setting, "
+                                               "e.g. \\[rules] trending_hurst = [0.5, 0.6].")]
+MetricOption = Annotated[str, typer.Option(help="Statistic that picks the best "
+                                                "configuration (higher is better).")]
+SchedulerOption = Annotated[str | None, typer.Option(
+    help="Dask scheduler address (tcp://host:8786) of a running cluster; default: a local "
+         "cluster of --workers processes.")]
+WorkersOption = Annotated[int, typer.Option(help="Local Dask worker processes; 0 runs "
+                                                 "everything in this process.")]
+
+
+@app.command()
+def sweep(
+    bars: BarsArg,
+    news: NewsArg = None,
+    grid: GridOption = Path("grid.toml"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.parquet, "
+                                      "results.csv and sweep.html; a rerun resumes from "
+                                      "it.")] = Path("out/sweep"),
+    permutations: Annotated[int, typer.Option(help="Permutations for the max-statistic "
+                                                   "test (same ones for every "
+                                                   "configuration; 0 skips it).")] = 200,
+    metric: MetricOption = "sharpe_ratio",
+    heatmap: Annotated[str | None, typer.Option(help="Two grid settings for the heatmap, "
+                                                     "'section.key,section.key' (default: "
+                                                     "the first two varied).")] = None,
+    top: Annotated[int, typer.Option(help="Best configurations to chart and list.")] = 5,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = 2,
+    config: ConfigOption = None,
+) -> None:
+    """Evaluate every configuration of a grid on the vectorised replay.
+
+    Writes every configuration's statistics (results.parquet / .csv), an HTML page with a
+    heatmap and the best equity curves, and, for the chosen configuration, a p-value
+    corrected for the whole grid and the Deflated Sharpe Ratio.
+    """
+    from gnosis.research.run import sweep_files
+
+    axes = tuple(heatmap.split(",")) if heatmap else None
+    if axes is not None and len(axes) != 2:
+        raise typer.BadParameter("give two settings separated by a comma", param_hint="heatmap")
+    summary = sweep_files(bars, news, grid, out, settings=_settings(config),
+                          permutations=permutations, metric=metric, scheduler=scheduler,
+                          workers=workers, heatmap=axes, top=top, console=console)
+    typer.echo(summary)
+
+
+@app.command()
+def walkforward(
+    bars: BarsArg,
+    news: NewsArg = None,
+    grid: GridOption = Path("grid.toml"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for folds.csv and "
+                                      "oos_equity.csv.")] = Path("out/walkforward"),
+    folds: Annotated[int, typer.Option(help="Test windows (the history is cut into "
+                                            "folds + 1 equal blocks).")] = 4,
+    mode: Annotated[str, typer.Option(help="'rolling' (train on the blocks just before) "
+                                           "or 'anchored' (train from the start).")] =
+    "rolling",
+    train_blocks: Annotated[int, typer.Option(help="With rolling: blocks to train "
+                                                   "on.")] = 1,
+    metric: MetricOption = "sharpe_ratio",
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = 2,
+    config: ConfigOption = None,
+) -> None:
+    """Choose on each training window, report the next window only (out of sample)."""
+    from gnosis.research.run import walkforward_files
+
+    if mode not in ("rolling", "anchored"):
+        raise typer.BadParameter("must be 'rolling' or 'anchored'", param_hint="mode")
+    summary = walkforward_files(bars, news, grid, out, settings=_settings(config),
+                                folds=folds, mode=mode, train_blocks=train_blocks,
+                                metric=metric, scheduler=scheduler, workers=workers,
+                                console=console)
+    typer.echo(summary)
+
+
 @app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo keeps its data, broker and "
@@ -155,11 +239,13 @@ def main() -> None:
     from gnosis.events import InvalidEvent
     from gnosis.replay.readers import ReaderError
     from gnosis.replay.run import ReplayError
+    from gnosis.research.parameter_sweep import SweepError
     from gnosis.security import KafkaAccessError
 
     try:
         app()
-    except (ConfigError, InvalidEvent, ReaderError, ReplayError, FileNotFoundError) as exc:
+    except (ConfigError, InvalidEvent, ReaderError, ReplayError, SweepError,
+            FileNotFoundError) as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
     except KafkaAccessError as exc:

@@ -274,6 +274,11 @@ class Settings:
             settings = settings._merge({"features": section}, str(features_config_path))
         return settings._merge_env(env)
 
+    def merged(self, data: dict[str, Any], origin: str = "overrides") -> Self:
+        """These settings with ``{section: {key: value}}`` applied, checked and coerced
+        as a configuration file's are (errors name ``origin``, section and key)."""
+        return self._merge(data, origin)
+
     def _merge_file(self, path: Path) -> Self:
         return self._merge(_read_toml(path), str(path))
 

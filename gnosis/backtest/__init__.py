@@ -8,7 +8,8 @@
 from gnosis.backtest.inputs import BacktestInputError
 from gnosis.backtest.permutation import PermutationTest, permutation_test
 from gnosis.backtest.report import generate_report, write_html_report
-from gnosis.backtest.runner import BacktestResult, BacktestRunner
+from gnosis.backtest.result import BacktestResult
+from gnosis.backtest.runner import BacktestRunner
 
 __all__ = [
     "BacktestInputError",

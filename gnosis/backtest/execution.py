@@ -14,12 +14,14 @@ Conventions (the whole backtester follows them):
 * Equity is marked at each bar's close. A position still open after the last bar is valued
   at the last close; it is not liquidated and pays no exit cost.
 
-The only Python loop runs over the bars where the target changes (the trades), not over
-the bars, so a million bars with a few thousand trades take milliseconds.
+The only Python loops run over the bars where the target changes (the fills), not over
+the bars, so a million bars with a few thousand fills take milliseconds.
 """
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,90 +104,136 @@ def simulate(
     )
 
 
+# Relative size below which what is left of a lot after a partial close is rounding.
+_RESIDUE = 1e-12
+
+
 @dataclass(frozen=True)
 class TradeTable:
-    """Round trips as column arrays (see :func:`extract_trades`)."""
+    """Trade rows (lots) as column arrays (see :func:`extract_trades`)."""
 
     entry_bar: np.ndarray
     exit_bar: np.ndarray
     direction: np.ndarray
     size: np.ndarray
+    """Signed units of the lot (or of the closed part of it)."""
     entry_price: np.ndarray
     exit_price: np.ndarray
     pnl: np.ndarray
     fees: np.ndarray
     closed: np.ndarray
+    round_trip: np.ndarray
+    """Index of the flat-to-flat position the row belongs to."""
 
     @property
     def returns(self) -> np.ndarray:
-        """P&L (after costs) as a fraction of the entry notional."""
+        """backtesting.py's ``ReturnPct``: ``direction * (exit / entry - 1)`` less fees
+        as a fraction of the entry notional (equal to ``pnl / (|size| * entry)``)."""
         notional = np.abs(self.size) * self.entry_price
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(notional > 0, self.pnl / notional, 0.0)
+            gross = self.direction * (self.exit_price / self.entry_price - 1.0)
+            return np.where(notional > 0, gross - self.fees / notional, 0.0)
 
 
 def extract_trades(ex: Execution, last_close: float) -> TradeTable:
-    """Split fills into round trips.
+    """Split fills into lots, first in first out (backtesting.py's ``_reduce_trade``).
 
-    A trade runs from the fill that opens a position (from flat, or the opening half of a
-    reversal) to the fill that brings it back to flat (or the closing half of a reversal).
-    Re-sizing in the same direction stays within the trade. A reversal's fill is split in
-    two legs at the same price, its cost shared in proportion to the units of each leg.
+    A fill in the direction of the position (or from flat) opens a lot at its own price
+    and bar. A fill against the position closes the oldest lots first; each lot closed in
+    full, and the closed part of a lot closed in part, is one row with that lot's entry
+    price. A reversal closes every lot and opens one with the rest of the fill. Each fill's
+    cost is shared among the units it traded: a row's ``fees`` are its share of the entry
+    fill's cost plus its share of the exit fill's. Lots still open after the last bar are
+    rows with ``closed`` False, valued at ``last_close`` with no exit cost.
+
+    The loop is over fills, not bars.
     """
-    moved = ex.units_after != ex.units_before
-    before, after = ex.units_before[moved], ex.units_after[moved]
-    fill_price, fill_bar, fill_fee = ex.fill_price[moved], ex.fill_bar[moved], ex.fee[moved]
-    sb, sa = np.sign(before), np.sign(after)
-    flips = (sb != 0) & (sa != 0) & (sb != sa)
-    # Leg 1 of every fill: a close (for reversals, the closing half) or the whole fill.
-    leg1 = np.where(flips, -before, after - before)
-    leg2 = np.where(flips, after, 0.0)
-    total = np.abs(leg1) + np.abs(leg2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share1 = np.where(total > 0, np.abs(leg1) / total, 1.0)
+    # One tuple per row: entry bar, exit bar, signed units, entry price, exit price, fees,
+    # closed, round trip. Lots: [signed units left, entry price, entry bar, fee left, trip].
+    rows: list[tuple] = []
+    lots: deque[list] = deque()
+    trip = -1
+    for before, after, price, bar, fee in zip(
+            ex.units_before.tolist(), ex.units_after.tolist(), ex.fill_price.tolist(),
+            ex.fill_bar.tolist(), ex.fee.tolist(), strict=True):
+        delta = after - before
+        if delta == 0:
+            continue
+        fee_per_unit = fee / abs(delta)
+        opened = delta
+        if before != 0 and (delta > 0) != (before > 0):
+            # Against the position: close lots oldest first; all of them if flat or reversed.
+            closing = min(abs(delta), abs(before))
+            flat = after == 0 or (after > 0) != (before > 0)
+            while lots and (flat or closing > _RESIDUE * abs(delta)):
+                lot = lots[0]
+                whole = flat or closing >= abs(lot[0]) * (1.0 - _RESIDUE)
+                units = lot[0] if whole else math.copysign(closing, lot[0])
+                entry_fee = lot[3] if whole else lot[3] * units / lot[0]
+                rows.append((lot[2], bar, units, lot[1], price,
+                             entry_fee + fee_per_unit * abs(units), True, lot[4]))
+                closing -= abs(units)
+                if whole:
+                    lots.popleft()
+                else:
+                    lot[0] -= units
+                    lot[3] -= entry_fee
+            opened = after if flat else 0.0
+        if opened != 0:
+            if before == 0 or (after > 0) != (before > 0):
+                trip += 1
+            lots.append([opened, price, bar, fee_per_unit * abs(opened), trip])
+    last_bar = len(ex.equity) - 1
+    rows.extend((lot[2], last_bar, lot[0], lot[1], last_close, lot[3], False, lot[4])
+                for lot in lots)
 
-    has2 = flips
-    m = len(before)
-    legs_per_fill = 1 + has2.astype(np.int64)
-    order = np.repeat(np.arange(m), legs_per_fill)
-    second = np.zeros(len(order), dtype=bool)
-    second[np.cumsum(legs_per_fill)[has2] - 1] = True
-    leg_units = np.where(second, leg2[order], leg1[order])
-    leg_fee = fill_fee[order] * np.where(second, 1 - share1[order], share1[order])
-    leg_price = fill_price[order]
-    leg_bar = fill_bar[order]
-    # A leg opens a trade when the book was flat just before it.
-    opens = np.where(second, True, before[order] == 0)
-    trade_id = np.cumsum(opens) - 1
-    count = int(opens.sum())
-    if count == 0:
-        empty = np.empty(0)
-        return TradeTable(empty.astype(np.int64), empty.astype(np.int64), empty.astype(np.int64),
-                          empty, empty, empty, empty, empty, empty.astype(bool))
-
-    cash_flow = -leg_units * leg_price - leg_fee
-    pnl = np.bincount(trade_id, weights=cash_flow, minlength=count)
-    fees = np.bincount(trade_id, weights=leg_fee, minlength=count)
-    first = np.flatnonzero(opens)
-    # A leg closes its trade when the book is flat (or reversed) right after it.
-    after_leg = np.where(second, after[order], np.where(flips[order], 0.0, after[order]))
-    closes = after_leg == 0
-    last = np.full(count, -1, dtype=np.int64)
-    last[trade_id[closes]] = np.flatnonzero(closes)
-    closed = last >= 0
-    open_units = np.zeros(count)
-    if not closed[-1]:
-        open_units[-1] = after[-1]
-    pnl = pnl + open_units * last_close
-    n_bars = len(ex.equity)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 8
+    size = np.asarray(columns[2], dtype=np.float64)
+    entry_price = np.asarray(columns[3], dtype=np.float64)
+    exit_price = np.asarray(columns[4], dtype=np.float64)
+    fees = np.asarray(columns[5], dtype=np.float64)
     return TradeTable(
-        entry_bar=leg_bar[first],
-        exit_bar=np.where(closed, leg_bar[last], n_bars - 1),
-        direction=np.sign(leg_units[first]).astype(np.int64),
-        size=leg_units[first],
-        entry_price=leg_price[first],
-        exit_price=np.where(closed, leg_price[last], last_close),
-        pnl=pnl,
+        entry_bar=np.asarray(columns[0], dtype=np.int64),
+        exit_bar=np.asarray(columns[1], dtype=np.int64),
+        direction=np.where(size > 0, 1, -1).astype(np.int64),
+        size=size,
+        entry_price=entry_price,
+        exit_price=exit_price,
+        pnl=size * (exit_price - entry_price) - fees,
         fees=fees,
-        closed=closed,
+        closed=np.asarray(columns[6], dtype=bool),
+        round_trip=np.asarray(columns[7], dtype=np.int64),
     )
+
+
+def round_trips(table: TradeTable) -> dict[str, np.ndarray]:
+    """Position-level view of the lots: one entry per flat-to-flat round trip.
+
+    ``size`` is the signed units opened, ``entry_price``/``exit_price`` the volume-weighted
+    prices of the lots, ``pnl``/``fees`` their sums and ``return`` the P&L over the entry
+    notional. Column arrays keyed like :data:`gnosis.backtest.result.ROUND_TRIP_COLUMNS`.
+    """
+    trip = table.round_trip
+    count = int(trip.max()) + 1 if len(trip) else 0
+    units = np.abs(table.size)
+    entry_notional = np.bincount(trip, units * table.entry_price, count)
+    volume = np.bincount(trip, units, count)
+    pnl = np.bincount(trip, table.pnl, count)
+    # Rows come trip by trip, oldest lot first: a trip's lots all close before the next opens.
+    first = np.searchsorted(trip, np.arange(count))
+    last = np.searchsorted(trip, np.arange(count), side="right") - 1
+    open_lots = np.bincount(trip, ~table.closed, count)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "entry_bar": table.entry_bar[first],
+            "exit_bar": table.exit_bar[last],
+            "direction": table.direction[first],
+            "size": np.bincount(trip, table.size, count),
+            "entry_price": entry_notional / volume,
+            "exit_price": np.bincount(trip, units * table.exit_price, count) / volume,
+            "pnl": pnl,
+            "return": np.where(entry_notional > 0, pnl / entry_notional, 0.0),
+            "fees": np.bincount(trip, table.fees, count),
+            "closed": open_lots == 0,
+            "lots": np.bincount(trip, minlength=count),
+        }

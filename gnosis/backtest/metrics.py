@@ -1,15 +1,93 @@
-"""Performance statistics of an equity curve and its trades.
+"""Performance statistics: each one's name, label and formula, defined once.
+
+:data:`STATISTICS` is the one list of what a backtest reports. :func:`compute_metrics`
+computes exactly those keys; :class:`gnosis.backtest.result.BacktestResult` exposes them
+as attributes, the reports print their labels, and the Prometheus exporter
+(:func:`gnosis.sinks.metrics.publish_backtest`) publishes the ones with a ``gauge``. In the
+spirit of backtesting.py's ``_stats.py``.
 
 All figures are fractions (0.12 is 12 %), never percent. Annualisation uses
 ``periods_per_year`` (see :func:`periods_per_year`); the risk-free rate is annual.
+Trade statistics are over *lots* (see :func:`gnosis.backtest.execution.extract_trades`):
+one row per closed part of a position, each with its own entry price, so a position that
+scales in and out counts as several rows; their ``return`` follows backtesting.py's
+``ReturnPct``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+
+Kind = Literal["percent", "number", "count", "bars", "money", "flag"]
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """One reported statistic."""
+
+    key: str
+    """Attribute, column and dict key (``result.sharpe_ratio``)."""
+    label: str
+    """Human label in reports."""
+    kind: Kind
+    """How to show it: ``percent`` values are fractions printed as %."""
+    formula: str
+    """What it is, precisely; also the Prometheus help text."""
+    gauge: str | None = None
+    """Prometheus gauge ``gnosis_backtest_<gauge>`` when exported."""
+
+
+STATISTICS: tuple[Statistic, ...] = (
+    Statistic("exposure", "Exposure", "percent",
+              "Fraction of bars with a non-zero position."),
+    Statistic("equity_final", "Equity Final", "money", "Equity at the last close."),
+    Statistic("equity_peak", "Equity Peak", "money", "Highest equity at any close."),
+    Statistic("total_return", "Total Return", "percent",
+              "Final equity over initial capital, minus one (fraction, 0.1 = +10 %).",
+              gauge="total_return"),
+    Statistic("annual_return", "Annual Return", "percent",
+              "Geometric: (1 + total_return) ** (periods_per_year / bars) - 1."),
+    Statistic("annual_volatility", "Annual Volatility", "percent",
+              "Sample std of bar returns times sqrt(periods_per_year)."),
+    Statistic("sharpe_ratio", "Sharpe Ratio", "number",
+              "Mean bar excess return over its std, times sqrt(periods_per_year).",
+              gauge="sharpe_ratio"),
+    Statistic("sortino_ratio", "Sortino Ratio", "number",
+              "Mean bar excess return over sqrt(mean(min(excess, 0) ** 2)), "
+              "times sqrt(periods_per_year)."),
+    Statistic("calmar_ratio", "Calmar Ratio", "number", "annual_return / |max_drawdown|."),
+    Statistic("max_drawdown", "Max Drawdown", "percent",
+              "Worst peak-to-trough fall of equity, negative (-0.2 is a 20 % drawdown).",
+              gauge="max_drawdown"),
+    Statistic("max_drawdown_duration", "Max Drawdown Duration (bars)", "bars",
+              "Longest run of bars under a previous equity peak."),
+    Statistic("num_trades", "Trades (lots)", "count",
+              "Trade rows: closed parts of positions, first in first out, plus open lots.",
+              gauge="trades"),
+    Statistic("num_round_trips", "Round Trips", "count",
+              "Positions from flat back to flat (a reversal ends one and starts the next)."),
+    Statistic("win_rate", "Win Rate (lots)", "percent",
+              "Fraction of trade rows with P&L > 0.", gauge="win_rate"),
+    Statistic("avg_win", "Avg Win (mean lot return)", "percent",
+              "Unweighted mean return of winning trade rows."),
+    Statistic("avg_loss", "Avg Loss (mean lot return)", "percent",
+              "Unweighted mean return of losing trade rows."),
+    Statistic("profit_factor", "Profit Factor", "number",
+              "Gross P&L of winning rows over gross P&L of losing rows (money, not returns)."),
+    Statistic("expectancy", "Expectancy (mean lot return)", "percent",
+              "Unweighted mean return of all trade rows."),
+    Statistic("mcpt_p_value", "MCPT p-value", "number",
+              "Monte Carlo permutation test p-value (NaN when not run).", gauge="p_value"),
+    Statistic("is_significant", "Significant", "flag", "mcpt_p_value < significance."),
+)
+"""Every statistic a backtest reports, in report order."""
+
+STATISTIC_BY_KEY: dict[str, Statistic] = {s.key: s for s in STATISTICS}
 
 TRADING_DAYS = 252
 TRADING_SECONDS_PER_DAY = 6.5 * 3600
@@ -72,21 +150,14 @@ def compute_metrics(
     *,
     periods: float,
     risk_free_rate: float = 0.0,
-) -> dict[str, float | int]:
-    """Return, risk and trade statistics.
+    round_trips: int = 0,
+    p_value: float = math.nan,
+    significance: float = 0.05,
+) -> dict[str, float | int | bool]:
+    """Every statistic of :data:`STATISTICS`, in that order, by the formulas given there.
 
-    * ``total_return``: final equity over initial capital, minus one.
-    * ``annual_return``: geometric, ``(1 + total_return) ** (periods / bars) - 1``.
-    * ``annual_volatility``: sample std of bar returns times ``sqrt(periods)``.
-    * ``sharpe_ratio``: mean bar excess return over its std, times ``sqrt(periods)``.
-    * ``sortino_ratio``: mean bar excess return over the downside deviation
-      ``sqrt(mean(min(excess, 0) ** 2))``, times ``sqrt(periods)``.
-    * ``calmar_ratio``: ``annual_return / |max_drawdown|``.
-    * ``max_drawdown`` (negative) and ``max_drawdown_duration`` (bars).
-    * trades: ``num_trades``, ``win_rate`` (trades with P&L > 0), ``avg_win`` and
-      ``avg_loss`` (mean return of winning / losing trades, as fractions of entry notional),
-      ``profit_factor`` (gross profit over gross loss), ``expectancy`` (mean trade return).
-    * ``exposure``: fraction of bars with a non-zero position.
+    ``trade_returns`` and ``trade_pnl`` are per trade row (lot); ``positions`` is the
+    weight held during each bar (only whether it is zero matters).
     """
     n = len(equity)
     prev = np.concatenate(([initial_capital], equity[:-1]))
@@ -108,7 +179,10 @@ def compute_metrics(
     gross_win = float(trade_pnl[trade_pnl > 0].sum())
     gross_loss = float(-trade_pnl[trade_pnl < 0].sum())
     num = len(trade_pnl)
-    return {
+    stats: dict[str, float | int | bool] = {
+        "exposure": float(np.count_nonzero(positions) / n) if n else 0.0,
+        "equity_final": final,
+        "equity_peak": float(equity.max()) if n else float(initial_capital),
         "total_return": total_return,
         "annual_return": annual_return,
         "annual_volatility": std * root,
@@ -118,13 +192,16 @@ def compute_metrics(
         "max_drawdown": max_dd,
         "max_drawdown_duration": max_drawdown_duration(equity) if n else 0,
         "num_trades": num,
+        "num_round_trips": int(round_trips),
         "win_rate": len(wins) / num if num else math.nan,
         "avg_win": float(wins.mean()) if len(wins) else math.nan,
         "avg_loss": float(losses.mean()) if len(losses) else math.nan,
         "profit_factor": _ratio(gross_win, gross_loss) if num else math.nan,
         "expectancy": float(trade_returns.mean()) if num else math.nan,
-        "exposure": float(np.count_nonzero(positions) / n) if n else 0.0,
+        "mcpt_p_value": float(p_value),
+        "is_significant": bool(p_value < significance),
     }
+    return stats
 
 
 def _ratio(num: float, den: float) -> float:

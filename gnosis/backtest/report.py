@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from gnosis.backtest.inputs import target_weights
-from gnosis.backtest.runner import BacktestResult
+from gnosis.backtest.metrics import STATISTICS
+from gnosis.backtest.result import BacktestResult
 from gnosis.config import RuleConfig
 from gnosis.events import NO_INFORMATION_SE
 
@@ -27,8 +28,18 @@ Scale = Callable[[np.ndarray], np.ndarray]
 _WIDTH, _PAD_L, _PAD_R, _PAD_T, _PAD_B = 1100, 70, 20, 26, 28
 _MAX_POINTS = 1600
 _MAX_MARKERS = 400
-_PERCENT_ROWS = {"Exposure", "Total Return", "Annual Return", "Annual Volatility",
-                 "Max Drawdown", "Win Rate", "Avg Win", "Avg Loss", "Expectancy"}
+PAGE_STYLE = """
+body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
+max-width:1140px;color:#222;background:#fff}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:15px;margin:22px 0 4px;color:#444}
+.sub{color:#666;margin-bottom:12px} .grid{display:flex;gap:32px;align-items:flex-start}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums}
+th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}
+th{text-align:left;font-weight:500;color:#444} svg{display:block}
+.axis{font-size:11px;fill:#666} .grid-line{stroke:#eee}
+"""
+"""The CSS of every HTML page (no external resources)."""
+_PERCENT_ROWS = {s.label for s in STATISTICS if s.kind == "percent"}
 
 
 def generate_report(result: BacktestResult) -> str:
@@ -40,7 +51,8 @@ def generate_report(result: BacktestResult) -> str:
         lines.append(f"{'Permutations':<30}{len(result.permutation.null):>18}")
     trades = result.trades
     if len(trades):
-        lines += ["", f"Last trades ({min(len(trades), 10)} of {len(trades)})", "-" * 48]
+        lines += ["", f"Last trades ({min(len(trades), 10)} of {len(trades)} lots, "
+                  "first in first out)", "-" * 48]
         view = trades.tail(10)[["entry_time", "exit_time", "direction", "pnl", "return"]]
         lines.append(view.to_string(index=False, float_format=lambda v: f"{v:,.4f}"))
     return "\n".join(lines)
@@ -101,36 +113,29 @@ def write_html_report(
             else _close(price)
         sections.append(("Price and trades (▲ buy, ▼ sell)",
                          _price_chart(index, close, result, price, signals)))
-    sections.append(("Equity", _chart(index, [(result.equity_curve.to_numpy(), "#1f5fbf")],
-                                      height=240, fmt="{:,.0f}")))
-    sections.append(("Drawdown", _chart(index, [(result.drawdown.to_numpy(), "#c0392b")],
-                                        height=150, fmt="{:.0%}", fill=True)))
-    sections.append(("Position", _chart(index, [(result.positions.to_numpy(), "#555")],
-                                        height=120, fmt="{:+.2f}", step=True)))
+    sections.append(("Equity", svg_chart(index, [(result.equity_curve.to_numpy(), "#1f5fbf")],
+                                         height=240, fmt="{:,.0f}")))
+    sections.append(("Drawdown", svg_chart(index, [(result.drawdown.to_numpy(), "#c0392b")],
+                                           height=150, fmt="{:.0%}", fill=True)))
+    sections.append(("Position", svg_chart(index, [(result.positions.to_numpy(), "#555")],
+                                           height=120, fmt="{:+.2f}", step=True)))
     stats_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_format(k, v))}"
                          "</td></tr>" for k, v in result.as_series().items())
-    trades_html = _trades_table(result.trades)
+    trades_html = _trades_table(result.trades, "trades")
+    trips_html = _trades_table(result.round_trips, "round-trips")
     if isinstance(signals, pd.DataFrame):
         trades_html += _uncertainty_table(feature_uncertainty(signals, hurst_significance))
     charts = "".join(f"<h2>{html.escape(name)}</h2>{svg}" for name, svg in sections)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body{{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
-max-width:1140px;color:#222;background:#fff}}
-h1{{font-size:22px;margin:0 0 4px}} h2{{font-size:15px;margin:22px 0 4px;color:#444}}
-.sub{{color:#666;margin-bottom:12px}} .grid{{display:flex;gap:32px;align-items:flex-start}}
-table{{border-collapse:collapse;font-variant-numeric:tabular-nums}}
-th,td{{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}}
-th{{text-align:left;font-weight:500;color:#444}} svg{{display:block}}
-.axis{{font-size:11px;fill:#666}} .grid-line{{stroke:#eee}}
-</style></head><body>
+<style>{PAGE_STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <div class="sub">{len(index):,} bars · {_span(index)} · p-value
 {_format("MCPT p-value", result.mcpt_p_value)}</div>
 {charts}
 <div class="grid"><div><h2>Statistics</h2><table id="metrics">{stats_rows}</table></div>
-<div><h2>Trades</h2>{trades_html}</div></div>
+<div><h2>Trades (lots, first in first out)</h2>{trades_html}
+<h2>Round trips (flat to flat, volume-weighted prices)</h2>{trips_html}</div></div>
 </body></html>
 """
     path = Path(path)
@@ -142,9 +147,11 @@ th{{text-align:left;font-weight:500;color:#444}} svg{{display:block}}
 # --------------------------------------------------------------------------- charts
 
 
-def _chart(index: pd.Index, series: list[tuple[np.ndarray, str]], *, height: int, fmt: str,
-           fill: bool = False, step: bool = False,
-           markers: Callable[[Scale, Scale], str] | None = None) -> str:
+def svg_chart(index: pd.Index, series: list[tuple[np.ndarray, str]], *, height: int,
+              fmt: str, fill: bool = False, step: bool = False,
+              markers: Callable[[Scale, Scale], str] | None = None) -> str:
+    """An inline SVG line chart of ``(values, colour)`` series over ``index``, y labels
+    formatted with ``fmt``; long series are drawn as per-pixel min/max envelopes."""
     n = len(index)
     finite = [v[np.isfinite(v)] for v, _ in series]
     lo = min((float(f.min()) for f in finite if len(f)), default=0.0)
@@ -234,7 +241,7 @@ def _price_chart(index: pd.Index, close: pd.Series, result: BacktestResult, pric
                        f'{html.escape(_time_label(index[bar]))} @ {level:,.2f}</title></polygon>')
         return "".join(out)
 
-    return _chart(index, [(values, "#333")], height=300, fmt="{:,.2f}",
+    return svg_chart(index, [(values, "#333")], height=300, fmt="{:,.2f}",
                   markers=draw)
 
 
@@ -284,7 +291,7 @@ def _column(price: Any, name: str) -> pd.Series | None:
     return None
 
 
-def _trades_table(trades: pd.DataFrame) -> str:
+def _trades_table(trades: pd.DataFrame, table_id: str) -> str:
     if trades.empty:
         return "<p>No trades.</p>"
     head = ("<tr><th>Entry</th><th>Exit</th><th>Side</th><th>Entry price</th>"
@@ -297,7 +304,7 @@ def _trades_table(trades: pd.DataFrame) -> str:
                     f"<td>{side}</td><td>{t['entry_price']:,.2f}</td>"
                     f"<td>{t['exit_price']:,.2f}</td><td>{t['return']:+.2%}</td></tr>")
     caption = f"<p>Last {len(rows)} of {len(trades)}.</p>" if len(trades) > len(rows) else ""
-    return f'<table id="trades">{head}{"".join(rows)}</table>{caption}'
+    return f'<table id="{table_id}">{head}{"".join(rows)}</table>{caption}'
 
 
 def _uncertainty_table(table: pd.DataFrame) -> str:

@@ -1,9 +1,10 @@
-"""The backtester's public face: :class:`BacktestRunner` and :class:`BacktestResult`.
+"""The backtester's public face: :class:`BacktestRunner`, which makes a
+:class:`~gnosis.backtest.result.BacktestResult`.
 
     >>> runner = BacktestRunner(initial_capital=100_000, transaction_cost=0.001)
     >>> result = runner.run(signals, prices)          # doctest: +SKIP
     >>> result.as_series()                             # doctest: +SKIP
-    >>> print(runner.generate_report(result))          # doctest: +SKIP
+    >>> print(generate_report(result))                 # doctest: +SKIP
 
 Execution semantics are in :mod:`gnosis.backtest.execution` (next-open fills, costs and
 slippage on traded notional, units held between signals), input conventions in
@@ -15,107 +16,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gnosis.backtest.execution import extract_trades, simulate
+from gnosis.backtest.execution import extract_trades, round_trips, simulate
 from gnosis.backtest.inputs import BacktestInputError, price_arrays, signals_frame, target_weights
-from gnosis.backtest.metrics import compute_metrics, drawdown, periods_per_year
+from gnosis.backtest.metrics import compute_metrics, periods_per_year
 from gnosis.backtest.permutation import PermutationTest, permutation_test
+from gnosis.backtest.result import ROUND_TRIP_COLUMNS, TRADE_COLUMNS, BacktestResult
 from gnosis.config import BacktestConfig
-
-_TRADE_COLUMNS = ("entry_time", "exit_time", "entry_bar", "exit_bar", "direction", "size",
-                  "entry_price", "exit_price", "pnl", "return", "fees", "closed")
-
-
-@dataclass(frozen=True)
-class BacktestResult:
-    """Statistics (fractions, not percent) plus the curves and trades behind them."""
-
-    total_return: float
-    annual_return: float
-    annual_volatility: float
-    sharpe_ratio: float
-    sortino_ratio: float
-    calmar_ratio: float
-    max_drawdown: float
-    """Worst peak-to-trough fall of equity, negative (-0.2 is a 20 % drawdown)."""
-    max_drawdown_duration: int
-    """Longest time under a previous equity peak, in bars."""
-    num_trades: int
-    win_rate: float
-    avg_win: float
-    avg_loss: float
-    profit_factor: float
-    expectancy: float
-    exposure: float
-    mcpt_p_value: float
-    """Monte Carlo permutation test p-value (NaN when the test was not run)."""
-    is_significant: bool
-    equity_curve: pd.Series = field(repr=False)
-    trades: pd.DataFrame = field(repr=False)
-    """One row per round trip: ``entry_time``, ``exit_time``, ``entry_bar``, ``exit_bar``
-    (bars whose open filled it), ``direction`` (+1/-1), ``size`` (units), ``entry_price``,
-    ``exit_price``, ``pnl`` (after costs), ``return`` (pnl over entry notional), ``fees``,
-    ``closed`` (False for the position still open at the end, valued at the last close)."""
-    positions: pd.Series = field(repr=False)
-    """Target weight (signed fraction of equity) in force during each bar."""
-    initial_capital: float = 100_000.0
-    periods_per_year: float = 252.0
-    permutation: PermutationTest | None = field(default=None, repr=False)
-
-    @property
-    def final_equity(self) -> float:
-        return float(self.equity_curve.iloc[-1]) if len(self.equity_curve) else \
-            self.initial_capital
-
-    @property
-    def drawdown(self) -> pd.Series:
-        """Drawdown of the equity curve at each bar (zero or negative)."""
-        return pd.Series(drawdown(self.equity_curve.to_numpy()), index=self.equity_curve.index,
-                         name="drawdown")
-
-    def metrics(self) -> dict[str, Any]:
-        """The scalar statistics as a dict, field names as keys."""
-        skip = {"equity_curve", "trades", "positions", "permutation"}
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
-
-    def as_series(self) -> pd.Series:
-        """A readable summary, in the spirit of backtesting.py's stats."""
-        index = self.equity_curve.index
-        rows: dict[str, Any] = {}
-        if len(index):
-            rows["Start"], rows["End"] = index[0], index[-1]
-            if isinstance(index, pd.DatetimeIndex):
-                rows["Duration"] = index[-1] - index[0]
-        rows.update({
-            "Bars": len(index),
-            "Exposure": self.exposure,
-            "Initial Capital": self.initial_capital,
-            "Equity Final": self.final_equity,
-            "Equity Peak": float(self.equity_curve.max()) if len(index) else math.nan,
-            "Total Return": self.total_return,
-            "Annual Return": self.annual_return,
-            "Annual Volatility": self.annual_volatility,
-            "Sharpe Ratio": self.sharpe_ratio,
-            "Sortino Ratio": self.sortino_ratio,
-            "Calmar Ratio": self.calmar_ratio,
-            "Max Drawdown": self.max_drawdown,
-            "Max Drawdown Duration (bars)": self.max_drawdown_duration,
-            "Trades": self.num_trades,
-            "Win Rate": self.win_rate,
-            "Avg Win": self.avg_win,
-            "Avg Loss": self.avg_loss,
-            "Profit Factor": self.profit_factor,
-            "Expectancy": self.expectancy,
-            "MCPT p-value": self.mcpt_p_value,
-            "Significant": self.is_significant,
-            "Periods per Year": self.periods_per_year,
-        })
-        return pd.Series(rows, dtype=object, name="stats")
 
 
 class BacktestRunner:
@@ -200,26 +111,32 @@ class BacktestRunner:
         ex = simulate(open_, close, target, initial_capital=self.initial_capital,
                       transaction_cost=self.transaction_cost, slippage=self.slippage)
         table = extract_trades(ex, float(close[-1]))
-        periods = self.periods_per_year or periods_per_year(index)
-        stats = compute_metrics(ex.equity, self.initial_capital, table.returns, table.pnl,
-                                target, periods=periods, risk_free_rate=self.risk_free_rate)
+        trips = round_trips(table)
         test = None
         if validate and self.permutations > 0:
             test = permutation_test(target, bar_returns(open_, close),
                                     n_permutations=self.permutations, seed=self.seed)
-        return self._result(stats, index, ex.equity, target, _trades_frame(table, index),
-                            periods, test)
+        lots = {"return": table.returns, **{c: getattr(table, c) for c in TRADE_COLUMNS
+                                            if hasattr(table, c)}}
+        return self._result(index, ex.equity, target, _frame(lots, index, TRADE_COLUMNS),
+                            _frame(trips, index, ROUND_TRIP_COLUMNS), test)
 
-    def _result(self, stats: dict[str, Any], index: pd.Index, equity: np.ndarray,
-                target: np.ndarray, trades: pd.DataFrame, periods: float,
-                test: PermutationTest | None) -> BacktestResult:
-        p_value = test.p_value if test is not None else math.nan
+    def _result(self, index: pd.Index, equity: np.ndarray, target: np.ndarray,
+                trades: pd.DataFrame, trips: pd.DataFrame, test: PermutationTest | None,
+                exposed: np.ndarray | None = None) -> BacktestResult:
+        periods = self.periods_per_year or periods_per_year(index)
+        stats = compute_metrics(
+            equity, self.initial_capital, trades["return"].to_numpy(dtype=np.float64),
+            trades["pnl"].to_numpy(dtype=np.float64),
+            target if exposed is None else exposed, periods=periods,
+            risk_free_rate=self.risk_free_rate, round_trips=len(trips),
+            p_value=test.p_value if test is not None else math.nan,
+            significance=self.significance)
         return BacktestResult(
-            **stats,
-            mcpt_p_value=p_value,
-            is_significant=bool(p_value < self.significance),
+            stats=stats,
             equity_curve=pd.Series(equity, index=index, name="equity"),
             trades=trades,
+            round_trips=trips,
             positions=pd.Series(target, index=index, name="position"),
             initial_capital=self.initial_capital,
             periods_per_year=periods,
@@ -242,8 +159,9 @@ class BacktestRunner:
         Each ticker is simulated on its own sleeve of ``initial_capital / k``; the result's
         equity is the sum of the sleeves (each carried forward between its own bars),
         ``positions`` the mean of the sleeves' weights (net exposure of the whole book),
-        and ``trades`` all round trips with a ``ticker`` column. The permutation test
-        permutes each ticker's returns independently and sums the sleeves' statistics.
+        and ``trades`` / ``round_trips`` those of every sleeve with a ``ticker`` column.
+        The permutation test permutes each ticker's returns independently and sums the
+        sleeves' statistics.
         """
         if isinstance(signals, Mapping):
             per_ticker = dict(signals)
@@ -258,7 +176,7 @@ class BacktestRunner:
             raise BacktestInputError(f"signals for tickers without prices: {unknown}")
         sleeve = BacktestRunner(self.initial_capital / len(tickers), self.transaction_cost,
                                 self.slippage, permutations=0, hold=self.hold)
-        equities, weights, trades, nulls = [], [], [], []
+        equities, weights, trades, trips, nulls = [], [], [], [], []
         observed = 0.0
         for k, ticker in enumerate(tickers):
             index, open_, close = price_arrays(prices_by_ticker[ticker])
@@ -270,6 +188,7 @@ class BacktestRunner:
             equities.append(part.equity_curve.rename(ticker))
             weights.append(part.positions.rename(ticker))
             trades.append(part.trades.assign(ticker=ticker))
+            trips.append(part.round_trips.assign(ticker=ticker))
             if validate and self.permutations > 0:
                 seed = None if self.seed is None else self.seed + k
                 test = permutation_test(target, bar_returns(open_, close),
@@ -282,22 +201,27 @@ class BacktestRunner:
         equity = book.sum(axis=1).to_numpy()
         exposure = pd.concat(weights, axis=1).reindex(book.index).ffill().fillna(0.0)
         net = exposure.mean(axis=1).to_numpy()
-        all_trades = pd.concat(trades, ignore_index=True).sort_values("entry_time",
-                                                                      kind="stable")
-        returns = all_trades["return"].to_numpy(dtype=np.float64)
-        pnl = all_trades["pnl"].to_numpy(dtype=np.float64)
-        periods = self.periods_per_year or periods_per_year(book.index)
-        stats = compute_metrics(equity, self.initial_capital, returns, pnl,
-                                exposure.abs().sum(axis=1).to_numpy(), periods=periods,
-                                risk_free_rate=self.risk_free_rate)
+        all_trades = _concat(trades)
+        all_trips = _concat(trips)
+        # A trade's round_trip points into the combined round-trip table.
+        offsets = np.cumsum([0] + [len(t) for t in trips[:-1]])
+        all_trades["round_trip"] += np.repeat(offsets, [len(t) for t in trades])
         test = None
         if nulls:
             null = np.sum(nulls, axis=0)
             scale = 1e-9 * max(abs(observed), float(np.abs(null).max()))
             p = (1 + int(np.count_nonzero(null >= observed - scale))) / (1 + len(null))
             test = PermutationTest(p, observed, null)
-        return self._result(stats, book.index, equity, net,
-                            all_trades.reset_index(drop=True), periods, test)
+        # Both tables in time order; trades keep pointing at their round trip.
+        trip_order = np.argsort(all_trips["entry_time"].to_numpy(), kind="stable")
+        renumber = np.empty(len(trip_order), dtype=np.int64)
+        renumber[trip_order] = np.arange(len(trip_order))
+        all_trades["round_trip"] = renumber[all_trades["round_trip"].to_numpy()]
+        order = np.argsort(all_trades["entry_time"].to_numpy(), kind="stable")
+        return self._result(book.index, equity, net,
+                            all_trades.iloc[order].reset_index(drop=True),
+                            all_trips.iloc[trip_order].reset_index(drop=True), test,
+                            exposed=exposure.abs().sum(axis=1).to_numpy())
 
     # ------------------------------------------------------------------ comparison, reports
 
@@ -321,12 +245,6 @@ class BacktestRunner:
             rows[name] = result.metrics()
         return pd.DataFrame.from_dict(rows, orient="index")
 
-    def generate_report(self, result: BacktestResult) -> str:
-        """Plain-text report of a result (see :func:`gnosis.backtest.report.generate_report`)."""
-        from gnosis.backtest.report import generate_report
-
-        return generate_report(result)
-
 
 def bar_returns(open_: np.ndarray, close: np.ndarray) -> np.ndarray:
     """Return earned by the position held over each bar: open to next open (last: to close)."""
@@ -335,18 +253,15 @@ def bar_returns(open_: np.ndarray, close: np.ndarray) -> np.ndarray:
         return np.where(open_ > 0, nxt / open_ - 1.0, 0.0)
 
 
-def _trades_frame(table: Any, index: pd.Index) -> pd.DataFrame:
-    return pd.DataFrame({
-        "entry_time": index[table.entry_bar],
-        "exit_time": index[table.exit_bar],
-        "entry_bar": table.entry_bar,
-        "exit_bar": table.exit_bar,
-        "direction": table.direction,
-        "size": table.size,
-        "entry_price": table.entry_price,
-        "exit_price": table.exit_price,
-        "pnl": table.pnl,
-        "return": table.returns,
-        "fees": table.fees,
-        "closed": table.closed,
-    }, columns=list(_TRADE_COLUMNS))
+def _frame(columns: Mapping[str, np.ndarray], index: pd.Index,
+           names: tuple[str, ...]) -> pd.DataFrame:
+    """A trades-like table: bar numbers also as times from ``index``."""
+    return pd.DataFrame({"entry_time": index[columns["entry_bar"]],
+                         "exit_time": index[columns["exit_bar"]], **columns},
+                        columns=list(names))
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames stacked, skipping empty ones (their all-NA columns would blur the dtypes)."""
+    full = [f for f in frames if len(f)]
+    return pd.concat(full, ignore_index=True) if full else frames[0].iloc[:0].copy()

@@ -132,7 +132,7 @@ def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
     several intervals of one ticker, choose one with ``interval``.
     """
     from gnosis.backtest import BacktestRunner
-    from gnosis.backtest.report import feature_uncertainty, write_html_report
+    from gnosis.backtest.report import feature_uncertainty, generate_report, write_html_report
     from gnosis.sinks.files import read_signals
 
     console = console or Console(stderr=True)
@@ -166,7 +166,7 @@ def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
                       for t in tickers}
     report_dir.mkdir(parents=True, exist_ok=True)
     table = runner.compare_strategies(per_ticker)
-    text = (runner.generate_report(book) + "\n\nPer ticker\n" + "-" * 48 + "\n"
+    text = (generate_report(book) + "\n\nPer ticker\n" + "-" * 48 + "\n"
             + table[["total_return", "sharpe_ratio", "max_drawdown", "num_trades",
                      "win_rate", "mcpt_p_value"]].to_string(float_format=lambda v: f"{v:.4f}"))
     k = settings.rules.hurst_significance

@@ -9,6 +9,7 @@ collectors, so ``/metrics`` shows memory and CPU next to the engine's own series
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -23,8 +24,10 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from gnosis.backtest.metrics import STATISTICS
+
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from gnosis.backtest.result import BacktestResult
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
@@ -101,48 +104,32 @@ CONSUMER_LAG = Gauge("gnosis_consumer_lag_messages", "Messages behind the partit
 MODEL_INFO = Info("gnosis_sentiment_model", "The sentiment model in use.", registry=REGISTRY)
 
 # Results of the latest backtest per strategy, for a backtest or replay process that serves
-# /metrics (gnosis.sinks.http.serve_metrics) while it runs.
-BACKTEST_TOTAL_RETURN = Gauge("gnosis_backtest_total_return",
-                              "Total return of the latest backtest (fraction, 0.1 = +10 %).",
-                              ["strategy"], registry=REGISTRY)
-BACKTEST_SHARPE_RATIO = Gauge("gnosis_backtest_sharpe_ratio",
-                              "Annualised Sharpe ratio of the latest backtest.",
-                              ["strategy"], registry=REGISTRY)
-BACKTEST_MAX_DRAWDOWN = Gauge("gnosis_backtest_max_drawdown",
-                              "Maximum drawdown of the latest backtest (fraction, positive).",
-                              ["strategy"], registry=REGISTRY)
-BACKTEST_WIN_RATE = Gauge("gnosis_backtest_win_rate",
-                          "Fraction of winning trades in the latest backtest.",
-                          ["strategy"], registry=REGISTRY)
-BACKTEST_TRADES = Gauge("gnosis_backtest_trades", "Trades in the latest backtest.",
-                        ["strategy"], registry=REGISTRY)
-BACKTEST_P_VALUE = Gauge("gnosis_backtest_p_value",
-                         "Permutation-test p-value of the latest backtest.",
-                         ["strategy"], registry=REGISTRY)
-
-_BACKTEST_GAUGES = {
-    "total_return": BACKTEST_TOTAL_RETURN,
-    "sharpe_ratio": BACKTEST_SHARPE_RATIO,
-    "max_drawdown": BACKTEST_MAX_DRAWDOWN,
-    "win_rate": BACKTEST_WIN_RATE,
-    "trades": BACKTEST_TRADES,
-    "p_value": BACKTEST_P_VALUE,
+# /metrics (gnosis.sinks.http.serve_metrics) while it runs. Names, help and formulas come
+# from the one list of statistics, so a renamed statistic cannot drift from its gauge.
+BACKTEST_GAUGES: dict[str, Gauge] = {
+    stat.key: Gauge(f"gnosis_backtest_{stat.gauge}", stat.formula, ["strategy"],
+                    registry=REGISTRY)
+    for stat in STATISTICS if stat.gauge is not None
 }
+"""Gauge of each exported statistic, keyed by the statistic's key."""
 
 
-def publish_backtest(strategy: str, results: Mapping[str, float]) -> None:
+def publish_backtest(strategy: str, results: BacktestResult | Mapping[str, float]) -> None:
     """Set the ``gnosis_backtest_*`` gauges of ``strategy`` from a backtest's results.
 
-    Keys are ``total_return``, ``sharpe_ratio``, ``max_drawdown``, ``win_rate``,
-    ``trades`` and ``p_value``; missing ones are left as they were, unknown ones are an
-    error (so a renamed statistic cannot silently stop updating a dashboard).
+    ``results`` is a :class:`~gnosis.backtest.result.BacktestResult` (every exported
+    statistic is set) or a mapping with some of the keys of :data:`BACKTEST_GAUGES`;
+    missing ones are left as they were, unknown ones are an error (so a renamed
+    statistic cannot silently stop updating a dashboard).
     """
-    unknown = set(results) - set(_BACKTEST_GAUGES)
+    values = results if isinstance(results, Mapping) else {
+        key: results.stats[key] for key in BACKTEST_GAUGES}
+    unknown = set(values) - set(BACKTEST_GAUGES)
     if unknown:
         raise KeyError(f"unknown backtest statistics {sorted(unknown)}; "
-                       f"expected some of {sorted(_BACKTEST_GAUGES)}")
-    for key, value in results.items():
-        _BACKTEST_GAUGES[key].labels(strategy).set(float(value))
+                       f"expected some of {sorted(BACKTEST_GAUGES)}")
+    for key, value in values.items():
+        BACKTEST_GAUGES[key].labels(strategy).set(float(value))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -101,13 +101,25 @@ def test_numeric_targets_and_position_sizes():
     assert result.exposure == pytest.approx(4 / 6)
 
 
-def test_resizing_stays_one_trade():
+def test_scaling_in_opens_lots_within_one_round_trip():
     sizes = [0.5, 1.0, 1.0, 1.0, 1.0, 1.0]
     result = BacktestRunner(CAPITAL, 0, 0).run(labels("BUY", "BUY", "HOLD", "SELL", "HOLD",
                                                       "HOLD"), PRICES, sizes, validate=False)
     assert result.positions.tolist() == [0, 0.5, 1.0, 1.0, -1.0, -1.0]
-    assert result.trades.direction.tolist() == [1, -1]
-    assert result.trades.pnl.sum() == pytest.approx(result.equity_curve.iloc[-1] - CAPITAL)
+    trades = result.trades
+    # Two long lots at their own opens (bars 1 and 2), both closed by the reversal at bar 4.
+    assert trades.direction.tolist() == [1, 1, -1]
+    assert trades.entry_price.tolist() == [101.0, 102.0, 103.0]
+    assert trades.exit_bar.tolist()[:2] == [4, 4]
+    assert trades.round_trip.tolist() == [0, 0, 1]
+    first = trades.iloc[0]
+    assert first["return"] == pytest.approx(103.0 / 101.0 - 1)
+    assert trades.pnl.sum() == pytest.approx(result.equity_curve.iloc[-1] - CAPITAL)
+    trip = result.round_trips.iloc[0]
+    assert (trip.lots, trip.direction, trip.exit_price) == (2, 1, 103.0)
+    assert trip.entry_price == pytest.approx(np.average([101.0, 102.0],
+                                                        weights=trades["size"][:2]))
+    assert result.num_round_trips == 2
 
 
 def make_signal(ts: int, kind: str, size: float) -> TradingSignal:
@@ -155,3 +167,19 @@ def test_portfolio_splits_capital_equally():
     assert sorted(book.trades.ticker) == ["X", "Y"]
     assert book.positions.tolist() == [0, 0, 0, 0, 0, 0]  # long X and short Y net out
     assert 0 < book.mcpt_p_value <= 1
+
+
+def test_portfolio_trades_point_at_their_round_trips():
+    # Y trades earlier than X, so the time-ordered round trips interleave the tickers.
+    x = labels("HOLD", "HOLD", "BUY", "HOLD", "SELL", "HOLD")
+    y = labels("BUY", "SELL", "HOLD", "BUY", "HOLD", "HOLD")
+    book = BacktestRunner(CAPITAL, 0, 0).run_portfolio(
+        {"X": x, "Y": y}, {"X": PRICES, "Y": PRICES}, position_sizes=1.0, validate=False)
+    trips = book.round_trips
+    assert trips.entry_time.is_monotonic_increasing
+    assert trips.ticker.tolist()[:2] == ["Y", "Y"]
+    for trade in book.trades.itertuples():
+        trip = trips.iloc[trade.round_trip]
+        assert (trip.ticker, trip.direction) == (trade.ticker, trade.direction)
+        assert trip.entry_time <= trade.entry_time
+    assert trips.pnl.sum() == pytest.approx(book.trades.pnl.sum())

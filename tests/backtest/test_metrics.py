@@ -65,3 +65,43 @@ def test_periods_per_year_from_spacing(freq, expected):
 
 def test_periods_per_year_without_times_uses_default():
     assert periods_per_year(pd.RangeIndex(10)) == 252
+
+
+def test_every_statistic_is_defined_once_and_computed():
+    from gnosis.backtest.metrics import STATISTICS, compute_metrics
+
+    keys = [s.key for s in STATISTICS]
+    assert len(set(keys)) == len(keys)
+    assert len({s.label for s in STATISTICS}) == len(keys)
+    equity = np.array([100.0, 101.0, 99.0, 103.0])
+    stats = compute_metrics(equity, 100.0, np.array([0.01, -0.02]), np.array([1.0, -2.0]),
+                            np.array([0, 1, 1, 0]), periods=252, round_trips=1)
+    assert list(stats) == keys
+
+
+def test_result_exposes_statistics_and_exporter_publishes_them():
+    import pickle
+
+    from gnosis.backtest import BacktestRunner
+    from gnosis.backtest.metrics import STATISTICS
+    from gnosis.sinks import metrics as prom
+
+    prices = pd.DataFrame({"Open": [10.0, 11.0, 12.0, 11.0], "Close": [11.0, 12.0, 11.0, 12.0]},
+                          index=pd.date_range("2024-01-01", periods=4, freq="D"))
+    result = BacktestRunner(1_000.0, 0.0, 0.0).run(pd.Series([1.0, 1.0, 0.0, 0.0],
+                                                             index=prices.index),
+                                                   prices, validate=False)
+    assert result.total_return == result.stats["total_return"]
+    assert pickle.loads(pickle.dumps(result)).sharpe_ratio == pytest.approx(
+        result.sharpe_ratio, nan_ok=True)
+    assert list(result.as_series().index[-len(STATISTICS) - 1:-1]) == [
+        s.label for s in STATISTICS]
+    with pytest.raises(AttributeError):
+        _ = result.no_such_statistic
+    prom.publish_backtest("unit-test", result)
+    exported = [s for s in STATISTICS if s.gauge]
+    assert sorted(prom.BACKTEST_GAUGES) == sorted(s.key for s in exported)
+    for stat in exported:
+        value = prom.REGISTRY.get_sample_value(f"gnosis_backtest_{stat.gauge}",
+                                               {"strategy": "unit-test"})
+        assert value == pytest.approx(float(result.stats[stat.key]), nan_ok=True)

@@ -41,6 +41,7 @@ def test_html_report_is_self_contained(result, tmp_path):
     assert page.count("<svg") == 4  # price, equity, drawdown, position
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
     assert "<script" not in page
+    assert 'id="trades"' in page and 'id="round-trips"' in page
     buys = page.count('class="marker buy"')
     sells = page.count('class="marker sell"')
     assert buys + sells == int((result.positions.diff().fillna(result.positions) != 0).sum())

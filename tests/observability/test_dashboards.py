@@ -50,8 +50,8 @@ def exported() -> dict[str, set[str]]:
     metrics.OPERATION_ERRORS.labels("dashboard_test")
     metrics.ALERTS.labels("dashboard_test", "duration_ms")
     metrics.publish_backtest("dashboard_test", {"total_return": 0.1, "sharpe_ratio": 1.0,
-                                                "max_drawdown": 0.05, "win_rate": 0.5,
-                                                "trades": 10, "p_value": 0.2})
+                                                "max_drawdown": -0.05, "win_rate": 0.5,
+                                                "num_trades": 10, "mcpt_p_value": 0.2})
     body, _ = metrics.render()
     out: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(body.decode()):
