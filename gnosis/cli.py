@@ -16,6 +16,7 @@ from rich.console import Console
 
 from gnosis.config import ConfigError, Settings
 from gnosis.models.cli import app as model_app
+from gnosis.models.news_cli import app as news_app
 from gnosis.streams.kafka.cli import app as kafka_app
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 app.add_typer(kafka_app, name="kafka", help="Run a local Apache Kafka broker (KRaft).")
 app.add_typer(model_app, name="model", help="Export and inspect sentiment models.")
+app.add_typer(news_app, name="news", help="Score news archives once into the score store.")
 
 console = Console(stderr=True)
 ConfigOption = Annotated[
@@ -137,12 +139,14 @@ def main() -> None:
     from rich.markup import escape
 
     from gnosis.events import InvalidEvent
+    from gnosis.models.sentiment.providers import ProviderError
     from gnosis.replay.readers import ReaderError
     from gnosis.replay.run import ReplayError
 
     try:
         app()
-    except (ConfigError, InvalidEvent, ReaderError, ReplayError, FileNotFoundError) as exc:
+    except (ConfigError, InvalidEvent, ProviderError, ReaderError, ReplayError,
+            FileNotFoundError) as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -112,7 +112,10 @@ def replay_frame(bars: pd.DataFrame, news: pd.DataFrame | None = None,
         bars: columns ``ticker, ts`` (int64 ns, bar close), ``open, high, low, close,
             volume`` and optionally ``interval``. Within a ticker, a bar not strictly
             after the previous one is skipped, as the live worker deadletters it.
-        news: columns ``ts``, ``tickers`` (sequences) and ``headline``.
+        news: columns ``ts``, ``tickers`` (sequences) and ``headline``, and ``score``
+            when the headlines are already scored; otherwise they are scored through the
+            score store when ``sentiment.store_dir`` is set (only what it lacks goes to
+            the model), else by the scorer.
         settings: configuration; defaults apply when omitted.
         scorer: headline scorer; the configured one when omitted.
         on_ticker: called with (ticker, bars) after each ticker, e.g. to drive a
@@ -121,12 +124,18 @@ def replay_frame(bars: pd.DataFrame, news: pd.DataFrame | None = None,
     Returns:
         The signal frame (:data:`SIGNAL_COLUMNS`), sorted by ``ts`` then ``ticker``.
     """
-    from gnosis.models.sentiment import load_scorer
+    from gnosis.models.sentiment import load_scorer, score_column
 
     settings = settings or Settings()
     scorer = scorer or load_scorer(settings.sentiment)
     if news is not None and len(news):
-        scores = score_headlines(scorer, news["headline"].tolist())
+        if "score" in news:
+            scores = news["score"].to_numpy(dtype=np.float64)
+        elif settings.sentiment.store_dir:
+            scores, _ = score_column(news["headline"].to_numpy(), scorer,
+                                     settings.sentiment.store_dir)
+        else:
+            scores = score_headlines(scorer, news["headline"].tolist())
         flat = explode_news(news, scores)
         news_by_ticker = dict(tuple(flat.groupby("ticker", sort=False)))
     else:

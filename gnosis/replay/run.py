@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.console import Console
@@ -12,6 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gnosis.config import Settings
 from gnosis.replay.readers import BarsLoad, RowError, read_bars, read_news
+
+if TYPE_CHECKING:
+    from gnosis.models.sentiment import SentimentScorer
 
 _SHOWN_ERRORS = 10
 
@@ -56,7 +60,16 @@ def replay_files(bars_path: Path, news_path: Path | None, out: Path, *, settings
         report_row_errors(news.errors, console)
         news_frame = news.frame
     if via == "inprocess":
-        frame = _replay_inprocess(bars, news_frame, settings)
+        from gnosis.models.sentiment import load_scorer, score_column
+
+        scorer = load_scorer(settings.sentiment)
+        if news_frame is not None and settings.sentiment.store_dir:
+            with console.status("scoring headlines (score store first)…"):
+                scores, report = score_column(news_frame["headline"].to_numpy(), scorer,
+                                              settings.sentiment.store_dir)
+            console.print(f"news: {report}", highlight=False, soft_wrap=True)
+            news_frame = news_frame.assign(score=scores)
+        frame = _replay_inprocess(bars, news_frame, settings, scorer)
         written = write_signals(frame, out)
     else:
         signals = _replay_kafka(bars.frame, news_frame, settings, speed)
@@ -66,14 +79,14 @@ def replay_files(bars_path: Path, news_path: Path | None, out: Path, *, settings
             f"→ {out}")
 
 
-def _replay_inprocess(bars: BarsLoad, news: pd.DataFrame | None,
-                      settings: Settings) -> pd.DataFrame:
+def _replay_inprocess(bars: BarsLoad, news: pd.DataFrame | None, settings: Settings,
+                      scorer: SentimentScorer) -> pd.DataFrame:
     from gnosis.replay.inprocess import replay_frame
 
     with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("bars"), TimeElapsedColumn(), transient=True) as progress:
         task = progress.add_task("replay", total=len(bars.frame))
-        return replay_frame(bars.frame, news, settings,
+        return replay_frame(bars.frame, news, settings, scorer,
                             on_ticker=lambda _t, n: progress.advance(task, n))
 
 

@@ -44,7 +44,7 @@ def torch_logits(checkpoint) -> np.ndarray:
 
 @pytest.mark.parametrize("optimize", [False, True], ids=["plain", "optimized"])
 def test_fp32_matches_torch(tmp_path, checkpoint, torch_logits, optimize: bool) -> None:
-    export_model(checkpoint, tmp_path, optimize=optimize, quantize=False)
+    export_model(checkpoint, tmp_path, optimize=optimize, precision="fp32")
     scorer = OnnxSentimentScorer(tmp_path)
     np.testing.assert_allclose(scorer.logits(HEADLINES), torch_logits, atol=1e-4)
     # dynamic axes: one headline of another length runs too, and agrees
@@ -53,7 +53,7 @@ def test_fp32_matches_torch(tmp_path, checkpoint, torch_logits, optimize: bool) 
 
 
 def test_int8_is_close_to_torch(tmp_path, checkpoint, torch_logits) -> None:
-    manifest = export_model(checkpoint, tmp_path, optimize=True, quantize=True)
+    manifest = export_model(checkpoint, tmp_path, optimize=True, precision="int8")
     logits = OnnxSentimentScorer(tmp_path).logits(HEADLINES)
     error = float(np.abs(logits - torch_logits).max())
     agreement = float((logits.argmax(1) == torch_logits.argmax(1)).mean())
@@ -66,7 +66,7 @@ def test_int8_is_close_to_torch(tmp_path, checkpoint, torch_logits) -> None:
 
 def test_directory_layout_and_manifest(tmp_path, checkpoint) -> None:
     manifest = export_model(checkpoint, tmp_path / "out", max_length=48, optimize=False,
-                            quantize=False)
+                            precision="fp32")
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["labels.json", "manifest.json",
                                                     "model.onnx", "tokenizer.json"]
@@ -88,7 +88,7 @@ def test_labels_follow_id2label(tmp_path, checkpoint) -> None:
     for item in checkpoint.iterdir():
         (relabelled / item.name).write_bytes(item.read_bytes())
     (relabelled / "config.json").write_text(json.dumps(config))
-    manifest = export_model(relabelled, tmp_path / "out", optimize=False, quantize=False)
+    manifest = export_model(relabelled, tmp_path / "out", optimize=False, precision="fp32")
     assert manifest.labels == ("neutral", "positive", "negative")
     scorer = OnnxSentimentScorer(tmp_path / "out")
     logits = scorer.logits(["Acme beats"])[0]
