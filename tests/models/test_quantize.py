@@ -1,4 +1,4 @@
-"""Quantise and optimise the committed tiny model (needs only onnx + onnxruntime)."""
+"""Quantise, halve and optimise the committed tiny model (needs only onnx + onnxruntime)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ pytest.importorskip("onnx", reason="quantisation needs the 'onnx' package")
 from typer.testing import CliRunner
 
 from gnosis.models.cli import app
-from gnosis.models.export import optimize_model, quantize_model
+from gnosis.models.export import convert_fp16, optimize_model, quantize_model
 from gnosis.models.sentiment import TINY_MODEL_DIR, OnnxSentimentScorer
 from gnosis.models.sentiment.synthetic import synthetic_headlines
 
@@ -33,6 +33,26 @@ def test_int8_agrees_with_fp32(tmp_path, tiny: OnnxSentimentScorer) -> None:
     print(f"tiny int8 vs fp32: max abs probability error {error:.3f}, agreement {agreement:.2f}")
     assert error < 0.1
     assert agreement >= 0.95
+
+
+def test_fp16_agrees_with_fp32(tmp_path, tiny: OnnxSentimentScorer) -> None:
+    manifest = convert_fp16(TINY_MODEL_DIR, tmp_path)
+    half = OnnxSentimentScorer(tmp_path)
+    assert manifest.precision == "fp16"
+    assert half.model_id.startswith("tiny-finbert-onnx-fp16@")
+    assert half.digest != tiny.digest
+    fp32, h = _probs(tiny), _probs(half)
+    error = float(np.abs(fp32 - h).max())
+    print(f"tiny fp16 vs fp32: max abs probability error {error:.4f}")
+    assert error < 2e-3  # fp16 carries ~3 significant digits
+    assert (fp32.argmax(1) == h.argmax(1)).mean() >= 0.98
+
+
+def test_cli_convert(tmp_path) -> None:
+    result = CliRunner().invoke(app, ["convert", str(TINY_MODEL_DIR), "-o", str(tmp_path),
+                                      "--precision", "fp16"])
+    assert result.exit_code == 0, result.output
+    assert "tiny-finbert-onnx-fp16@" in result.output
 
 
 def test_optimized_graph_keeps_scores(tmp_path, tiny: OnnxSentimentScorer) -> None:

@@ -61,7 +61,8 @@ def _gnosis(*args: str) -> list[str]:
 
 
 @given(st.lists(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(
-    [" ", "\t", "A", "z", "\x00", "\u00a0", "ß", "\x7f"]), max_size=40), max_size=30))
+    [" ", "\t", "A", "z", "\x00", "\u00a0", "ß", "\x7f"]), max_size=40)
+    | st.sampled_from(["é " * 2100, "Ab  " * 1100, " x" * 2100]), max_size=30))
 def test_vectorised_keys_equal_normalise_key(texts: list[str]) -> None:
     assert normalise_keys(texts).to_pylist() == [normalise_key(t) for t in texts]
 

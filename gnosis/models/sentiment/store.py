@@ -61,8 +61,10 @@ def normalise_keys(texts: Sequence[object] | pa.Array | pa.ChunkedArray) -> pa.A
         texts = texts.cast(pa.string())
     plain = pc.and_(pc.string_is_ascii(texts), pc.ascii_is_printable(texts))
     plain = pc.fill_null(plain, False)
-    fast = pc.ascii_lower(pc.utf8_trim(pc.replace_substring_regex(
-        pc.utf8_slice_codeunits(texts, 0, MAX_CHARS), " {2,}", " "), " "))
+    cut = texts
+    if len(texts) and (pc.max(pc.binary_length(texts)).as_py() or 0) > MAX_CHARS:
+        cut = pc.utf8_slice_codeunits(texts, 0, MAX_CHARS)  # ASCII: characters are bytes
+    fast = pc.ascii_lower(pc.utf8_trim(pc.replace_substring_regex(cut, " {2,}", " "), " "))
     other = np.flatnonzero(~plain.to_numpy(zero_copy_only=False))
     if not len(other):
         return fast
@@ -246,8 +248,8 @@ def score_column(headlines: Sequence[object] | pa.Array | pa.ChunkedArray,
     """Scores in [-1, 1] for many headlines: from the store in ``store_dir`` where it has
     them, else from ``scorer`` (each distinct headline once, sent as its normalised key)
     and then written to the store."""
-    keys = normalise_keys(headlines)
-    distinct = pc.unique(keys)
+    encoded = pc.dictionary_encode(normalise_keys(headlines))
+    distinct, positions = encoded.dictionary, encoded.indices.to_numpy()
     store = ScoreStore.for_scorer(store_dir, scorer)
     values, found = store.lookup(distinct)
     missing = np.flatnonzero(~found)
@@ -255,8 +257,8 @@ def score_column(headlines: Sequence[object] | pa.Array | pa.ChunkedArray,
         texts = distinct.take(pa.array(missing)).to_pylist()
         values[missing] = score_texts(scorer, texts)
         store.append(texts, values[missing])
-    scores = values[pc.index_in(keys, value_set=distinct).to_numpy(), VALUES.index("score")]
-    report = ScoringReport(len(keys), len(distinct), int(found.sum()), len(missing),
+    scores = values[positions, VALUES.index("score")]
+    report = ScoringReport(len(positions), len(distinct), int(found.sum()), len(missing),
                            scorer.model_id, getattr(scorer, "provider", ""))
     return scores, report
 
