@@ -57,6 +57,7 @@ _TICKER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-/^=]{0,31}$"
 _ISO_PATTERN = (r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?"
                 r"(?:Z|[+-]\d{2}:\d{2})?$")
 _TICKER_SPLIT = re.compile(r"[;|]")
+_TICKER_RE = re.compile(_TICKER_PATTERN)
 
 
 class ReaderError(ValueError):
@@ -358,49 +359,58 @@ def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
+_LIST_SEPARATOR = "\x00"  # joins a Parquet list's tickers; never in a valid ticker
+
+
 def _news_tickers(column: pa.ChunkedArray, is_csv: bool) -> tuple[np.ndarray, np.ndarray]:
     """Each row's tickers as a tuple (duplicates dropped, order kept) and a mask of the rows
-    whose tickers are plainly valid: 1 to MAX_TICKERS_PER_NEWS well-formed tickers."""
+    whose tickers are plainly valid: 1 to MAX_TICKERS_PER_NEWS well-formed tickers.
+
+    Archives repeat the same few ticker cells endlessly, so each distinct cell is parsed
+    once (dictionary encoding) and rows share its tuple.
+    """
     n = len(column)
     column = _one_chunk(column)
     kind = column.type
-    if is_csv or pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        split = pc.split_pattern_regex(column, _TICKER_SPLIT.pattern)
-        values = pc.utf8_trim_whitespace(pc.list_flatten(split))
-        parents = pc.list_parent_indices(split).to_numpy()
-        keep = pc.greater(pc.utf8_length(values), 0).to_numpy(zero_copy_only=False)
-        values, parents = pc.filter(values, pa.array(keep)), parents[keep]
-        valid_rows = np.ones(n, dtype=bool)
-    elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        values = pc.list_flatten(column)
-        parents = pc.list_parent_indices(column).to_numpy()
-        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        if not (pa.types.is_string(kind.value_type)
+                or pa.types.is_large_string(kind.value_type)):
             return np.full(n, None, dtype=object), np.zeros(n, dtype=bool)
-        valid_rows = column.is_valid().to_numpy(zero_copy_only=False)
+        joined = pc.binary_join(column, _LIST_SEPARATOR)  # null if the list or a ticker is
+        # a separator inside a ticker would split it: leave such rows to the row-wise check
+        whole = pc.equal(pc.count_substring(joined, _LIST_SEPARATOR),
+                         pc.subtract(pc.list_value_length(column), 1))
+        joined = pc.if_else(pc.fill_null(whole, False), joined, pa.scalar(None, pa.string()))
+        parse = _parse_ticker_list
+    elif is_csv or pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        joined, parse = column, _parse_ticker_cell
     else:  # a single ticker per cell, or something the row-wise check must judge
         return np.full(n, None, dtype=object), np.zeros(n, dtype=bool)
-    good = pc.fill_null(pc.match_substring_regex(values, _TICKER_PATTERN), False).to_numpy(
-        zero_copy_only=False)
-    counts = np.bincount(parents, minlength=n)
-    bad_counts = np.bincount(parents, weights=~good, minlength=n)
-    ok = valid_rows & (counts > 0) & (counts <= MAX_TICKERS_PER_NEWS) & (bad_counts == 0)
-    flat = values.to_numpy(zero_copy_only=False)
-    out = np.empty(n, dtype=object)
-    bounds = np.concatenate(([0], np.cumsum(counts)))
-    single = counts == 1
-    firsts = flat[bounds[:-1][single]]
-    out[single] = np.fromiter(zip(firsts), dtype=object, count=len(firsts))
-    for k in np.unique(counts[counts > 1]).tolist():  # rows naming k tickers, k at a time
-        rows = np.flatnonzero(counts == k)
-        columns = [flat[bounds[rows] + j] for j in range(k)]
-        out[rows] = np.fromiter(zip(*columns, strict=True), dtype=object, count=len(rows))
-        repeated = np.zeros(len(rows), dtype=bool)
-        for a in range(k):
-            for b in range(a + 1, k):
-                repeated |= columns[a] == columns[b]
-        for i in rows[repeated].tolist():
-            out[i] = tuple(dict.fromkeys(out[i]))
-    return out, ok
+    encoded = pc.dictionary_encode(joined)
+    parsed = [parse(cell) for cell in encoded.dictionary.to_pylist()]
+    tuples = np.empty(len(parsed) + 1, dtype=object)  # the last entry stands for null
+    tuples[:-1] = np.fromiter(parsed, dtype=object, count=len(parsed))
+    valid = np.array([t is not None for t in parsed] + [False])
+    codes = pc.fill_null(encoded.indices, len(parsed)).to_numpy()
+    return tuples[codes], valid[codes]
+
+
+def _parse_ticker_cell(cell: str) -> tuple[str, ...] | None:
+    """A CSV (or text) cell's tickers, or None unless plainly valid."""
+    return _checked_tickers([t.strip() for t in _TICKER_SPLIT.split(cell) if t.strip()])
+
+
+def _parse_ticker_list(cell: str) -> tuple[str, ...] | None:
+    """A Parquet list's tickers (joined by the separator), or None unless plainly valid."""
+    return _checked_tickers(cell.split(_LIST_SEPARATOR))
+
+
+def _checked_tickers(tickers: list[str]) -> tuple[str, ...] | None:
+    if not 0 < len(tickers) <= MAX_TICKERS_PER_NEWS:
+        return None
+    if not all(_TICKER_RE.match(t) for t in tickers):
+        return None
+    return tuple(dict.fromkeys(tickers))
 
 
 def _news_text(column: pa.ChunkedArray, limit: int, required: bool,
