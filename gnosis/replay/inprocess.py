@@ -132,7 +132,7 @@ def replay_frame(bars: pd.DataFrame, news: pd.DataFrame | None = None,
         if "score" in news:
             scores = news["score"].to_numpy(dtype=np.float64)
         elif settings.sentiment.store_dir:
-            scores, _ = score_column(news["headline"].to_numpy(), scorer,
+            scores, _ = score_column(news["headline"], scorer,
                                      settings.sentiment.store_dir)
         else:
             scores = score_headlines(scorer, news["headline"].tolist())

@@ -65,7 +65,7 @@ def replay_files(bars_path: Path, news_path: Path | None, out: Path, *, settings
         scorer = load_scorer(settings.sentiment)
         if news_frame is not None and settings.sentiment.store_dir:
             with console.status("scoring headlines (score store first)…"):
-                scores, report = score_column(news_frame["headline"].to_numpy(), scorer,
+                scores, report = score_column(news_frame["headline"], scorer,
                                               settings.sentiment.store_dir)
             console.print(f"news: {report}", highlight=False, soft_wrap=True)
             news_frame = news_frame.assign(score=scores)

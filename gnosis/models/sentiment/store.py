@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -47,12 +48,15 @@ _STALE_TEMP_SECONDS = 3600.0
 _SCORE_CHUNK = 256
 
 
-def normalise_keys(texts: Sequence[object] | pa.Array | pa.ChunkedArray) -> pa.Array:
+def normalise_keys(texts: Sequence[object] | pd.Series | pa.Array | pa.ChunkedArray
+                   ) -> pa.Array:
     """:func:`~gnosis.models.sentiment.score.normalise_key` of many texts, vectorised.
 
     Printable ASCII (nearly every headline) is normalised with Arrow kernels; any other
     text goes through ``normalise_key`` itself, so the keys are identical.
     """
+    if isinstance(texts, pd.Series) and texts.dtype != object:
+        texts = pa.array(texts, pa.string())  # Arrow-backed strings: no Python objects
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     if not isinstance(texts, pa.Array):
@@ -242,7 +246,7 @@ class ScoringReport:
                 f"{self.model_id}{where}")
 
 
-def score_column(headlines: Sequence[object] | pa.Array | pa.ChunkedArray,
+def score_column(headlines: Sequence[object] | pd.Series | pa.Array | pa.ChunkedArray,
                  scorer: SentimentScorer | ScoreCache,
                  store_dir: str | Path) -> tuple[np.ndarray, ScoringReport]:
     """Scores in [-1, 1] for many headlines: from the store in ``store_dir`` where it has
