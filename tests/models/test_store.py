@@ -231,3 +231,23 @@ def test_cli_news_score_and_info(tmp_path) -> None:
     assert "lexicon-v1" in info.output and "30 scores in 1 part(s)" in info.output
     missing = runner.invoke(app, ["news", "score", str(news)])
     assert missing.exit_code != 0
+
+
+def test_bulk_scoring_across_processes_equals_one_process(tmp_path) -> None:
+    from gnosis.models.sentiment.bulk import ScorerSpec, score_parallel
+
+    texts = [normalise_key(h) for h in dict.fromkeys(synthetic_headlines(300, seed=15))]
+    spec = ScorerSpec(str(TINY_MODEL_DIR), batch_size=16)
+    alone = dict(zip(*_flatten(score_parallel(spec, texts, processes=1)), strict=True))
+    pooled = dict(zip(*_flatten(score_parallel(spec, texts, processes=2, chunk=40)),
+                      strict=True))
+    assert alone.keys() == pooled.keys() == set(texts)
+    assert max(abs(alone[t][3] - pooled[t][3]) for t in texts) < 1e-5
+
+
+def _flatten(chunks) -> tuple[list[str], list[tuple[float, ...]]]:
+    keys, rows = [], []
+    for texts, values in chunks:
+        keys += texts
+        rows += [tuple(v) for v in values.tolist()]
+    return keys, rows
