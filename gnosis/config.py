@@ -106,7 +106,8 @@ class SentimentConfig:
     """Processes that ``gnosis news score`` scores in; 0 for one per core on the CPU (one
     on an accelerator)."""
     bulk_threads: int = 1
-    """ONNX Runtime threads within one operator in each bulk-scoring process."""
+    """ONNX Runtime threads within one operator in each bulk-scoring process (1 thread in
+    each of one process per core measured fastest on CPUs: BENCHMARKS.md)."""
     bulk_batch_size: int = 32
     """Headlines per model call in bulk scoring (texts of similar length are batched)."""
 
