@@ -42,13 +42,13 @@ def build_models(threads: int) -> tuple[Path, Path, Path]:
 
         print("building a BERT-base checkpoint (random weights) ...", flush=True)
         build_checkpoint(checkpoint, BERT_BASE, vocab_size=30_522, seed=0)
-    for out, quantize in ((fp32, False), (int8, True)):
+    for out, precision in ((fp32, "fp32"), (int8, "int8")):
         if not (out / "manifest.json").exists():
             from gnosis.models.export import export_model
 
             print(f"exporting {out.name} ...", flush=True)
             started = time.perf_counter()
-            export_model(checkpoint, out, optimize=True, quantize=quantize,
+            export_model(checkpoint, out, optimize=True, precision=precision,
                          name=f"bert-base-random-{out.name}")
             print(f"  {time.perf_counter() - started:.0f} s", flush=True)
     return checkpoint, fp32, int8

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from gnosis.config import ConfigError, Settings
 from gnosis.models.cli import app as model_app
+from gnosis.models.news_cli import app as news_app
 from gnosis.streams.admin import app as state_app
 from gnosis.streams.kafka.cli import app as kafka_app
 
@@ -32,6 +33,7 @@ app.add_typer(kafka_app, name="kafka", help="Run a local Apache Kafka broker (KR
 app.add_typer(model_app, name="model", help="Export and inspect sentiment models.")
 app.add_typer(state_app, name="state",
               help="Inspect or reset one ticker's live state (through Kafka, workers running).")
+app.add_typer(news_app, name="news", help="Score news archives once into the score store.")
 
 console = Console(stderr=True)
 ConfigOption = Annotated[
@@ -237,6 +239,7 @@ def main() -> None:
     from rich.markup import escape
 
     from gnosis.events import InvalidEvent
+    from gnosis.models.sentiment.providers import ProviderError
     from gnosis.replay.readers import ReaderError
     from gnosis.replay.run import ReplayError
     from gnosis.research.parameter_sweep import SweepError
@@ -244,7 +247,7 @@ def main() -> None:
 
     try:
         app()
-    except (ConfigError, InvalidEvent, ReaderError, ReplayError, SweepError,
+    except (ConfigError, InvalidEvent, ProviderError, ReaderError, ReplayError, SweepError,
             FileNotFoundError) as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)

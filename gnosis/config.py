@@ -144,6 +144,22 @@ class SentimentConfig(_Section):
     """ONNX Runtime threads across operators (the graph runs sequentially)."""
     cache_size: int = 10_000
     """Recent headline scores kept, keyed by the normalised headline."""
+    providers: str = "cpu"
+    """ONNX Runtime execution providers, comma-separated, in order of preference: cpu, cuda,
+    tensorrt, openvino, coreml, directml (or ONNX Runtime's names, e.g.
+    CUDAExecutionProvider). One the installed onnxruntime lacks is an error, never a silent
+    fallback to the CPU."""
+    store_dir: str = ""
+    """Score store folder (filled by ``gnosis news score``): replays read scores from it and
+    score only the headlines it lacks; empty for no store."""
+    bulk_processes: int = 0
+    """Processes that ``gnosis news score`` scores in; 0 for one per core on the CPU (one
+    on an accelerator)."""
+    bulk_threads: int = 1
+    """ONNX Runtime threads within one operator in each bulk-scoring process (1 thread in
+    each of one process per core measured fastest on CPUs: BENCHMARKS.md)."""
+    bulk_batch_size: int = 32
+    """Headlines per model call in bulk scoring (texts of similar length are batched)."""
 
 
 @dataclass(frozen=True)

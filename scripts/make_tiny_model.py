@@ -71,7 +71,7 @@ def main() -> None:
         checkpoint = build_checkpoint(Path(tmp) / "tiny-finbert", seed=args.seed)
         accuracy = fit(checkpoint, args.steps, args.seed)
         manifest = export_model(checkpoint, args.out, max_length=64, optimize=False,
-                                quantize=False, name="tiny-finbert-onnx-fp32")
+                                precision="fp32", name="tiny-finbert-onnx-fp32")
     source = f"scripts/make_tiny_model.py --seed {args.seed} --steps {args.steps}"
     replace(manifest, source=source).write(args.out)
     print(f"{manifest.model_id}: agreement with lexicon labels {accuracy:.3f} -> {args.out}")

@@ -122,7 +122,10 @@ def replay_frame(bars: pd.DataFrame, news: pd.DataFrame | None = None,
             edge's timestamp rules). Each (ticker, interval) is a series of its own; a
             bar repeating the close of an earlier bar of its series is skipped, as the
             live worker deadletters it (:func:`duplicate_bars` finds them).
-        news: columns ``ts``, ``tickers`` (sequences) and ``headline``.
+        news: columns ``ts``, ``tickers`` (sequences) and ``headline``, and ``score``
+            when the headlines are already scored; otherwise they are scored through the
+            score store when ``sentiment.store_dir`` is set (only what it lacks goes to
+            the model), else by the scorer.
         settings: configuration; defaults apply when omitted.
         scorer: headline scorer; the configured one when omitted.
         on_ticker: called with (ticker, bars) after each series, e.g. to drive a
@@ -132,12 +135,18 @@ def replay_frame(bars: pd.DataFrame, news: pd.DataFrame | None = None,
         The signal frame (:data:`SIGNAL_COLUMNS`), sorted by ``ts``, ``ticker`` and
         ``interval``.
     """
-    from gnosis.models.sentiment import load_scorer
+    from gnosis.models.sentiment import load_scorer, score_column
 
     settings = settings or Settings()
     scorer = scorer or load_scorer(settings.sentiment)
     if news is not None and len(news):
-        scores = score_headlines(scorer, news["headline"].tolist())
+        if "score" in news:
+            scores = news["score"].to_numpy(dtype=np.float64)
+        elif settings.sentiment.store_dir:
+            scores, _ = score_column(news["headline"], scorer,
+                                     settings.sentiment.store_dir)
+        else:
+            scores = score_headlines(scorer, news["headline"].tolist())
         flat = explode_news(news, scores)
         news_by_ticker = dict(tuple(flat.groupby("ticker", sort=False)))
     else:

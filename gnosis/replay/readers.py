@@ -12,9 +12,9 @@ Rows are validated by the same rules as the live edge (:meth:`gnosis.events.Bar.
 represented, or that lies more than ``max_future_ns`` ahead of ``now_ns`` (one clock
 reading per file, the wall clock by default), is refused as ``bad_timestamp``. A bar
 that repeats the ticker, interval and close of an earlier row is skipped as
-``duplicate_bar``, naming the row it repeats, as the live worker deadletters it. Bars are
-checked with vectorised column tests and only the rows those flag go through
-``Bar.from_dict``, which gives the exact reason, so a million-row file loads in about a
+``duplicate_bar``, naming the row it repeats, as the live worker deadletters it. Both files
+are checked with vectorised column tests and only the rows those flag go through
+``from_dict``, which gives the exact reason, so a million-row file loads in about a
 second. A bad row is skipped and reported as a
 :class:`RowError` naming file, row and field::
 
@@ -32,15 +32,23 @@ import csv
 import math
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 from gnosis.events import (
+    MAX_BODY_CHARS,
     MAX_FUTURE_NS,
+    MAX_HEADLINE_CHARS,
+    MAX_TICKERS_PER_NEWS,
     MIN_EPOCH_MS,
     TS_MAX,
     Bar,
@@ -59,6 +67,7 @@ _TICKER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-/^=]{0,31}$"
 _ISO_PATTERN = (r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?"
                 r"(?:Z|[+-]\d{2}:\d{2})?$")
 _TICKER_SPLIT = re.compile(r"[;|]")
+_TICKER_RE = re.compile(_TICKER_PATTERN)
 
 
 class ReaderError(ValueError):
@@ -125,7 +134,7 @@ def read_bars(path: str | Path, *, strict: bool = False, now_ns: int | None = No
     now = time.time_ns() if now_ns is None else now_ns
     limit = min(now + max_future_ns, TS_MAX)
     raw, is_csv = _read_table(path, floats=_PRICE_FIELDS)
-    _require_columns(raw, BAR_COLUMNS, path)
+    _require_columns(raw.columns, BAR_COLUMNS, path)
     ok, ts, values, interval = _check_bars(raw, limit)
     if is_csv and not ok.all() and any(raw[c].dtype.kind == "f" for c in _PRICE_FIELDS):
         # The typed fast path has turned bad cells into NaN; re-read them as written.
@@ -294,41 +303,222 @@ def _epoch_ns(stamps: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
 def read_news(path: str | Path, *, strict: bool = False, now_ns: int | None = None,
               max_future_ns: int = MAX_FUTURE_NS) -> NewsLoad:
     """Read and validate news items from a ``.csv`` or ``.parquet`` file (``now_ns`` and
-    ``max_future_ns`` as for :func:`read_bars`)."""
+    ``max_future_ns`` as for :func:`read_bars`).
+
+    Column-wise, as bars are: vectorised checks (Arrow compute) pass the plain rows, and
+    only the rows they flag are built one by one through ``NewsItem.from_dict``, which
+    names the exact field and reason.
+    """
     path = Path(path)
     now = time.time_ns() if now_ns is None else now_ns
-    raw, is_csv = _read_table(path)
-    _require_columns(raw, NEWS_COLUMNS, path)
-    columns = [c for c in ("id", "timestamp", "tickers", "headline", "body", "source")
-               if c in raw.columns]
-    items: list[NewsItem] = []
+    limit = min(now + max_future_ns, TS_MAX)
+    table, is_csv = _read_news_table(path)
+    _require_columns(table.column_names, NEWS_COLUMNS, path)
+    n = table.num_rows
+    ids, ok = _news_ids(table["id"])
+    ts, ts_ok = _vector_timestamps(table["timestamp"].to_pandas(), limit)
+    ok &= ts_ok
+    tickers, tickers_ok = _news_tickers(table["tickers"], is_csv)
+    ok &= tickers_ok
+    texts: dict[str, pa.Array] = {}
+    for name, longest, required in (("headline", MAX_HEADLINE_CHARS, True),
+                                    ("body", MAX_BODY_CHARS, False), ("source", 200, False)):
+        if name in table.column_names:
+            texts[name], valid = _news_text(table[name], longest, required, is_csv)
+            ok &= valid
+        else:
+            texts[name] = pa.nulls(n, pa.string())
+            ok &= not required
+
     errors: list[RowError] = []
-    lines: np.ndarray | None = None
-    for i in range(len(raw)):
-        record = _record(raw, i, columns, numeric=(), is_csv=is_csv)
-        tickers = record.get("tickers")
-        if isinstance(tickers, str):
-            record["tickers"] = [t.strip() for t in _TICKER_SPLIT.split(tickers) if t.strip()]
-        elif isinstance(tickers, np.ndarray | tuple):
-            record["tickers"] = list(tickers)
-        try:
-            items.append(NewsItem.from_dict(record, now_ns=now, max_future_ns=max_future_ns))
-        except InvalidEvent as exc:
-            if lines is None:
-                lines = _row_numbers(path, len(raw), is_csv)
-            errors.append(RowError(path.name, int(lines[i]), exc.field, exc.code, exc.detail))
-            if strict:
-                raise ReaderError(str(errors[0])) from None
+    rescued: list[tuple[int, NewsItem]] = []
+    bad = np.flatnonzero(~ok)
+    if len(bad):
+        lines = _row_numbers(path, n, is_csv)
+        rows = table.take(pa.array(bad)).to_pylist()
+        for i, row in zip(bad.tolist(), rows, strict=True):
+            try:
+                rescued.append((i, NewsItem.from_dict(_news_record(row, is_csv), now_ns=now,
+                                                      max_future_ns=max_future_ns)))
+            except InvalidEvent as exc:
+                errors.append(RowError(path.name, int(lines[i]), exc.field, exc.code,
+                                       exc.detail))
+                if strict:
+                    raise ReaderError(str(errors[0])) from None
+    # Valid rows stay in Arrow; the few that only the row-wise check accepted join them.
+    columns = {"id": ids, "ts": pa.array(ts), "row": pa.array(np.arange(n)), **texts}
+    every_tickers = tickers
+    if not ok.all():
+        keep = pa.array(ok)
+        columns = {name: column.filter(keep) for name, column in columns.items()}
+        every_tickers = tickers[ok]
+    if rescued:
+        items = [item for _, item in rescued]
+        extra = {"id": [r.id for r in items], "ts": [r.ts for r in items],
+                 "row": [i for i, _ in rescued], "headline": [r.headline for r in items],
+                 "body": [r.body for r in items], "source": [r.source for r in items]}
+        columns = {name: pa.concat_arrays([column, pa.array(extra[name], column.type)])
+                   for name, column in columns.items()}
+        every_tickers = np.concatenate([every_tickers, np.fromiter(
+            (r.tickers for r in items), dtype=object, count=len(items))])
+    merged = pa.table(columns)
+    if not _sorted(merged):
+        order = pc.sort_indices(merged, [("ts", "ascending"), ("id", "ascending"),
+                                         ("row", "ascending")])
+        merged = merged.take(order)
+        every_tickers = every_tickers[order.to_numpy()]
     frame = pd.DataFrame({
-        "id": [n.id for n in items],
-        "ts": np.array([n.ts for n in items], dtype=np.int64),
-        "tickers": [n.tickers for n in items],
-        "headline": [n.headline for n in items],
-        "body": pd.Series([n.body for n in items], dtype=object),
-        "source": pd.Series([n.source for n in items], dtype=object),
+        "id": merged["id"].to_pandas(), "ts": merged["ts"].to_numpy(),
+        "tickers": every_tickers,
+        "headline": merged["headline"].to_pandas(),
+        "body": pd.Series(merged["body"].to_numpy(zero_copy_only=False), dtype=object),
+        "source": pd.Series(merged["source"].to_numpy(zero_copy_only=False), dtype=object),
     })
-    frame = frame.sort_values(["ts", "id"], kind="stable", ignore_index=True)
     return NewsLoad(frame, errors, str(path))
+
+
+def _sorted(table: pa.Table) -> bool:
+    """Whether rows are already in (ts, id) order, as archives usually are."""
+    if table.num_rows < 2:
+        return True
+    ts = table["ts"].to_numpy()
+    step = np.diff(ts)
+    if (step < 0).any():
+        return False
+    tied = np.flatnonzero(step == 0)
+    if not len(tied):
+        return True
+    ids = table["id"].combine_chunks()
+    before, after = ids.take(pa.array(tied)), ids.take(pa.array(tied + 1))
+    return bool(pc.all(pc.less_equal(before, after)).as_py())
+
+
+def _read_news_table(path: Path) -> tuple[pa.Table, bool]:
+    """The news file as an Arrow table: every CSV cell a string ('' when empty)."""
+    if _is_parquet(path):
+        return _read_parquet(path), False
+    header = _header(path)
+    if not header:
+        raise ReaderError(f"{path.name}: file is empty (no header)")
+    try:
+        table = pa_csv.read_csv(
+            path, parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False,
+                quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise ReaderError(f"{path.name}: malformed CSV: {exc}") from None
+    return table, True
+
+
+def _news_ids(column: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """Ids as text and a mask of the cells that are plainly valid (non-empty text or an
+    integer); anything else is left to the row-wise check."""
+    column = _one_chunk(column)
+    kind = column.type
+    if pa.types.is_integer(kind):
+        ok = column.is_valid().to_numpy(zero_copy_only=False)
+        text = pc.cast(column, pa.string())
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        ok = pc.fill_null(pc.greater(pc.utf8_length(column), 0), False).to_numpy(
+            zero_copy_only=False)
+        text = column.cast(pa.string())
+    else:
+        return pa.nulls(len(column), pa.string()), np.zeros(len(column), dtype=bool)
+    return text, ok
+
+
+def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+_LIST_SEPARATOR = "\x00"  # joins a Parquet list's tickers; never in a valid ticker
+
+
+def _news_tickers(column: pa.ChunkedArray, is_csv: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's tickers as a tuple (duplicates dropped, order kept) and a mask of the rows
+    whose tickers are plainly valid: 1 to MAX_TICKERS_PER_NEWS well-formed tickers.
+
+    Archives repeat the same few ticker cells endlessly, so each distinct cell is parsed
+    once (dictionary encoding) and rows share its tuple.
+    """
+    n = len(column)
+    column = _one_chunk(column)
+    kind = column.type
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        if not (pa.types.is_string(kind.value_type)
+                or pa.types.is_large_string(kind.value_type)):
+            return np.full(n, None, dtype=object), np.zeros(n, dtype=bool)
+        joined = pc.binary_join(column, _LIST_SEPARATOR)  # null if the list or a ticker is
+        # a separator inside a ticker would split it: leave such rows to the row-wise check
+        whole = pc.equal(pc.count_substring(joined, _LIST_SEPARATOR),
+                         pc.subtract(pc.list_value_length(column), 1))
+        joined = pc.if_else(pc.fill_null(whole, False), joined, pa.scalar(None, pa.string()))
+        parse = _parse_ticker_list
+    elif is_csv or pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        joined, parse = column, _parse_ticker_cell
+    else:  # a single ticker per cell, or something the row-wise check must judge
+        return np.full(n, None, dtype=object), np.zeros(n, dtype=bool)
+    encoded = pc.dictionary_encode(joined)
+    parsed = [parse(cell) for cell in encoded.dictionary.to_pylist()]
+    tuples = np.empty(len(parsed) + 1, dtype=object)  # the last entry stands for null
+    tuples[:-1] = np.fromiter(parsed, dtype=object, count=len(parsed))
+    valid = np.array([t is not None for t in parsed] + [False])
+    codes = pc.fill_null(encoded.indices, len(parsed)).to_numpy()
+    return tuples[codes], valid[codes]
+
+
+def _parse_ticker_cell(cell: str) -> tuple[str, ...] | None:
+    """A CSV (or text) cell's tickers, or None unless plainly valid."""
+    return _checked_tickers([t.strip() for t in _TICKER_SPLIT.split(cell) if t.strip()])
+
+
+def _parse_ticker_list(cell: str) -> tuple[str, ...] | None:
+    """A Parquet list's tickers (joined by the separator), or None unless plainly valid."""
+    return _checked_tickers(cell.split(_LIST_SEPARATOR))
+
+
+def _checked_tickers(tickers: list[str]) -> tuple[str, ...] | None:
+    if not 0 < len(tickers) <= MAX_TICKERS_PER_NEWS:
+        return None
+    if not all(_TICKER_RE.match(t) for t in tickers):
+        return None
+    return tuple(dict.fromkeys(tickers))
+
+
+def _news_text(column: pa.ChunkedArray, limit: int, required: bool,
+               is_csv: bool) -> tuple[pa.Array, np.ndarray]:
+    """Text cells (null when missing) and a mask of the plainly valid ones."""
+    n = len(column)
+    column = _one_chunk(column)
+    if pa.types.is_null(column.type):
+        return pa.nulls(n, pa.string()), np.full(n, not required)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return pa.nulls(n, pa.string()), np.zeros(n, dtype=bool)
+    column = column.cast(pa.string())
+    if is_csv:  # an empty CSV cell is a missing value
+        column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+    present = column.is_valid().to_numpy(zero_copy_only=False)
+    length = pc.fill_null(pc.utf8_length(column), 0).to_numpy(zero_copy_only=False)
+    ok = (length <= limit) & (present if required else True)
+    return column, ok
+
+
+def _news_record(row: dict[str, Any], is_csv: bool) -> dict[str, Any]:
+    """One row as the mapping ``NewsItem.from_dict`` validates (CSV: '' is missing,
+    numbers are numbers, tickers are split)."""
+    record: dict[str, Any] = {}
+    for name, value in row.items():
+        if value is None or (is_csv and value == ""):
+            continue
+        if isinstance(value, float) and math.isnan(value):
+            continue
+        if is_csv and name == "timestamp":
+            value = _csv_number(value)
+        elif name == "tickers" and isinstance(value, str):
+            value = [t.strip() for t in _TICKER_SPLIT.split(value) if t.strip()]
+        record[name] = value
+    return record
 
 
 # --------------------------------------------------------------------------- shared
@@ -340,17 +530,8 @@ def _read_table(path: Path, floats: tuple[str, ...] = ()) -> tuple[pd.DataFrame,
     CSV cells are strings ('' when empty), except that ``floats`` columns are first tried
     as numbers with the fast pyarrow parser; Parquet cells keep their stored types.
     """
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
-        raise ReaderError(f"{path.name}: unsupported file type {suffix!r} "
-                          "(expected .csv or .parquet)")
-    if not path.exists():
-        raise ReaderError(f"{path}: file not found")
-    if suffix != ".csv":
-        try:
-            return pd.read_parquet(path), False
-        except Exception as exc:  # pyarrow raises several unrelated types for bad files
-            raise ReaderError(f"{path.name}: not a readable Parquet file: {exc}") from None
+    if _is_parquet(path):
+        return _read_parquet(path).to_pandas(), False
     if floats:
         # About 10x faster than parsing strings; refuses bad numbers, missing columns and
         # newlines inside quotes, all of which the string read below handles.
@@ -371,13 +552,32 @@ def _read_table(path: Path, floats: tuple[str, ...] = ()) -> tuple[pd.DataFrame,
         raise ReaderError(f"{path.name}: malformed CSV: {exc}") from None
 
 
+def _is_parquet(path: Path) -> bool:
+    """Whether ``path`` is Parquet (else CSV); other suffixes and missing files raise."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise ReaderError(f"{path.name}: unsupported file type {suffix!r} "
+                          "(expected .csv or .parquet)")
+    if not path.exists():
+        raise ReaderError(f"{path}: file not found")
+    return suffix != ".csv"
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    try:
+        return pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for bad files
+        raise ReaderError(f"{path.name}: not a readable Parquet file: {exc}") from None
+
+
 def _header(path: Path) -> list[str]:
     with path.open(newline="", encoding="utf-8", errors="replace") as fh:
         return next(csv.reader(fh), [])
 
 
-def _require_columns(raw: pd.DataFrame, required: tuple[str, ...], path: Path) -> None:
-    missing = [c for c in required if c not in raw.columns]
+def _require_columns(columns: Iterable[str], required: tuple[str, ...], path: Path) -> None:
+    present = set(columns)
+    missing = [c for c in required if c not in present]
     if missing:
         plural = "s" if len(missing) > 1 else ""
         names = ", ".join(repr(c) for c in missing)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.console import Console
@@ -13,6 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gnosis.config import Settings, duration_ns
 from gnosis.replay.readers import BarsLoad, RowError, read_bars, read_news
+
+if TYPE_CHECKING:
+    from gnosis.models.sentiment import SentimentScorer
 
 _SHOWN_ERRORS = 10
 
@@ -72,7 +76,16 @@ def replay_files(bars_path: Path, news_path: Path | None, out: Path, *, settings
         news_frame = news.frame
         news_text = f"; news: {skipped_summary(len(news.frame) + len(news.errors), news.errors)}"
     if via == "inprocess":
-        frame = _replay_inprocess(bars, news_frame, settings)
+        from gnosis.models.sentiment import load_scorer, score_column
+
+        scorer = load_scorer(settings.sentiment)
+        if news_frame is not None and settings.sentiment.store_dir:
+            with console.status("scoring headlines (score store first)…"):
+                scores, report = score_column(news_frame["headline"], scorer,
+                                              settings.sentiment.store_dir)
+            console.print(f"news: {report}", highlight=False, soft_wrap=True)
+            news_frame = news_frame.assign(score=scores)
+        frame = _replay_inprocess(bars, news_frame, settings, scorer)
         written = write_signals(frame, out)
     else:
         signals = _replay_kafka(bars.frame, news_frame, settings, speed)
@@ -85,14 +98,14 @@ def replay_files(bars_path: Path, news_path: Path | None, out: Path, *, settings
             f"{news_text} → {out}")
 
 
-def _replay_inprocess(bars: BarsLoad, news: pd.DataFrame | None,
-                      settings: Settings) -> pd.DataFrame:
+def _replay_inprocess(bars: BarsLoad, news: pd.DataFrame | None, settings: Settings,
+                      scorer: SentimentScorer) -> pd.DataFrame:
     from gnosis.replay.inprocess import replay_frame
 
     with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("bars"), TimeElapsedColumn(), transient=True) as progress:
         task = progress.add_task("replay", total=len(bars.frame))
-        return replay_frame(bars.frame, news, settings,
+        return replay_frame(bars.frame, news, settings, scorer,
                             on_ticker=lambda _t, n: progress.advance(task, n))
 
 

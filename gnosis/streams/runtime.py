@@ -141,7 +141,6 @@ class Worker:
 
     async def run(self) -> None:
         """Consume until :attr:`stopping` is set, then commit and leave the group."""
-        metrics.MODEL_INFO.info({"model_id": self.scorer.model_id})
         await self.checkpoint.start()
         self.consumer.subscribe([self.topics.bars, self.topics.news, self.topics.news_by_ticker,
                                  self.topics.control], listener=_Listener(self))
@@ -595,6 +594,7 @@ class Worker:
             "oldest_held_seconds": 0.0 if oldest is None else round(self.clock() - oldest, 3),
             "processing_guarantee": self.settings.worker.processing_guarantee,
             "sentiment_model": model_id,
+            "sentiment_provider": getattr(self.scorer, "provider", "cpu"),
             "sentiment_note": "lexicon fallback" if model_id.startswith("lexicon") else "onnx",
         }, ready
 

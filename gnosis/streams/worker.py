@@ -49,9 +49,15 @@ async def serve(settings: Settings, scorer: Any = None) -> None:
     recovery as a process restart, without losing the process.
     """
     from gnosis.models.sentiment import load_scorer
+    from gnosis.models.sentiment.cache import ScoreCache
+    from gnosis.models.sentiment.store import warm_cache
 
     await ensure_topics(settings)
     scorer = scorer if scorer is not None else load_scorer(settings.sentiment)
+    if settings.sentiment.store_dir and isinstance(scorer, ScoreCache):
+        # Headlines scored before (a bulk run, a replay) cost no model call here.
+        loaded = warm_cache(scorer, settings.sentiment.store_dir)
+        log.info("%d headline scores loaded from %s", loaded, settings.sentiment.store_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

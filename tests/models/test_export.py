@@ -1,6 +1,8 @@
 """Export a small BERT made here to ONNX and hold it to the PyTorch model's logits.
 
-Needs the ``export`` extra (torch, transformers); skipped without it.
+torch and transformers come with the ``dev`` extra (CPU use of PyPI's wheels), so these
+run in every ``make test``: they are the only check that an exported model scores like
+its source, at every precision.
 """
 
 from __future__ import annotations
@@ -9,20 +11,16 @@ import json
 
 import numpy as np
 import pytest
+import torch
+import transformers
+from typer.testing import CliRunner
 
-torch = pytest.importorskip("torch", reason="export tests need the 'export' extra (torch)")
-transformers = pytest.importorskip("transformers",
-                                   reason="export tests need the 'export' extra (transformers)")
-pytest.importorskip("onnx", reason="export tests need the 'onnx' package")
-
-from typer.testing import CliRunner  # noqa: E402
-
-from gnosis.models.cli import app  # noqa: E402
-from gnosis.models.export import export_model  # noqa: E402
-from gnosis.models.export.toy import build_checkpoint  # noqa: E402
-from gnosis.models.sentiment import ModelManifest, OnnxSentimentScorer  # noqa: E402
-from gnosis.models.sentiment.manifest import sha256_file  # noqa: E402
-from gnosis.models.sentiment.synthetic import synthetic_headlines  # noqa: E402
+from gnosis.models.cli import app
+from gnosis.models.export import PRECISIONS, export_model
+from gnosis.models.export.toy import build_checkpoint
+from gnosis.models.sentiment import ModelManifest, OnnxSentimentScorer
+from gnosis.models.sentiment.manifest import sha256_file
+from gnosis.models.sentiment.synthetic import synthetic_headlines
 
 HEADLINES = [*synthetic_headlines(31, seed=5), "Acme beats"]
 
@@ -44,7 +42,7 @@ def torch_logits(checkpoint) -> np.ndarray:
 
 @pytest.mark.parametrize("optimize", [False, True], ids=["plain", "optimized"])
 def test_fp32_matches_torch(tmp_path, checkpoint, torch_logits, optimize: bool) -> None:
-    export_model(checkpoint, tmp_path, optimize=optimize, quantize=False)
+    export_model(checkpoint, tmp_path, optimize=optimize, precision="fp32")
     scorer = OnnxSentimentScorer(tmp_path)
     np.testing.assert_allclose(scorer.logits(HEADLINES), torch_logits, atol=1e-4)
     # dynamic axes: one headline of another length runs too, and agrees
@@ -53,7 +51,7 @@ def test_fp32_matches_torch(tmp_path, checkpoint, torch_logits, optimize: bool) 
 
 
 def test_int8_is_close_to_torch(tmp_path, checkpoint, torch_logits) -> None:
-    manifest = export_model(checkpoint, tmp_path, optimize=True, quantize=True)
+    manifest = export_model(checkpoint, tmp_path, optimize=True, precision="int8")
     logits = OnnxSentimentScorer(tmp_path).logits(HEADLINES)
     error = float(np.abs(logits - torch_logits).max())
     agreement = float((logits.argmax(1) == torch_logits.argmax(1)).mean())
@@ -64,9 +62,43 @@ def test_int8_is_close_to_torch(tmp_path, checkpoint, torch_logits) -> None:
     assert agreement >= 0.9
 
 
+TOLERANCE = {"fp32": 1e-5, "fp16": 1e-3, "int8": 0.02}
+"""Largest probability difference to the PyTorch model at each precision (tiny model)."""
+
+
+@pytest.fixture(scope="module")
+def torch_probabilities(torch_logits) -> np.ndarray:
+    probabilities = np.exp(torch_logits - torch_logits.max(axis=1, keepdims=True))
+    return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_every_precision_scores_like_torch(tmp_path, checkpoint, torch_probabilities,
+                                           precision: str) -> None:
+    manifest = export_model(checkpoint, tmp_path, optimize=True, precision=precision)
+    assert manifest.precision == precision
+    assert manifest.name == f"tiny-bert-onnx-{precision}"
+    scorer = OnnxSentimentScorer(tmp_path, batch_size=len(HEADLINES))
+    scores = scorer.score_batch(HEADLINES)
+    # FinBERT's label order is the model's here: positive, negative, neutral
+    ours = np.array([(s.positive, s.negative, s.neutral) for s in scores])
+    error = float(np.abs(ours - torch_probabilities).max())
+    print(f"{precision} vs torch: max abs probability error {error:.2e}")
+    assert error < TOLERANCE[precision]
+    assert (ours.argmax(1) == torch_probabilities.argmax(1)).mean() >= 0.9
+    assert {s.model_id for s in scores} == {manifest.model_id}
+
+
+def test_precisions_are_distinct_models(tmp_path, checkpoint) -> None:
+    for precision in PRECISIONS:
+        export_model(checkpoint, tmp_path / precision, optimize=False, precision=precision)
+    digests = {OnnxSentimentScorer(tmp_path / p).digest for p in PRECISIONS}
+    assert len(digests) == len(PRECISIONS)  # the score store never mixes them
+
+
 def test_directory_layout_and_manifest(tmp_path, checkpoint) -> None:
     manifest = export_model(checkpoint, tmp_path / "out", max_length=48, optimize=False,
-                            quantize=False)
+                            precision="fp32")
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["labels.json", "manifest.json",
                                                     "model.onnx", "tokenizer.json"]
@@ -88,7 +120,7 @@ def test_labels_follow_id2label(tmp_path, checkpoint) -> None:
     for item in checkpoint.iterdir():
         (relabelled / item.name).write_bytes(item.read_bytes())
     (relabelled / "config.json").write_text(json.dumps(config))
-    manifest = export_model(relabelled, tmp_path / "out", optimize=False, quantize=False)
+    manifest = export_model(relabelled, tmp_path / "out", optimize=False, precision="fp32")
     assert manifest.labels == ("neutral", "positive", "negative")
     scorer = OnnxSentimentScorer(tmp_path / "out")
     logits = scorer.logits(["Acme beats"])[0]
@@ -98,9 +130,18 @@ def test_labels_follow_id2label(tmp_path, checkpoint) -> None:
 
 
 def test_cli_export(tmp_path, checkpoint) -> None:
-    result = CliRunner().invoke(app, ["export", str(checkpoint), "--out", str(tmp_path),
-                                      "--no-optimize", "--name", "cli-test"])
+    runner = CliRunner()
+    result = runner.invoke(app, ["export", str(checkpoint), "--out", str(tmp_path),
+                                 "--no-optimize", "--name", "cli-test"])
     assert result.exit_code == 0, result.output
     assert ModelManifest.read(tmp_path).model_id in result.output
     assert "cli-test@" in result.output
     assert ModelManifest.read(tmp_path).precision == "int8"
+    half = runner.invoke(app, ["export", str(checkpoint), "--out", str(tmp_path / "half"),
+                               "--precision", "fp16"])
+    assert half.exit_code == 0, half.output
+    assert ModelManifest.read(tmp_path / "half").precision == "fp16"
+    wrong = runner.invoke(app, ["export", str(checkpoint), "--out", str(tmp_path / "x"),
+                                "--precision", "fp8"])
+    assert wrong.exit_code == 2
+    assert "fp32, fp16, int8" in wrong.output

@@ -25,13 +25,19 @@ def test_lexicon_without_model_dir(caplog) -> None:
     assert scorer.model_id == "lexicon-v1"
     assert "lexicon-v1" in caplog.text
     assert REGISTRY.get_sample_value("gnosis_sentiment_model_info",
-                                     {"model_id": "lexicon-v1", "kind": "lexicon"}) == 1
+                                     {"model_id": "lexicon-v1", "kind": "lexicon",
+                                      "provider": "python"}) == 1
 
 
-def test_onnx_with_model_dir() -> None:
+def test_onnx_with_model_dir(caplog) -> None:
     config = SentimentConfig(model_dir=str(TINY_MODEL_DIR), max_length=32, batch_size=4,
                              intra_op_threads=1)
-    scorer = load_scorer(config)
+    with caplog.at_level(logging.INFO, logger="gnosis.models.sentiment"):
+        scorer = load_scorer(config)
+    assert scorer.provider == scorer.scorer.provider == "CPUExecutionProvider"
+    assert "onnx on CPUExecutionProvider" in caplog.text
+    assert REGISTRY.get_sample_value("gnosis_sentiment_model_info", {
+        "model_id": scorer.model_id, "kind": "onnx", "provider": "CPUExecutionProvider"}) == 1
     assert isinstance(scorer.scorer, OnnxSentimentScorer)
     assert isinstance(scorer, SentimentScorer)
     assert scorer.scorer.max_length == 32

@@ -1,4 +1,4 @@
-"""Quantise and optimise the committed tiny model (needs only onnx + onnxruntime)."""
+"""Quantise, halve and optimise the committed tiny model (needs only onnx + onnxruntime)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ pytest.importorskip("onnx", reason="quantisation needs the 'onnx' package")
 from typer.testing import CliRunner
 
 from gnosis.models.cli import app
-from gnosis.models.export import optimize_model, quantize_model
+from gnosis.models.export import convert_fp16, optimize_model, quantize_model
 from gnosis.models.sentiment import TINY_MODEL_DIR, OnnxSentimentScorer
 from gnosis.models.sentiment.synthetic import synthetic_headlines
 
@@ -21,18 +21,33 @@ def _probs(scorer: OnnxSentimentScorer) -> np.ndarray:
     return np.array([(r.positive, r.negative, r.neutral) for r in scorer.score_batch(HEADLINES)])
 
 
-def test_int8_agrees_with_fp32(tmp_path, tiny: OnnxSentimentScorer) -> None:
-    manifest = quantize_model(TINY_MODEL_DIR, tmp_path)
-    int8 = OnnxSentimentScorer(tmp_path)
-    assert manifest.precision == "int8"
-    assert int8.model_id.startswith("tiny-finbert-onnx-int8@")
-    assert int8.model_id != tiny.model_id
-    fp32, q = _probs(tiny), _probs(int8)
-    error = float(np.abs(fp32 - q).max())
-    agreement = float((fp32.argmax(1) == q.argmax(1)).mean())
-    print(f"tiny int8 vs fp32: max abs probability error {error:.3f}, agreement {agreement:.2f}")
-    assert error < 0.1
-    assert agreement >= 0.95
+@pytest.mark.parametrize(("convert", "precision", "tolerance", "agreement"), [
+    (quantize_model, "int8", 0.1, 0.95),
+    (convert_fp16, "fp16", 2e-3, 0.98),  # fp16 carries ~3 significant digits
+])
+def test_lower_precision_agrees_with_fp32(tmp_path, tiny: OnnxSentimentScorer, convert,
+                                          precision: str, tolerance: float,
+                                          agreement: float) -> None:
+    manifest = convert(TINY_MODEL_DIR, tmp_path)
+    lower = OnnxSentimentScorer(tmp_path)
+    assert manifest.precision == precision
+    assert lower.model_id.startswith(f"tiny-finbert-onnx-{precision}@")
+    assert lower.model_id != tiny.model_id
+    assert lower.digest != tiny.digest
+    fp32, low = _probs(tiny), _probs(lower)
+    error = float(np.abs(fp32 - low).max())
+    agreed = float((fp32.argmax(1) == low.argmax(1)).mean())
+    print(f"tiny {precision} vs fp32: max abs probability error {error:.4f}, "
+          f"agreement {agreed:.2f}")
+    assert error < tolerance
+    assert agreed >= agreement
+
+
+def test_cli_convert(tmp_path) -> None:
+    result = CliRunner().invoke(app, ["convert", str(TINY_MODEL_DIR), "-o", str(tmp_path),
+                                      "--precision", "fp16"])
+    assert result.exit_code == 0, result.output
+    assert "tiny-finbert-onnx-fp16@" in result.output
 
 
 def test_optimized_graph_keeps_scores(tmp_path, tiny: OnnxSentimentScorer) -> None:

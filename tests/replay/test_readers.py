@@ -285,3 +285,89 @@ def test_untrue_timestamps_in_parquet_and_news(tmp_path):
     loaded = read_news(news, now_ns=now)
     assert loaded.frame["id"].tolist() == ["a"]
     assert [(e.row, e.code) for e in loaded.errors] == [(3, "bad_timestamp")]
+
+
+def _news_rows(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "id": rng.choice(["a1", "b2", "", "c3"], n, p=[.4, .3, .1, .2]),
+        "timestamp": rng.choice(["2024-03-01T10:00:00Z", "1709287200000", "2024-03-01",
+                                 "2024-13-01T00:00:00Z", "soon", "", "nan"], n),
+        "tickers": rng.choice(["AAPL", "AAPL;MSFT", "AAPL|AAPL", " MSFT ; ", "bad ticker",
+                               "", ";", ";".join(["T"] * 33), ";".join(["T"] * 32)], n),
+        "headline": rng.choice(["Acme beats", "  ", "", "x" * 1001, "x" * 1000, "Ünïcode"],
+                               n),
+        "body": rng.choice(["", "body", "b" * 40_000], n, p=[.5, .4, .1]),
+        "source": rng.choice(["", "wire", "s" * 201], n, p=[.4, .5, .1]),
+    })
+
+
+def _edge_news(rows: pd.DataFrame) -> tuple[list[NewsItem], dict[int, tuple]]:
+    """What the live edge makes of each row read as CSV text ('' is missing)."""
+    accepted, rejected = [], {}
+    for i, row in enumerate(rows.to_dict("records")):
+        record: dict = {}
+        for key, value in row.items():
+            if value == "":
+                continue
+            if key == "timestamp":
+                try:
+                    number = float(value)
+                    value = number if np.isfinite(number) else value
+                except ValueError:
+                    pass
+            if key == "tickers":
+                value = [t.strip() for t in value.replace("|", ";").split(";") if t.strip()]
+            record[key] = value
+        try:
+            accepted.append(NewsItem.from_dict(record))
+        except InvalidEvent as exc:
+            rejected[i + 2] = (exc.field, exc.code)
+    return accepted, rejected
+
+
+def test_random_news_corruptions_agree_with_the_edge_rules(tmp_path):
+    rows = _news_rows(600, seed=9)
+    path = tmp_path / "news.csv"
+    rows.to_csv(path, index=False)
+    load = read_news(path)
+    accepted, rejected = _edge_news(rows)
+    assert rejected  # the generator does produce bad rows
+    assert {e.row: (e.field, e.code) for e in load.errors} == rejected
+    got = sorted(zip(load.frame.ts, load.frame.id, load.frame.tickers, load.frame.headline,
+                     load.frame.body, load.frame.source, strict=True), key=repr)
+    want = sorted(((n.ts, n.id, n.tickers, n.headline, n.body, n.source) for n in accepted),
+                  key=repr)
+    assert got == want
+
+
+def test_news_parquet_types_and_errors(tmp_path):
+    path = tmp_path / "news.parquet"
+    pd.DataFrame({
+        "id": [1, 2, 3, 4],
+        "timestamp": pd.to_datetime(["2024-01-02 15:30", "2024-01-02 15:31", None,
+                                     "2024-01-02 15:33"]),
+        "tickers": [["AAPL"], [], ["MSFT"], ["MSFT", "AAPL", "MSFT"]],
+        "headline": ["a", "b", "c", None],
+    }).to_parquet(path)
+    load = read_news(path)
+    assert [str(e) for e in load.errors] == [
+        "news.parquet:2: field 'tickers': tickers must be a non-empty list [bad_ticker]",
+        "news.parquet:3: field 'timestamp': field 'timestamp' is missing [missing_field]",
+        "news.parquet:4: field 'headline': field 'headline' is missing [missing_field]",
+    ]
+    assert load.frame.id.tolist() == ["1"]
+    with pytest.raises(ReaderError, match=r"^news.parquet:2: field 'tickers'"):
+        read_news(path, strict=True)
+    pd.DataFrame({"id": ["x"], "timestamp": ["2024-01-02T15:30:00Z"], "tickers": ["AAPL;MSFT"],
+                  "headline": ["h"]}).to_parquet(path)
+    assert read_news(path).frame.tickers.tolist() == [("AAPL", "MSFT")]
+
+
+def test_news_missing_column_and_empty_file(tmp_path):
+    with pytest.raises(ReaderError, match=r"^news.csv: missing required column 'headline'$"):
+        read_news(write(tmp_path, "news.csv", "id,timestamp,tickers\nn1,1,AAPL\n"))
+    with pytest.raises(ReaderError, match="file is empty"):
+        read_news(write(tmp_path, "empty.csv", ""))
+    empty = read_news(write(tmp_path, "header.csv", "id,timestamp,tickers,headline\n"))
+    assert len(empty.frame) == 0 and not empty.errors

@@ -1,10 +1,11 @@
 """Export a Hugging Face sequence classifier to ONNX, optimise and quantise it.
 
-Three small steps, each usable alone::
+Small steps, each usable alone::
 
-    export_model("ProsusAI/finbert", "models/finbert")           # torch -> ONNX (+ both below)
+    export_model("ProsusAI/finbert", "models/finbert")           # torch -> ONNX (+ below)
     optimize_model("models/finbert-fp32", "models/finbert-opt")   # fuse attention, layer norm
-    quantize_model("models/finbert-fp32", "models/finbert-int8")  # dynamic int8 weights
+    quantize_model("models/finbert-fp32", "models/finbert-int8")  # dynamic int8 (CPUs)
+    convert_fp16("models/finbert-fp32", "models/finbert-fp16")    # half precision (GPUs)
 
 Every step writes a directory that :class:`gnosis.models.sentiment.OnnxSentimentScorer`
 loads: ``model.onnx``, ``tokenizer.json``, ``labels.json`` and ``manifest.json``.
@@ -23,6 +24,8 @@ from pathlib import Path
 from gnosis.models.sentiment.manifest import TOKENIZER, ModelManifest, sha256_file
 
 MODEL_FILE = "model.onnx"
+PRECISIONS = ("fp32", "fp16", "int8")
+"""fp32 runs everywhere; fp16 is for GPUs (CUDA, TensorRT); int8 is for CPUs."""
 DEFAULT_CHECKPOINT = "ProsusAI/finbert"
 _SAMPLE = ["Acme shares surge after profit beats estimates",
            "Globex falls as regulators open a probe into its accounts"]
@@ -30,15 +33,18 @@ _SAMPLE = ["Acme shares surge after profit beats estimates",
 
 def export_model(checkpoint: str | Path = DEFAULT_CHECKPOINT, out_dir: str | Path = "model",
                  *, max_length: int = 64, opset: int = 17, optimize: bool = True,
-                 quantize: bool = True, name: str | None = None) -> ModelManifest:
+                 precision: str = "int8", name: str | None = None) -> ModelManifest:
     """Export ``checkpoint`` (hub name or local directory) to an ONNX model directory.
 
     The graph has dynamic ``batch`` and ``sequence`` axes. Labels come from the
     checkpoint's ``config.id2label`` (FinBERT: positive, negative, neutral). With
-    ``optimize`` the ONNX Runtime transformer optimiser fuses the graph; with ``quantize``
-    the weights of matrix multiplications become int8. ``name`` defaults to
-    ``<checkpoint name>-onnx-<fp32|int8>``. Returns the manifest written.
+    ``optimize`` the ONNX Runtime transformer optimiser fuses the graph. ``precision`` is
+    one of :data:`PRECISIONS`: ``int8`` quantises the weights of matrix multiplications
+    (CPUs), ``fp16`` halves weights and activations (GPUs). ``name`` defaults to
+    ``<checkpoint name>-onnx-<precision>``. Returns the manifest written.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     try:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -77,9 +83,10 @@ def export_model(checkpoint: str | Path = DEFAULT_CHECKPOINT, out_dir: str | Pat
                                       num_heads=model.config.num_attention_heads,
                                       hidden_size=model.config.hidden_size)
             work = Path(tmp) / "opt"
-        if quantize:
-            manifest = quantize_model(work, Path(tmp) / "int8")
-            work = Path(tmp) / "int8"
+        if precision != "fp32":
+            convert = quantize_model if precision == "int8" else convert_fp16
+            manifest = convert(work, Path(tmp) / precision)
+            work = Path(tmp) / precision
         if name:
             manifest = replace(manifest, name=name)
         return _copy(work, out_dir, manifest)
@@ -121,6 +128,23 @@ def quantize_model(src_dir: str | Path, out_dir: str | Path) -> ModelManifest:
     shutil.copy(Path(src_dir) / TOKENIZER, out_dir / TOKENIZER)
     name = src.name.replace("-fp32", "-int8") if "-fp32" in src.name else f"{src.name}-int8"
     return _write(out_dir, replace(src, name=name, model_file=MODEL_FILE, precision="int8",
+                                   versions={**src.versions, **_versions("onnxruntime")}))
+
+
+def convert_fp16(src_dir: str | Path, out_dir: str | Path) -> ModelManifest:
+    """Half-precision weights and activations for GPUs; the inputs and the logits keep
+    their types, so the scorer feeds and reads the model as before."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    src = ModelManifest.read(src_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = onnx.load(str(Path(src_dir) / src.model_file))
+    onnx.save(convert_float_to_float16(model, keep_io_types=True), str(out_dir / MODEL_FILE))
+    shutil.copy(Path(src_dir) / TOKENIZER, out_dir / TOKENIZER)
+    name = src.name.replace("-fp32", "-fp16") if "-fp32" in src.name else f"{src.name}-fp16"
+    return _write(out_dir, replace(src, name=name, model_file=MODEL_FILE, precision="fp16",
                                    versions={**src.versions, **_versions("onnxruntime")}))
 
 

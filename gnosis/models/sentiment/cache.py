@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from gnosis.models.sentiment.score import SentimentScore, SentimentScorer, normalise_key
 from gnosis.sinks.metrics import SENTIMENT_CACHE_HITS, SENTIMENT_CACHE_MISSES
@@ -24,6 +24,10 @@ class ScoreCache:
     def __init__(self, scorer: SentimentScorer, max_size: int = 10_000) -> None:
         self.scorer = scorer
         self.model_id = scorer.model_id
+        self.digest: str = getattr(scorer, "digest", scorer.model_id)
+        """The wrapped scorer's score identity (its score-store key)."""
+        self.provider: str = getattr(scorer, "provider", "")
+        """Where the wrapped scorer runs (an ONNX Runtime execution provider)."""
         self.max_size = max_size
         self.hits = 0
         self.misses = 0
@@ -64,6 +68,18 @@ class ScoreCache:
         SENTIMENT_CACHE_HITS.inc(hits)
         SENTIMENT_CACHE_MISSES.inc(len(missing))
         return [found[key] for key in keys]
+
+    def preload(self, items: Iterable[tuple[str, SentimentScore]]) -> int:
+        """Put (normalised key, score) pairs in, oldest first, without counting hits or
+        misses; returns how many the cache holds afterwards. The score store's
+        :func:`~gnosis.models.sentiment.store.warm_cache` feeds it."""
+        with self._lock:
+            for key, score in items:
+                self._scores[key] = score
+                self._scores.move_to_end(key)
+            while len(self._scores) > self.max_size:
+                self._scores.popitem(last=False)
+            return len(self._scores)
 
     def clear(self) -> None:
         """Forget every score (counters are kept)."""

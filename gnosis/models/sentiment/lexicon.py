@@ -9,6 +9,7 @@ other side) become probabilities with a neutral prior of weight 1::
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -75,6 +76,12 @@ class LexiconScorer:
         pattern = "|".join(re.escape(p).replace(r"\ ", " ") for p in phrases)
         self._tokens = re.compile(rf"(?:{pattern})\b|{_WORD}" if phrases else _WORD).findall
         self.model_id = model_id
+        self.provider = "python"
+        """Where the scoring runs (for a model: its ONNX Runtime execution provider)."""
+        words = "\n".join(f"{w}\t{v!r}" for w, v in sorted(self._lexicon.items()))
+        self.digest = hashlib.sha256(
+            f"{model_id}|{NEGATION_SCOPE}|{INTENSITY}\n{words}".encode()).hexdigest()[:16]
+        """Identity of the scores: the id, the word list and the negation/intensity rules."""
         self._neutral = SentimentScore.neutral_for(model_id)
 
     def score_batch(self, texts: Sequence[str]) -> list[SentimentScore]:

@@ -36,7 +36,8 @@ class ModelManifest:
     max_positions: int = 512
     """The model's position-embedding limit: no run-time ``max_length`` may exceed it."""
     precision: str = "fp32"
-    """``"fp32"`` or ``"int8"`` (dynamic quantisation)."""
+    """``"fp32"``, ``"fp16"`` (half precision, for GPUs) or ``"int8"`` (dynamic
+    quantisation, for CPUs)."""
     optimized: bool = False
     """Whether the ONNX Runtime transformer optimiser fused the graph."""
     versions: dict[str, str] = field(default_factory=dict)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,11 +11,13 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from gnosis.models.sentiment.manifest import (
+    MANIFEST,
     SENTIMENT_LABELS,
     TOKENIZER,
     ModelManifest,
     sha256_file,
 )
+from gnosis.models.sentiment.providers import check_active, resolve_providers
 from gnosis.models.sentiment.score import SentimentScore, clean_text
 
 MIN_CHUNK = 4
@@ -33,6 +36,11 @@ class OnnxSentimentScorer:
     Probabilities are the softmax of the logits, mapped to positive/negative/neutral
     through the manifest's labels.
 
+    ``providers`` is passed to ONNX Runtime (``sentiment.providers``: ``"cpu"``,
+    ``"cuda,cpu"``, ...); one the installed build lacks raises
+    :class:`~gnosis.models.sentiment.providers.ProviderError`, and so does a provider that
+    ONNX Runtime dropped at start-up: there is never a silent fallback to the CPU.
+
     Padding does not change an fp32 model's scores (the attention mask hides it). An int8
     model quantises activations per tensor at run time, so its probabilities can move by a
     few thousandths with the other texts of a call (5e-3 measured on BERT-base); use an
@@ -41,7 +49,8 @@ class OnnxSentimentScorer:
 
     def __init__(self, model_dir: str | Path, *, max_length: int | None = None,
                  batch_size: int = 32, intra_op_threads: int = 1,
-                 inter_op_threads: int = 1, verify_hash: bool = True) -> None:
+                 inter_op_threads: int = 1, verify_hash: bool = True,
+                 providers: str | Sequence[str] = "cpu") -> None:
         model_dir = Path(model_dir)
         self.manifest = ModelManifest.read(model_dir)
         model_path = model_dir / self.manifest.model_file
@@ -69,8 +78,13 @@ class OnnxSentimentScorer:
         options.inter_op_num_threads = inter_op_threads
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(model_path), options,
-                                            providers=["CPUExecutionProvider"])
+        requested = resolve_providers(providers)
+        self.session = ort.InferenceSession(str(model_path), options, providers=requested)
+        self.provider = check_active(requested, self.session.get_providers())
+        """The execution provider that runs the model (the first one requested)."""
+        self.digest = _digest(model_dir, self.max_length)
+        """Identity of the scores this scorer gives: the manifest's hash and the run-time
+        truncation; the score store keys its entries by it."""
         self._inputs = {i.name for i in self.session.get_inputs()}
 
     def score_batch(self, texts: Sequence[str]) -> list[SentimentScore]:
@@ -132,6 +146,15 @@ class OnnxSentimentScorer:
 
     def _run(self, encodings: list) -> np.ndarray:
         return self.session.run(None, self._feeds(encodings))[0]
+
+
+def _digest(model_dir: Path, max_length: int) -> str:
+    """SHA-256 (hex, 16 digits) of ``manifest.json`` (which holds the model file's hash,
+    labels and precision) and the truncation length: a new, re-quantised or differently
+    truncated model gets another digest."""
+    digest = hashlib.sha256((model_dir / MANIFEST).read_bytes())
+    digest.update(f"max_length={max_length}".encode())
+    return digest.hexdigest()[:16]
 
 
 def _stack(rows: list[list[int]], width: int, pad: int) -> np.ndarray:

@@ -39,7 +39,11 @@ class SentimentScore:
 
 @runtime_checkable
 class SentimentScorer(Protocol):
-    """Anything that scores headlines in batches."""
+    """Anything that scores headlines in batches.
+
+    Scorers may also carry ``digest`` (identity of their scores, the key of the score
+    store; ``model_id`` stands in when absent) and ``provider`` (where they run).
+    """
 
     model_id: str
 
