@@ -11,10 +11,12 @@ ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim AS builder
 WORKDIR /src
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY pyproject.toml README.md ./
 COPY gnosis ./gnosis
-RUN python -m pip wheel --wheel-dir /wheels .
+# pip's cache is a build-cache mount: a rebuild after a code change reuses the downloaded
+# wheels instead of fetching every dependency again, and the cache never becomes a layer.
+RUN --mount=type=cache,target=/root/.cache/pip python -m pip wheel --wheel-dir /wheels .
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
 LABEL org.opencontainers.image.title="gnosis" \
@@ -36,9 +38,12 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     && useradd --system --uid 10001 --gid gnosis --no-create-home \
        --home-dir /nonexistent --shell /usr/sbin/nologin gnosis \
     && mkdir -p /data /models \
-    && chown gnosis:gnosis /data
+    && chown gnosis:gnosis /data \
+    && chmod 1777 /data
 
 # /data: the Faust local table store (rebuilt from changelog topics, so it may be ephemeral).
+# Mode 1777 like /tmp: a tmpfs mounted here (docker-compose.yml) is owned by root, and runc
+# gives it this folder's mode whatever mode= the engine asked for, so uid 10001 can write.
 # /models: an exported ONNX sentiment model, mounted read-only; point
 # GNOSIS_SENTIMENT__MODEL_DIR at it (e.g. /models/finbert-int8). Unset, the lexicon is used.
 VOLUME ["/data", "/models"]
