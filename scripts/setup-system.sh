@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # System packages the test suite uses as real, independent peers: kcat (a Kafka client
 # that is not ours), prometheus (a real scraper) and chromium (renders the HTML report).
-# Java 17 and Maven run the local Kafka broker. Podman (with runc, its network stack and
-# podman-compose) builds and runs the image when no Docker daemon answers; debootstrap
-# builds stand-ins for base images no registry serves. Idempotent: installs only what is
-# missing.
+# Java 17 and Maven run the local Kafka broker. Podman (with runc and its network stack;
+# podman-compose comes from pip) builds and runs the image when no Docker daemon answers;
+# debootstrap builds stand-ins for images no registry serves. Idempotent: installs only what
+# is missing.
 set -euo pipefail
 
 # With --broker-only, just what the local Kafka broker needs (the demo's case).

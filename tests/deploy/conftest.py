@@ -63,6 +63,11 @@ def gnosis_image(engine: Engine, say: Callable[[str], None]) -> str:
         return image
     started = time.monotonic()
     engine.build(image, ROOT)
+    # Images of earlier inputs would pile up (~0.9 GB each): keep only this one.
+    listed = engine.run("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    stale = [ref for ref in listed if ref.startswith(f"{IMAGE}-") and ref != image]
+    if stale:
+        engine.run("rmi", *stale, check=False)
     say(f"built {image} in {time.monotonic() - started:.0f} s, "
         f"{engine.image_size(image) / 1e6:.0f} MB ({PYTHON_IMAGE}: "
         f"{engine.image_size(PYTHON_IMAGE) / 1e6:.0f} MB)")

@@ -18,7 +18,14 @@ from conftest import settings_env
 
 from gnosis.streams.kafka.broker import free_port
 
-from .containers import ROOT, compose_file, replay_market, run_flags, wait_until_serving
+from .containers import (
+    ROOT,
+    compose_file,
+    differences,
+    replay_market,
+    run_flags,
+    wait_until_serving,
+)
 
 pytestmark = [pytest.mark.container, pytest.mark.kafka, pytest.mark.slow]
 
@@ -59,7 +66,8 @@ def test_worker_image_replays_a_market_like_the_engine(engine, gnosis_image, kaf
     port = settings.worker.web_port
     try:
         wait_until_serving(engine, name, f"http://127.0.0.1:{port}/health")
-        n_bars = replay_market(settings, tickers=4, bars_per_ticker=400, seed=18)
+        n_bars, differ = replay_market(settings, tickers=4, bars_per_ticker=400, seed=18)
+        assert not differ, differences(differ, n_bars)
 
         health = orjson.loads(_get(f"http://127.0.0.1:{port}/health"))
         assert health["status"] == "ok"
@@ -79,4 +87,4 @@ def test_worker_image_replays_a_market_like_the_engine(engine, gnosis_image, kaf
         denied = engine.run("exec", name, "touch", "/gnosis-probe", check=False)
         assert denied.returncode != 0 and "Read-only file system" in denied.stderr
     finally:
-        engine.run("rm", "-f", name, check=False)
+        engine.run("rm", "-f", "-v", name, check=False)
