@@ -59,13 +59,14 @@ def compose_command(engine: Engine) -> list[str]:
 class Stack:
     """One Compose project, named uniquely, on free host ports."""
 
-    def __init__(self, engine: Engine, image: str) -> None:
+    def __init__(self, engine: Engine, image: str, models: Path) -> None:
         self.engine = engine
         self.project = f"gnosis-test-{uuid.uuid4().hex[:8]}"
         self.kafka_port = free_port()
         self.prometheus_port = free_port()
         # The gnosis-batch scrape job (a process on the host) is not under test.
         self.env = {**engine.env, "GNOSIS_IMAGE": image, "GNOSIS_HOST_GATEWAY": "127.0.0.1",
+                    "GNOSIS_MODELS_DIR": str(models),
                     "GNOSIS_KAFKA_PORT": str(self.kafka_port),
                     "GNOSIS_PROMETHEUS_PORT": str(self.prometheus_port),
                     "GNOSIS_KAFKA__PARTITIONS": "4",
@@ -138,8 +139,9 @@ def standins(engine: Engine, say: Callable[[str], None]) -> None:
         say(line)
 
 
-def test_compose_stack_with_two_workers(engine, gnosis_image, standins) -> None:
-    stack = Stack(engine, gnosis_image)
+def test_compose_stack_with_two_workers(engine, gnosis_image, standins, tmp_path) -> None:
+    (tmp_path / "models").mkdir()
+    stack = Stack(engine, gnosis_image, tmp_path / "models")
     try:
         stack.compose("up", "-d", "--no-deps", "kafka")
         (kafka,) = stack.containers("kafka")
