@@ -11,10 +11,12 @@ ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim AS builder
 WORKDIR /src
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY pyproject.toml README.md ./
 COPY gnosis ./gnosis
-RUN python -m pip wheel --wheel-dir /wheels .
+# pip's cache is a build-cache mount: a rebuild after a code change reuses the downloaded
+# wheels instead of fetching every dependency again, and the cache never becomes a layer.
+RUN --mount=type=cache,target=/root/.cache/pip python -m pip wheel --wheel-dir /wheels .
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
 LABEL org.opencontainers.image.title="gnosis" \
@@ -34,14 +36,13 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     && groupadd --system --gid 10001 gnosis \
     && useradd --system --uid 10001 --gid gnosis --no-create-home \
        --home-dir /nonexistent --shell /usr/sbin/nologin gnosis \
-    && mkdir -p /data /models \
-    && chown gnosis:gnosis /data
+    && mkdir -p /models
 
-# /data: the Faust local table store (rebuilt from changelog topics, so it may be ephemeral).
-# /models: an exported ONNX sentiment model, mounted read-only; point
+# The worker keeps its state in memory and in Kafka's changelog topics: it writes nothing
+# but /tmp. /models: an exported ONNX sentiment model, mounted read-only; point
 # GNOSIS_SENTIMENT__MODEL_DIR at it (e.g. /models/finbert-int8). Unset, the lexicon is used.
-VOLUME ["/data", "/models"]
-WORKDIR /data
+VOLUME ["/models"]
+WORKDIR /tmp
 USER 10001:10001
 EXPOSE 6066
 

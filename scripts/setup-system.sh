@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # System packages the test suite uses as real, independent peers: kcat (a Kafka client
 # that is not ours), prometheus (a real scraper) and chromium (renders the HTML report).
-# Java 17 and Maven run the local Kafka broker. Idempotent: installs only what is missing.
+# Java 17 and Maven run the local Kafka broker. Podman (with runc and its network stack;
+# podman-compose comes from pip) builds and runs the image when no Docker daemon answers;
+# debootstrap builds stand-ins for images no registry serves. Idempotent: installs only what
+# is missing.
 set -euo pipefail
 
 # With --broker-only, just what the local Kafka broker needs (the demo's case).
@@ -12,6 +15,13 @@ if [ "${1:-}" != "--broker-only" ]; then
   command -v chromium >/dev/null || missing+=(chromium)
   # the secured-broker tests make a throwaway CA and broker certificate
   command -v openssl >/dev/null || missing+=(openssl)
+  if ! docker info >/dev/null 2>&1; then
+    command -v podman >/dev/null || missing+=(podman)
+    command -v runc >/dev/null || missing+=(runc)
+    command -v iptables >/dev/null || missing+=(iptables)
+    [ -x /usr/lib/podman/netavark ] || missing+=(netavark aardvark-dns)
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+  fi
 fi
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)

@@ -38,7 +38,13 @@ _NAMES = {"GOOG": "Alphabet", "EURUSD": "Euro"}
 
 def sample_bars() -> pd.DataFrame:
     """Real OHLCV bars for GOOG (1d) and EURUSD (1h), in the reader's column layout."""
-    from backtesting.test import EURUSD, GOOG
+    try:
+        from backtesting.test import EURUSD, GOOG
+    except ImportError as exc:  # kept out of the worker image
+        from gnosis.replay.run import ReplayError
+
+        raise ReplayError("the sample bars come with the research extra: "
+                          "pip install 'gnosis-sentiment-engine[research]'") from exc
 
     frames = []
     for ticker, data, interval, close_hour in (("GOOG", GOOG, "1d", 20),

@@ -57,7 +57,8 @@ def test_worker_can_be_scaled() -> None:
     assert "ports" not in worker
     assert worker["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     assert worker["read_only"] is True
-    assert "/data" in worker["tmpfs"]
+    # tmpfs, so replicas share nothing; mode 1777 so uid 10001 writes them on Podman too
+    assert worker["tmpfs"] == ["/tmp:mode=1777"]
 
 
 def test_one_shot_topics_service_waits_for_a_healthy_broker() -> None:
