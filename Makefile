@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench setup system kafka-jars clean
+.PHONY: demo test lint bench setup system kafka-jars clean constraints
 
 demo: setup kafka-jars
 	$(BIN)/gnosis demo
@@ -17,10 +17,10 @@ test: setup system kafka-jars
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 system:
@@ -35,6 +35,9 @@ lint: setup
 
 bench: setup system kafka-jars
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+constraints: setup
+	$(BIN)/pip freeze --exclude-editable | grep -v '^gnosis' | sed '1i # The versions CI ran with (pip freeze of the dev environment), so a fresh install gets\n# them too; make setup installs with -c constraints.txt. Regenerate after changing\n# pyproject.toml: make constraints.' > constraints.txt
 
 clean:
 	-$(BIN)/gnosis kafka down

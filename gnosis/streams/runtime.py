@@ -117,6 +117,11 @@ class Worker:
             session_timeout_ms=int(w.session_timeout * 1000),
             heartbeat_interval_ms=max(100, int(w.session_timeout * 1000) // 4),
             max_partition_fetch_bytes=4 * 1024 * 1024)
+        # Barrier requests get a connection of their own: on the consumer's, a ListOffsets
+        # request would queue behind the fetch long-poll the broker is holding.
+        self.offsets_client = AIOKafkaConsumer(**self.options, group_id=None,
+                                               enable_auto_commit=False,
+                                               isolation_level="read_committed")
         self.checkpoint = Checkpoint(self.options, w.app_id, self.exactly_once, self.consumer)
         # Offsets: next offset per consumed partition, and the last committed.
         self.next_offset: dict[TopicPartition, int] = {}
@@ -142,6 +147,7 @@ class Worker:
     async def run(self) -> None:
         """Consume until :attr:`stopping` is set, then commit and leave the group."""
         await self.checkpoint.start()
+        await self.offsets_client.start()
         self.consumer.subscribe([self.topics.bars, self.topics.news, self.topics.news_by_ticker,
                                  self.topics.control], listener=_Listener(self))
         await self.consumer.start()
@@ -221,6 +227,7 @@ class Worker:
                                   "last one")
             self.tasks.clear()
         await self.consumer.stop()
+        await self.offsets_client.stop()
         await self.checkpoint.stop()
         if self.executor is not None:
             self.executor.shutdown(wait=False)
@@ -462,7 +469,7 @@ class Worker:
                     continue
                 epoch, generation = self.gate.ask_barrier(), self.generation
             try:
-                ends = await self.consumer.end_offsets(news)
+                ends = await self.offsets_client.end_offsets(news)
             except Exception:  # e.g. during a rebalance; ask again shortly
                 log.debug("end offsets request failed", exc_info=True)
                 async with self.lock:
