@@ -117,11 +117,6 @@ class Worker:
             session_timeout_ms=int(w.session_timeout * 1000),
             heartbeat_interval_ms=max(100, int(w.session_timeout * 1000) // 4),
             max_partition_fetch_bytes=4 * 1024 * 1024)
-        # Barrier requests get a connection of their own: on the consumer's, a ListOffsets
-        # request would queue behind the fetch long-poll the broker is holding.
-        self.offsets_client = AIOKafkaConsumer(**self.options, group_id=None,
-                                               enable_auto_commit=False,
-                                               isolation_level="read_committed")
         self.checkpoint = Checkpoint(self.options, w.app_id, self.exactly_once, self.consumer)
         # Offsets: next offset per consumed partition, and the last committed.
         self.next_offset: dict[TopicPartition, int] = {}
@@ -147,7 +142,6 @@ class Worker:
     async def run(self) -> None:
         """Consume until :attr:`stopping` is set, then commit and leave the group."""
         await self.checkpoint.start()
-        await self.offsets_client.start()
         self.consumer.subscribe([self.topics.bars, self.topics.news, self.topics.news_by_ticker,
                                  self.topics.control], listener=_Listener(self))
         await self.consumer.start()
@@ -227,7 +221,6 @@ class Worker:
                                   "last one")
             self.tasks.clear()
         await self.consumer.stop()
-        await self.offsets_client.stop()
         await self.checkpoint.stop()
         if self.executor is not None:
             self.executor.shutdown(wait=False)
@@ -242,6 +235,11 @@ class Worker:
                 self.news_seen[q] = max(position, self.news_seen.get(q, 0))
         for tp, records in batch.items():
             task = self.tasks.get(tp.partition)
+            expected = self.next_offset.get(tp, 0)
+            if records and records[0].offset < expected:
+                # Delivered again (the fetcher can hand out a batch twice around a seek):
+                # what was taken once is never taken twice.
+                records = [r for r in records if r.offset >= expected]
             if task is None or not records:
                 continue
             metrics.RECORDS_IN.labels(topic=tp.topic).inc(len(records))
@@ -469,7 +467,7 @@ class Worker:
                     continue
                 epoch, generation = self.gate.ask_barrier(), self.generation
             try:
-                ends = await self.offsets_client.end_offsets(news)
+                ends = await self.consumer.end_offsets(news)
             except Exception:  # e.g. during a rebalance; ask again shortly
                 log.debug("end offsets request failed", exc_info=True)
                 async with self.lock:
@@ -552,12 +550,17 @@ class Worker:
                                               self.scorer.model_id, tables[p].snapshots,
                                               tables[p].journal)
             for tp in assigned:
-                # aiokafka resets the position from the group's committed offset (or the
-                # earliest) in a task of its own; wait for it, so that a seek of ours is
-                # never overwritten by it.
+                # aiokafka resets the position from the group's committed offset in a task of
+                # its own: wait for it, so that it cannot overwrite the seek below. The
+                # position itself may already be past records a fetch in flight has taken, so
+                # the start comes from the committed offsets (the group's, or the task's own
+                # in its changelog, whichever is further: see _commit).
                 position = await self.consumer.position(tp)
+                committed = await self.consumer.committed(tp)
+                if committed is None:
+                    committed = (await self.consumer.beginning_offsets([tp]))[tp]
                 stored = decode_offsets(self.tasks[tp.partition].snapshots.get(OFFSETS_KEY))
-                start = max(position, stored.get(tp, 0))
+                start = max(committed, stored.get(tp, 0))
                 if start != position:
                     self.consumer.seek(tp, start)
                 self.committed[tp] = start

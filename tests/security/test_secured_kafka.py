@@ -42,8 +42,7 @@ def _unique(settings: Settings, tmp: Path) -> Settings:
                     news_topic=f"news-{tag}", signals_topic=f"signals-{tag}",
                     deadletter_topic=f"deadletter-{tag}")
     worker = replace(settings.worker, app_id=f"gnosis-{tag}", web_port=free_port(),
-                     data_dir=str(tmp / "worker"), commit_interval=0.1,
-                     log_level="warning", max_news_wait=120.0)
+                     commit_interval=0.1, log_level="warning")
     return replace(settings, kafka=kafka, worker=worker)
 
 
@@ -83,11 +82,8 @@ def secured_run(secured_kafka: SecuredKafka, tmp_path_factory: pytest.TempPathFa
     topics = gnosis(settings, "kafka", "topics")
     inprocess = gnosis(settings, "replay", str(bars), str(news), "-o", str(tmp / "in.jsonl"))
     assert inprocess.returncode == 0, inprocess.stderr
-    # The worker on this branch takes the password itself (it predates password files).
     password = secured_kafka.files.password("gnosis")
-    worker_settings = replace(settings, kafka=replace(settings.kafka, sasl_password=password,
-                                                      sasl_password_file=""))
-    worker = WorkerProcess(worker_settings, tmp / "worker.log").start()
+    worker = WorkerProcess(settings, tmp / "worker.log").start()
     try:
         _wait_healthy(settings.worker.web_port, worker)
         via_kafka = gnosis(settings, "replay", str(bars), str(news), "--via", "kafka",
