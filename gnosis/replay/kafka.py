@@ -155,9 +155,9 @@ async def replay_via_kafka(bars: list[Bar], news: list[NewsItem], settings: Sett
     consumer = AIOKafkaConsumer(settings.kafka.signals_topic, **client_options(settings),
                                 group_id=None, enable_auto_commit=False,
                                 isolation_level="read_committed")
-    await consumer.start()
     found: dict[str, TradingSignal] = {}
     try:
+        await consumer.start()
         while not consumer.assignment():  # follows the first metadata response
             await asyncio.sleep(0.05)
         for tp, offset in (await consumer.end_offsets(list(consumer.assignment()))).items():
