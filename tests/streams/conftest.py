@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import numpy as np
@@ -99,3 +101,14 @@ def kill_when(worker: Any, bootstrap: str, topic: str, records: int, timeout: fl
     held = wait_for_records(bootstrap, topic, records, timeout)
     worker.kill()
     return held
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    """(status, body) of a GET; status 0 while nothing listens on the port yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except urllib.error.URLError:
+        return 0, b"{}"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import urllib.error
-import urllib.request
 
 import orjson
 import pytest
@@ -15,17 +13,11 @@ from gnosis.events import TradingSignal
 from gnosis.replay.kafka import collect_signals, publish
 from gnosis.streams.kafka.broker import free_port
 
-from .conftest import market_events
+from .conftest import http_get, market_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 @pytest.fixture
@@ -64,12 +56,12 @@ def test_live_signals_equal_in_process_signals(live_run) -> None:
 
     # /health is ready and names the model; /metrics counts what was processed.
     port = settings.worker.web_port
-    status, body = _get(f"http://127.0.0.1:{port}/health")
+    status, body = http_get(f"http://127.0.0.1:{port}/health")
     health = orjson.loads(body)
     assert status == 200
     assert health["status"] == "ok"
     assert health["sentiment_model"]
-    status, body = _get(f"http://127.0.0.1:{port}/metrics")
+    status, body = http_get(f"http://127.0.0.1:{port}/metrics")
     text = body.decode()
     assert status == 200
     bars_line = next(line for line in text.splitlines()

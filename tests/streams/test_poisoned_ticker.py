@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.error
-import urllib.request
 from dataclasses import replace
 
 import orjson
@@ -17,19 +15,11 @@ from gnosis.replay.kafka import collect_signals, publish
 from gnosis.streams.kafka.broker import free_port
 from gnosis.streams.task import REJECTED_RUN
 
-from .conftest import MINUTE_NS, market_events
+from .conftest import MINUTE_NS, http_get, market_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except urllib.error.URLError:  # not listening yet
-        return 0, b"{}"
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
@@ -64,11 +54,11 @@ def test_poisoned_ticker_is_reported_shown_and_healed(kafka_settings, kafka_topi
     url = f"http://127.0.0.1:{settings.worker.web_port}"
     publish([*first, future], [n for n in news if n.ts <= good.ts], settings, progress=False)
     publish(rest[: 2 * REJECTED_RUN * 2], [], settings, progress=False)
-    _wait(lambda: orjson.loads(_get(f"{url}/health")[1]).get("status") == "degraded")
-    status, body = _get(f"{url}/health")
+    _wait(lambda: orjson.loads(http_get(f"{url}/health")[1]).get("status") == "degraded")
+    status, body = http_get(f"{url}/health")
     health = orjson.loads(body)
     assert status == 200 and health["rejecting_tickers"] == ["AAPL"]
-    assert _metric(_get(f"{url}/metrics")[1].decode(), "gnosis_tickers_rejecting_bars") == 1
+    assert _metric(http_get(f"{url}/metrics")[1].decode(), "gnosis_tickers_rejecting_bars") == 1
 
     shown = gnosis_cli(settings, "state", "show", "AAPL")
     assert shown.returncode == 0, shown.stderr
@@ -77,7 +67,7 @@ def test_poisoned_ticker_is_reported_shown_and_healed(kafka_settings, kafka_topi
     healed = gnosis_cli(settings, "state", "reset", "AAPL", "--to", format_timestamp(good.ts))
     assert healed.returncode == 0, healed.stderr
     assert format_timestamp(good.ts) in healed.stdout
-    _wait(lambda: orjson.loads(_get(f"{url}/health")[1]).get("status") == "ok")
+    _wait(lambda: orjson.loads(http_get(f"{url}/health")[1]).get("status") == "ok")
 
     # Bars after the reset produce signals again, continuing from the good state.
     later = [b for b in rest[2 * REJECTED_RUN * 2:] if b.ticker == "AAPL"][:10]
@@ -86,7 +76,7 @@ def test_poisoned_ticker_is_reported_shown_and_healed(kafka_settings, kafka_topi
         s.ts for s in collect_signals(settings, expected=None, timeout=10) if s.ticker == "AAPL"})
 
     # Accounting: every bar consumed became exactly one signal or one deadletter.
-    text = _get(f"{url}/metrics")[1].decode()
+    text = http_get(f"{url}/metrics")[1].decode()
     taken = _metric(text, "gnosis_records_in_total", topic=settings.kafka.bars_topic)
     decided = (_metric(text, "gnosis_record_outcomes_total", topic=settings.kafka.bars_topic,
                        outcome="signal")
