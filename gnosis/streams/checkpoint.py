@@ -5,8 +5,10 @@ Everything the worker writes goes through :meth:`Checkpoint.send`, tagged with t
 and the consumed offsets durable together.
 
 ``at_least_once``: one idempotent producer for all tasks; a commit waits until every
-record sent so far is acknowledged, then commits the offsets through the consumer. A
-crash repeats the work since the last commit.
+output sent so far is acknowledged, then writes the state (changelog) records that cover
+them, waits for those, and commits the offsets through the consumer. A crash repeats the
+work since the last commit; since state never gets ahead of acknowledged outputs, a
+repeated bar that the restored state already holds had its signal delivered.
 
 ``exactly_once``: one transactional producer per task, ``transactional.id =
 <app_id>-task-<p>`` (Kafka Streams' per-task model). A worker taking task ``p`` over
@@ -40,11 +42,16 @@ class Checkpoint:
     """Producers, transactions and offset commits of one worker."""
 
     def __init__(self, options: dict[str, Any], group_id: str, exactly_once: bool,
-                 consumer: AIOKafkaConsumer) -> None:
+                 consumer: AIOKafkaConsumer, state_topics: Iterable[str] = ()) -> None:
         self.options = options
         self.group_id = group_id
         self.exactly_once = exactly_once
         self.consumer = consumer
+        self.state_topics = frozenset(state_topics)
+        # At-least-once: state records wait until the outputs they cover are acknowledged
+        # (records to different partitions may land in any order, and a state record that
+        # lands without its signal would make a restart skip the bar, losing the signal).
+        self._state: list[tuple[int, Out]] = []
         self._shared: AIOKafkaProducer | None = None
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._pending: list[asyncio.Future] = []
@@ -77,6 +84,13 @@ class Checkpoint:
 
     async def send(self, task: int, records: Iterable[Out]) -> None:
         """Queue ``records`` caused by input of ``task``; they become durable on commit."""
+        if not self.exactly_once and self.state_topics:
+            records = list(records)
+            self._state.extend((task, r) for r in records if r[0] in self.state_topics)
+            records = [r for r in records if r[0] not in self.state_topics]
+        await self._send_now(task, records)
+
+    async def _send_now(self, task: int, records: Iterable[Out]) -> None:
         producer = self._producers[task] if self.exactly_once else self._shared
         assert producer is not None
         batches: dict[tuple[str, int], Any] = {}
@@ -109,6 +123,14 @@ class Checkpoint:
         one begun; a task with nothing to commit keeps its open transaction.
         """
         if not self.exactly_once:
+            pending, self._pending = self._pending, []
+            await asyncio.gather(*pending)
+            state, self._state = self._state, []
+            by_task: dict[int, list[Out]] = defaultdict(list)
+            for task, record in state:
+                by_task[task].append(record)
+            for task, records in by_task.items():
+                await self._send_now(task, records)
             pending, self._pending = self._pending, []
             await asyncio.gather(*pending)
             merged = {tp: off for per_task in offsets.values() for tp, off in per_task.items()}

@@ -117,7 +117,9 @@ class Worker:
             session_timeout_ms=int(w.session_timeout * 1000),
             heartbeat_interval_ms=max(100, int(w.session_timeout * 1000) // 4),
             max_partition_fetch_bytes=4 * 1024 * 1024)
-        self.checkpoint = Checkpoint(self.options, w.app_id, self.exactly_once, self.consumer)
+        self.checkpoint = Checkpoint(self.options, w.app_id, self.exactly_once, self.consumer,
+                                     (self.topics.snapshots_changelog,
+                                      self.topics.journal_changelog))
         # Offsets: next offset per consumed partition, and the last committed.
         self.next_offset: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}

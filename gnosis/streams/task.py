@@ -100,8 +100,8 @@ class PartitionTask:
         metrics.child(metrics.SIGNAL_CONFIDENCE, signal.signal_type).observe(signal.confidence)
         metrics.BAR_TO_SIGNAL_SECONDS.observe(now - received)
         metrics.child(metrics.RECORD_OUTCOMES, self.topics.bars, "signal").inc()
-        # Signal first, then the state that covers it: under at-least-once a crash between
-        # the two repeats the signal (same id) rather than losing it.
+        # Signal first, then the state that covers it (the checkpoint keeps that order
+        # durable under at-least-once too).
         return [(self.topics.signals, bar.ticker.encode(), value, self.p),
                 *self._persist(state, entry)]
 
