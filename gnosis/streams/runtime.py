@@ -450,7 +450,9 @@ class Worker:
                     self.tasks[p].snapshots[OFFSETS_KEY] = value
                     await self.checkpoint.send(p, [(self.topics.snapshots_changelog,
                                                     OFFSETS_KEY, value, p)])
-        log.debug("commit %s", {f"{tp.topic}:{tp.partition}": o for tp, o in changed.items()})
+        if log.isEnabledFor(logging.DEBUG):  # off the commit path unless asked for
+            log.debug("commit %s", {f"{tp.topic}:{tp.partition}": o
+                                    for tp, o in changed.items()})
         await self.checkpoint.commit(offsets_by_task(changed), reopen=reopen)
         self.committed.update(changed)
         self.last_commit = self.clock()
