@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -93,27 +93,34 @@ class Checkpoint:
     async def _send_now(self, task: int, records: Iterable[Out]) -> None:
         producer = self._producers[task] if self.exactly_once else self._shared
         assert producer is not None
+        self._pending.extend(await self._send_batches(producer, records))
+        self._dirty.add(task)
+
+    async def _send_batches(self, producer: AIOKafkaProducer,
+                            records: Iterable[Out]) -> list[asyncio.Future]:
+        """Send ``records`` as one record batch per destination; their acknowledgements."""
+        acks: list[asyncio.Future] = []
         batches: dict[tuple[str, int], Any] = {}
         for topic, key, value, partition in records:
             if partition is None:
-                self._pending.append(await producer.send(topic, value, key=key))
+                acks.append(await producer.send(topic, value, key=key))
                 continue
             batch = batches.get((topic, partition))
             if batch is None:
                 batch = batches[(topic, partition)] = producer.create_batch()
             if batch.append(key=key, value=value, timestamp=None) is None:
                 # Full: send it and start another for the same partition.
-                await self._submit(producer, batch, topic, partition)
+                acks.append(await self._submit(producer, batch, topic, partition))
                 batch = batches[(topic, partition)] = producer.create_batch()
                 batch.append(key=key, value=value, timestamp=None)
         for (topic, partition), batch in batches.items():
-            await self._submit(producer, batch, topic, partition)
-        self._dirty.add(task)
+            acks.append(await self._submit(producer, batch, topic, partition))
+        return acks
 
     async def _submit(self, producer: AIOKafkaProducer, batch: Any, topic: str,
-                      partition: int) -> None:
+                      partition: int) -> asyncio.Future:
         batch.close()
-        self._pending.append(await producer.send_batch(batch, topic, partition=partition))
+        return await producer.send_batch(batch, topic, partition=partition)
 
     async def commit(self, offsets: Mapping[int, Mapping[TopicPartition, int]],
                      *, reopen: bool = True) -> None:
@@ -123,24 +130,38 @@ class Checkpoint:
         one begun; a task with nothing to commit keeps its open transaction.
         """
         if not self.exactly_once:
-            pending, self._pending = self._pending, []
-            await asyncio.gather(*pending)
-            state, self._state = self._state, []
-            by_task: dict[int, list[Out]] = defaultdict(list)
-            for task, record in state:
-                by_task[task].append(record)
-            for task, records in by_task.items():
-                await self._send_now(task, records)
-            pending, self._pending = self._pending, []
-            await asyncio.gather(*pending)
-            merged = {tp: off for per_task in offsets.values() for tp, off in per_task.items()}
-            if merged:
-                await self.consumer.commit(merged)
-            self._dirty.clear()
+            await self.cut(offsets)
             return
         self._pending = []  # each transaction's commit waits for its own records
         await asyncio.gather(*(self._commit_task(p, offsets.get(p, {}), reopen)
                                for p in list(self._producers)))
+
+    def cut(self, offsets: Mapping[int, Mapping[TopicPartition, int]]) -> Awaitable[None]:
+        """At-least-once: the commit of everything sent so far with ``offsets``, to be
+        awaited now or in the background while sending goes on (later sends belong to the
+        next commit). Not for exactly-once, whose transactions cannot take sends meanwhile.
+        """
+        assert not self.exactly_once
+        pending, self._pending = self._pending, []
+        state, self._state = self._state, []
+        merged = {tp: off for per_task in offsets.values() for tp, off in per_task.items()}
+        self._dirty.clear()
+        return self._settle(pending, state, merged)
+
+    async def _settle(self, pending: list[asyncio.Future], state: list[tuple[int, Out]],
+                      offsets: dict[TopicPartition, int]) -> None:
+        await asyncio.gather(*pending)
+        producer = self._shared
+        assert producer is not None
+        by_task: dict[int, list[Out]] = defaultdict(list)
+        for task, record in state:
+            by_task[task].append(record)
+        acks: list[asyncio.Future] = []
+        for records in by_task.values():
+            acks.extend(await self._send_batches(producer, records))
+        await asyncio.gather(*acks)
+        if offsets:
+            await self.consumer.commit(offsets)
 
     async def _commit_task(self, p: int, offsets: Mapping[TopicPartition, int],
                            reopen: bool) -> None:

@@ -116,6 +116,7 @@ class Worker:
             partition_assignment_strategy=(self.assignor,),
             session_timeout_ms=int(w.session_timeout * 1000),
             heartbeat_interval_ms=max(100, int(w.session_timeout * 1000) // 4),
+            fetch_max_wait_ms=max(0, int(w.fetch_max_wait * 1000)),
             max_partition_fetch_bytes=4 * 1024 * 1024)
         self.checkpoint = Checkpoint(self.options, w.app_id, self.exactly_once, self.consumer,
                                      (self.topics.snapshots_changelog,
@@ -126,6 +127,7 @@ class Worker:
         self.pending_news: list[_News] = []
         self.marked: dict[tuple[int, int], int] = {}  # (news partition, to partition)
         self.scoring: asyncio.Task[None] | None = None
+        self.committing: asyncio.Task[None] | None = None
         self.scored: list[tuple[list[_News], list[float]]] = []
         self.first_pending_at: float | None = None
         self.last_commit = clock()
@@ -134,10 +136,13 @@ class Worker:
         self.restart_at: dict[TopicPartition, int] = {}
         self.news_seen: dict[int, int] = {}  # per news partition: position after taken records
         self._outbox: dict[int, list[Out]] = {}
+        self.tally = metrics.BarTally()
         lexicon = getattr(scorer, "model_id", "lexicon").startswith("lexicon")
         # The lexicon scores a batch in microseconds, inline; a model runs in a thread so
         # that fetches, bars and /health go on meanwhile.
         self.executor = None if lexicon else ThreadPoolExecutor(1, thread_name_prefix="score")
+        if lexicon:  # batching buys nothing inline; waiting for batch mates only adds latency
+            self.news_wait = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -221,6 +226,8 @@ class Worker:
                 except Exception:
                     log.exception("final commit failed; the next owner resumes from the "
                                   "last one")
+            elif self.committing is not None:
+                self.committing.cancel()
             self.tasks.clear()
         await self.consumer.stop()
         await self.checkpoint.stop()
@@ -317,6 +324,7 @@ class Worker:
                 out = [task.deadletter(self.topics.bars, held.key, held.value, held.offset,
                                        held.bar)]
             self._outbox.setdefault(p, []).extend(out)
+        self.tally.flush(self.topics.bars)
         self._resume_paused()
         metrics.child(metrics.RECORDS_WAITING, self.topics.bars).set(self.gate.held())
         metrics.child(metrics.RECORDS_WAITING, self.topics.news).set(len(self.pending_news))
@@ -324,7 +332,8 @@ class Worker:
         for p, records in outbox.items():
             if records:
                 await self.checkpoint.send(p, records)
-        if now - self.last_commit >= self.settings.worker.commit_interval:
+        if (now - self.last_commit >= self.settings.worker.commit_interval
+                and not self._committing()):
             await self._commit()
 
     async def _score_pending(self) -> None:
@@ -453,9 +462,25 @@ class Worker:
         if log.isEnabledFor(logging.DEBUG):  # off the commit path unless asked for
             log.debug("commit %s", {f"{tp.topic}:{tp.partition}": o
                                     for tp, o in changed.items()})
-        await self.checkpoint.commit(offsets_by_task(changed), reopen=reopen)
+        if self.exactly_once or not reopen:
+            await self._settled()
+            await self.checkpoint.commit(offsets_by_task(changed), reopen=reopen)
+        else:
+            # At-least-once: waiting for acknowledgements happens off the loop's path, so
+            # bars keep flowing meanwhile; one commit is in flight at a time.
+            self.committing = asyncio.create_task(self._guard(
+                self.checkpoint.cut(offsets_by_task(changed))))
         self.committed.update(changed)
         self.last_commit = self.clock()
+
+    def _committing(self) -> bool:
+        return self.committing is not None and not self.committing.done()
+
+    async def _settled(self) -> None:
+        """Wait for a background commit in flight (before one that must be whole)."""
+        if self.committing is not None:
+            task, self.committing = self.committing, None
+            await task
 
     # ------------------------------------------------------------------ helpers
 
@@ -552,7 +577,7 @@ class Worker:
             for p in new:
                 self.tasks[p] = PartitionTask(p, self.settings, self.topics,
                                               self.scorer.model_id, tables[p].snapshots,
-                                              tables[p].journal)
+                                              tables[p].journal, self.tally)
             for tp in assigned:
                 # aiokafka resets the position from the group's committed offset in a task of
                 # its own: wait for it, so that it cannot overwrite the seek below. The
