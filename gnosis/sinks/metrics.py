@@ -9,9 +9,10 @@ collectors, so ``/metrics`` shows memory and CPU next to the engine's own series
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -142,3 +143,56 @@ def child(metric: Any, *label_values: str) -> Any:
 def render() -> tuple[bytes, str]:
     """The registry in Prometheus text format, with its content type."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """``histogram.observe(v)`` for every ``v`` in ``values``, one update per bucket.
+
+    Reaches into prometheus_client's ``Histogram`` (``_upper_bounds``, ``_buckets``: per
+    bucket, not cumulative; ``_sum``), unchanged from 0.4 to 0.26; the result is checked
+    against ``observe`` in ``tests/observability/test_metrics_batch.py``.
+    """
+    if not len(values):
+        return
+    amounts = np.asarray(values, dtype=np.float64)
+    counts = np.bincount(np.searchsorted(histogram._upper_bounds, amounts, side="left"),
+                         minlength=len(histogram._upper_bounds))
+    for i in np.flatnonzero(counts):
+        histogram._buckets[i].inc(int(counts[i]))
+    histogram._sum.inc(float(amounts.sum()))
+
+
+class BarTally:
+    """The per-bar metrics of a batch of bars, applied together by :meth:`flush`.
+
+    On the per-bar path six metric updates (each a lock and, for histograms, a bucket
+    search) cost about a tenth of a bar's processing; gathered here they cost an append.
+    """
+
+    __slots__ = ("confidence", "latency", "update")
+
+    def __init__(self) -> None:
+        self.update: list[float] = []
+        self.latency: list[float] = []
+        self.confidence: dict[str, list[float]] = {}
+
+    def add(self, update_seconds: float, latency_seconds: float, signal_type: str,
+            confidence: float) -> None:
+        """One bar turned into a signal."""
+        self.update.append(update_seconds)
+        self.latency.append(latency_seconds)
+        self.confidence.setdefault(signal_type, []).append(confidence)
+
+    def flush(self, bars_topic: str) -> None:
+        """Apply what was gathered since the last flush."""
+        if not self.update:
+            return
+        bars = len(self.update)
+        BARS_CONSUMED.inc(bars)
+        child(RECORD_OUTCOMES, bars_topic, "signal").inc(bars)
+        observe_many(FEATURE_UPDATE_SECONDS, self.update)
+        observe_many(BAR_TO_SIGNAL_SECONDS, self.latency)
+        for signal_type, confidences in self.confidence.items():
+            child(SIGNALS_EMITTED, signal_type).inc(len(confidences))
+            observe_many(child(SIGNAL_CONFIDENCE, signal_type), confidences)
+        self.update, self.latency, self.confidence = [], [], {}

@@ -15,6 +15,7 @@ The control topic ``<app>-control`` carries operator commands, key = ticker:
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -27,8 +28,12 @@ from gnosis.events import InvalidEvent
 MARK_KEY = b"\x00mark"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def ticker_partition(ticker: str, partitions: int) -> int:
-    """The partition of ``ticker``: Java's murmur2 key partitioner (aiokafka, Java clients)."""
+    """The partition of ``ticker``: Java's murmur2 key partitioner (aiokafka, Java clients).
+
+    Cached: aiokafka's murmur2 is pure Python and this runs for every bar and headline.
+    """
     return (murmur2(ticker.encode()) & 0x7FFFFFFF) % partitions
 
 

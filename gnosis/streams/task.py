@@ -58,7 +58,9 @@ class PartitionTask:
     """State and processing of one partition number ``p``."""
 
     def __init__(self, p: int, settings: Settings, topics: Topics, model_id: str,
-                 snapshots: dict[bytes, bytes], journal: dict[bytes, bytes]) -> None:
+                 snapshots: dict[bytes, bytes], journal: dict[bytes, bytes],
+                 tally: metrics.BarTally | None = None) -> None:
+        """``tally`` gathers the per-bar metrics; its owner flushes it after each batch."""
         self.p = p
         self.settings = settings
         self.topics = topics
@@ -67,6 +69,7 @@ class PartitionTask:
         self.journal = journal
         self.every = settings.worker.snapshot_every
         self.partitions = settings.kafka.partitions
+        self.tally = tally if tally is not None else metrics.BarTally()
         self.states: dict[str, TickerState] = {}
         self.rejected_run: dict[str, int] = {}
         """Per ticker, bars rejected as duplicate or out of order since its last good bar."""
@@ -94,12 +97,7 @@ class PartitionTask:
                                     InvalidEvent("processing_error", repr(exc)[:300]))]
         self.rejected_run.pop(bar.ticker, None)
         now = time.perf_counter()
-        metrics.FEATURE_UPDATE_SECONDS.observe(now - started)
-        metrics.BARS_CONSUMED.inc()
-        metrics.child(metrics.SIGNALS_EMITTED, signal.signal_type).inc()
-        metrics.child(metrics.SIGNAL_CONFIDENCE, signal.signal_type).observe(signal.confidence)
-        metrics.BAR_TO_SIGNAL_SECONDS.observe(now - received)
-        metrics.child(metrics.RECORD_OUTCOMES, self.topics.bars, "signal").inc()
+        self.tally.add(now - started, now - received, signal.signal_type, signal.confidence)
         # Signal first, then the state that covers it (the checkpoint keeps that order
         # durable under at-least-once too).
         return [(self.topics.signals, bar.ticker.encode(), value, self.p),
