@@ -51,26 +51,6 @@ def market_events(tickers: tuple[str, ...] = ("AAPL", "MSFT", "GOOG", "TSLA", "N
     return bars, news
 
 
-def consume_uncommitted_count(bootstrap: str, topic: str) -> int:
-    """Records in ``topic`` counting open transactions (end offsets, read_uncommitted)."""
-    from aiokafka import AIOKafkaConsumer
-
-    async def run() -> int:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None)
-        await consumer.start()
-        try:
-            for _ in range(50):  # the assignment follows the first metadata response
-                if consumer.assignment():
-                    break
-                await asyncio.sleep(0.05)
-            ends = await consumer.end_offsets(list(consumer.assignment()))
-            return sum(ends.values())
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(run())
-
-
 def consume_committed(bootstrap: str, topic: str, *, expected: int | None = None,
                       timeout: float = 60.0, idle: float = 3.0) -> list[Any]:
     """Every record of ``topic`` from the start, read with ``read_committed``.
@@ -87,13 +67,30 @@ def consume_committed(bootstrap: str, topic: str, *, expected: int | None = None
 
 def wait_for_records(bootstrap: str, topic: str, records: int, timeout: float) -> int:
     """Wait until ``topic`` holds ``records`` records (uncommitted included) or ``timeout``
-    seconds passed; returns how many it held then."""
-    deadline = time.monotonic() + timeout
-    while True:
-        held = consume_uncommitted_count(bootstrap, topic)
-        if held >= records or time.monotonic() > deadline:
+    seconds passed; returns how many it held then.
+
+    One client polls the end offsets every 20 ms, so that a worker draining a backlog
+    quickly is still caught mid-way.
+    """
+    from aiokafka import AIOKafkaConsumer
+
+    async def run() -> int:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None)
+        await consumer.start()
+        try:
+            deadline = time.monotonic() + timeout
+            held = 0
+            while held < records and time.monotonic() <= deadline:
+                if consumer.assignment():  # the first metadata response brings it
+                    ends = await consumer.end_offsets(list(consumer.assignment()))
+                    held = sum(ends.values())
+                if held < records:
+                    await asyncio.sleep(0.02)
             return held
-        time.sleep(0.05)
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
 
 
 def kill_when(worker: Any, bootstrap: str, topic: str, records: int, timeout: float) -> int:

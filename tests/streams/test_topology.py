@@ -153,7 +153,9 @@ def test_one_of_two_workers_killed(guarantee, kafka_settings, kafka_topics,
     first = worker_process(replace(settings, worker=replace(settings.worker,
                                                             web_port=free_port())))
     worker_process(replace(settings, worker=replace(settings.worker, web_port=free_port())))
-    publisher = publish_in_background(bars, news, settings)
+    # Slower than PACE: the kill must land while input still arrives, however quickly the
+    # workers keep up and however long counting the signals takes on a busy machine.
+    publisher = publish_in_background(bars, news, settings, speed=PACE / 4)
     held = kill_when(first, settings.kafka.bootstrap_servers, settings.kafka.signals_topic,
                      len(expected) // 4, timeout=120)
     assert 0 < held < len(expected), "the kill did not land mid-stream"
