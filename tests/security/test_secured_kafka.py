@@ -29,7 +29,7 @@ from gnosis.config import Settings
 from gnosis.replay.sample import write_sample
 from gnosis.security import MASK, client_options
 from gnosis.sinks.files import read_signals
-from gnosis.streams.kafka.broker import free_port, grant_topic_acls, make_certificates
+from gnosis.streams.kafka.broker import free_port, grant_acls, make_certificates
 
 from .conftest import SecuredKafka, gnosis
 
@@ -290,7 +290,7 @@ def test_refusal_is_one_line_naming_cause_and_setting(case: str, secured_kafka, 
 def test_user_without_rights_on_signals_is_told_so(secured_kafka, tmp_path) -> None:
     settings = _unique(secured_kafka.settings(), tmp_path)
     assert gnosis(settings, "kafka", "topics").returncode == 0
-    grant_topic_acls(secured_kafka.plaintext, "mallory",
+    grant_acls(secured_kafka.plaintext, "mallory",
                      [settings.kafka.bars_topic, settings.kafka.news_topic])
     mallory = replace(settings, kafka=replace(
         settings.kafka, sasl_username="mallory",
