@@ -61,6 +61,7 @@ def _check_log(worker: WorkerProcess, cause: str) -> str:
     assert refusals, text[-3000:]
     assert all(f"({cause}, attempt" in line for line in refusals), refusals
     assert "Traceback" not in text, text[-3000:]
+    assert "Unclosed" not in text, text[-3000:]  # a refused attempt closes its clients
     return text
 
 
