@@ -236,6 +236,9 @@ class WorkerConfig(_Section):
     that trades exactness for liveness; 0 (the default) waits as long as it takes."""
     session_timeout: float = 10.0
     """Consumer-group session timeout: how soon a crashed worker's partitions move on."""
+    retry_backoff_max: float = 30.0
+    """Longest wait in seconds between two attempts to start while Kafka refuses the worker
+    (or it failed): the wait starts at 1 s (or this, if smaller) and doubles."""
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
 import ssl
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +127,25 @@ class CauseRecorder(logging.Handler):
                 self.last = arg
 
 
+CAUSES = ("authentication", "tls", "authorization", "unreachable", "config", "other")
+"""Kinds of refusal, as :attr:`Refusal.cause` (and the ``cause`` label of the metrics)."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why Kafka refused a connection or request."""
+
+    cause: str
+    """One of :data:`CAUSES`."""
+    line: str
+    """One line naming the cause and what to set; never the password."""
+
+    @property
+    def settings(self) -> list[str]:
+        """The settings the line names (``kafka.sasl_password_file``, ...), in order."""
+        return list(dict.fromkeys(re.findall(r"\bkafka\.[a-z_]+[a-z]", self.line)))
+
+
 def describe_failure(exc: BaseException, settings: Settings,
                      cause: BaseException | None = None, *, probe: bool = False) -> str:
     """One line naming why Kafka refused ``exc``'s connection or request, and what to set.
@@ -134,7 +155,14 @@ def describe_failure(exc: BaseException, settings: Settings,
     checked for speaking TLS (a blocking handshake of up to a few seconds: in an event
     loop, run it in a thread). The line never contains the password.
     """
-    return _redact(_describe(exc, settings, cause, probe), settings)
+    return refusal(exc, settings, cause, probe=probe).line
+
+
+def refusal(exc: BaseException, settings: Settings, cause: BaseException | None = None, *,
+            probe: bool = False) -> Refusal:
+    """:func:`describe_failure`'s line with the kind of cause it names."""
+    kind, line = _describe(exc, settings, cause, probe)
+    return Refusal(kind, _redact(line, settings))
 
 
 def _chain(exc: BaseException, cause: BaseException | None) -> list[BaseException]:
@@ -157,7 +185,8 @@ def _first(chain: list[BaseException], *names: str) -> BaseException | None:
 
 
 def _describe(exc: BaseException, settings: Settings, cause: BaseException | None,
-              probe: bool) -> str:
+              probe: bool) -> tuple[str, str]:
+    """(kind of cause, line): see :func:`refusal`."""
     k = settings.kafka
     chain = _chain(exc, cause)
     where = k.bootstrap_servers
@@ -166,48 +195,55 @@ def _describe(exc: BaseException, settings: Settings, cause: BaseException | Non
                         else "kafka.sasl_password")
 
     if (found := _first(chain, "ConfigError")) is not None:
-        return str(found)
+        return "config", str(found)
     if _first(chain, "SaslAuthenticationFailed") is not None:
-        return (f"Kafka at {where} refused the credentials of {user} "
-                f"({k.sasl_mechanism}): check kafka.sasl_username and {password_setting}, "
-                f"and that the user has {k.sasl_mechanism} credentials on the cluster")
+        return "authentication", (
+            f"Kafka at {where} refused the credentials of {user} "
+            f"({k.sasl_mechanism}): check kafka.sasl_username and {password_setting}, "
+            f"and that the user has {k.sasl_mechanism} credentials on the cluster")
     if (found := _first(chain, "UnsupportedSaslMechanismError")) is not None:
         detail = _tail(found)  # names the enabled ones only when the client checked them
         enabled = (f" ({detail.rpartition('are: ')[2]})" if "Enabled mechanisms" in detail
                    else "")
-        return (f"Kafka at {where} does not accept SASL mechanism {k.sasl_mechanism}: "
-                f"set kafka.sasl_mechanism to one it enables{enabled}")
+        return "authentication", (
+            f"Kafka at {where} does not accept SASL mechanism {k.sasl_mechanism}: "
+            f"set kafka.sasl_mechanism to one it enables{enabled}")
     if (found := _first(chain, "SSLCertVerificationError")) is not None:
         reason = getattr(found, "verify_message", "") or _tail(found)
         if "hostname" in reason.lower() or "ip address mismatch" in reason.lower():
-            return (f"the TLS certificate of the broker does not name the host in "
-                    f"kafka.bootstrap_servers ({where}): {reason}; connect by a name the "
-                    "certificate lists")
+            return "tls", (
+                f"the TLS certificate of the broker does not name the host in "
+                f"kafka.bootstrap_servers ({where}): {reason}; connect by a name the "
+                "certificate lists")
         fix = ("set kafka.ssl_cafile to the CA that signed the brokers' certificate"
                if not k.ssl_cafile else
                f"kafka.ssl_cafile ({k.ssl_cafile}) is not the CA that signed it")
-        return (f"the TLS certificate of Kafka at {where} is not trusted "
-                f"(CERTIFICATE_VERIFY_FAILED: {reason}): {fix}")
+        return "tls", (
+            f"the TLS certificate of Kafka at {where} is not trusted "
+            f"(CERTIFICATE_VERIFY_FAILED: {reason}): {fix}")
     if (found := _first(chain, "SSLError")) is not None:
-        return (f"TLS handshake with Kafka at {where} failed ({_tail(found)}): the port does "
-                f"not seem to speak TLS; check kafka.bootstrap_servers and "
-                f"kafka.security_protocol ({k.security_protocol})")
+        return "tls", (
+            f"TLS handshake with Kafka at {where} failed ({_tail(found)}): the port does "
+            f"not seem to speak TLS; check kafka.bootstrap_servers and "
+            f"kafka.security_protocol ({k.security_protocol})")
     auth = _first(chain, "TopicAuthorizationFailedError", "GroupAuthorizationFailedError",
                   "ClusterAuthorizationFailedError", "TransactionalIdAuthorizationFailed")
     if auth is not None:
-        return _authorization(auth, k, user)
+        return "authorization", _authorization(auth, k, user)
     if cause is None and _first(chain, "KafkaError") is None and isinstance(exc, TimeoutError):
         # Connected fine, then an answer never came: with SASL, typically missing rights
         # (a broker hides the topics a user may not DESCRIBE and refuses their creation).
         hint = (f"; with the authorizer on, check the ACLs of {user}"
                 if k.security_protocol.startswith("SASL_") else "")
-        return f"Kafka at {where} did not complete the request ({_tail(exc)}){hint}"
+        return "other", f"Kafka at {where} did not complete the request ({_tail(exc)}){hint}"
     if (found := _first(chain, "gaierror")) is not None:
-        return (f"cannot resolve the host in kafka.bootstrap_servers ({where}): "
-                f"{_tail(found)}")
+        return "unreachable", (
+            f"cannot resolve the host in kafka.bootstrap_servers ({where}): "
+            f"{_tail(found)}")
     if (found := _first(chain, "ConnectionRefusedError")) is not None:
-        return (f"no Kafka broker listens at {where} ({_tail(found)}): check "
-                "kafka.bootstrap_servers and that the broker runs")
+        return "unreachable", (
+            f"no Kafka broker listens at {where} ({_tail(found)}): check "
+            "kafka.bootstrap_servers and that the broker runs")
     silent = _first(chain, "KafkaConnectionError", "TimeoutError", "ConnectionResetError")
     if silent is not None:
         # A listener spoken to in the wrong protocol closes, resets or says nothing.
@@ -215,20 +251,24 @@ def _describe(exc: BaseException, settings: Settings, cause: BaseException | Non
         tls = k.security_protocol in {"SSL", "SASL_SSL"}
         host, port = _first_server(where)
         if probe and not tls and _speaks_tls(host, port):
-            return (f"Kafka at {where} speaks TLS but kafka.security_protocol is "
-                    f"{k.security_protocol}: set it to SASL_SSL (or SSL) and kafka.ssl_cafile")
+            return "tls", (
+                f"Kafka at {where} speaks TLS but kafka.security_protocol is "
+                f"{k.security_protocol}: set it to SASL_SSL (or SSL) and kafka.ssl_cafile")
         if probe and tls and _port_open(host, port) and not _speaks_tls(host, port):
-            return (f"Kafka at {where} does not speak TLS (a PLAINTEXT listener?) but "
-                    f"kafka.security_protocol is {k.security_protocol}: point "
-                    "kafka.bootstrap_servers at the TLS listener")
+            return "tls", (
+                f"Kafka at {where} does not speak TLS (a PLAINTEXT listener?) but "
+                f"kafka.security_protocol is {k.security_protocol}: point "
+                "kafka.bootstrap_servers at the TLS listener")
         if not tls:
-            return (f"Kafka at {where} did not answer the handshake ({reason}): is it a TLS "
-                    f"port? kafka.security_protocol is {k.security_protocol}")
+            return "tls", (
+                f"Kafka at {where} did not answer the handshake ({reason}): is it a TLS "
+                f"port? kafka.security_protocol is {k.security_protocol}")
     if (found := _first(chain, "OSError", "TimeoutError", "KafkaConnectionError")) is not None:
         reason = _tail(found) or type(found).__name__
-        return (f"no Kafka broker reachable at {where} ({reason}): check "
-                "kafka.bootstrap_servers and that the broker runs")
-    return f"Kafka request failed: {type(exc).__name__}: {_tail(exc)}"
+        return "unreachable", (
+            f"no Kafka broker reachable at {where} ({reason}): check "
+            "kafka.bootstrap_servers and that the broker runs")
+    return "other", f"Kafka request failed: {type(exc).__name__}: {_tail(exc)}"
 
 
 def _authorization(auth: BaseException, k: KafkaConfig, user: str) -> str:
@@ -322,7 +362,7 @@ def explained(settings: Settings, *, probe: bool = True) -> Iterator[CauseRecord
     except (KafkaAccessError, ConfigError):
         raise
     except Exception as exc:
-        if not _is_kafka_failure(exc):
+        if not is_kafka_failure(exc):
             raise
         raise KafkaAccessError(describe_failure(exc, settings, recorder.last,
                                                 probe=probe)) from None
@@ -331,7 +371,8 @@ def explained(settings: Settings, *, probe: bool = True) -> Iterator[CauseRecord
         logger.propagate = propagate
 
 
-def _is_kafka_failure(exc: BaseException) -> bool:
+def is_kafka_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is what a refused or failed Kafka connection or request raises."""
     from aiokafka.errors import KafkaError
 
     return isinstance(exc, KafkaError | OSError | TimeoutError)

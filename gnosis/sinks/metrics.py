@@ -102,6 +102,14 @@ TICKERS_IN_STATE = Gauge("gnosis_tickers_in_state", "Tickers with feature state 
                          registry=REGISTRY)
 CONSUMER_LAG = Gauge("gnosis_consumer_lag_messages", "Messages behind the partition's end.",
                      ["topic", "partition"], registry=REGISTRY)
+KAFKA_REFUSED = Gauge(
+    "gnosis_kafka_refused",
+    "1 while Kafka refuses this worker (the cause: authentication, tls, authorization, "
+    "unreachable, config or other), else 0; /health names the reason and the setting.",
+    ["cause"], registry=REGISTRY)
+KAFKA_REFUSALS = Counter("gnosis_kafka_refusals_total",
+                         "Attempts of the worker to start that Kafka refused, by cause.",
+                         ["cause"], registry=REGISTRY)
 MODEL_INFO = Info("gnosis_sentiment_model", "The sentiment model in use.", registry=REGISTRY)
 
 # Results of the latest backtest per strategy, for a backtest or replay process that serves

@@ -108,13 +108,30 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
         existing = set(await admin.list_topics())
         todo = [s for s in specs if s.name not in existing]
         if todo:
-            await admin.create_topics([
+            response = await admin.create_topics([
                 NewTopic(s.name, s.partitions, settings.kafka.replication_factor,
                          topic_configs=s.config) for s in todo])
+            raced = _created_or_raise(response)
+            todo = [s for s in todo if s.name not in raced]
             await _wait_visible(admin, {s.name for s in todo})
         return [s.name for s in todo]
     finally:
         await admin.close()
+
+
+def _created_or_raise(response: object) -> set[str]:
+    """Raise the error a topic creation answered (e.g. TOPIC_AUTHORIZATION_FAILED, for all
+    the topics it concerns); returns the topics another client created meanwhile."""
+    from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+    failed: dict[type[Exception], set[str]] = {}
+    for topic, code, *_ in response.topic_errors:  # type: ignore[attr-defined]
+        if code:
+            failed.setdefault(for_code(code), set()).add(topic)
+    raced = failed.pop(TopicAlreadyExistsError, set())
+    for error, names in failed.items():
+        raise error(names)
+    return raced
 
 
 async def _wait_visible(admin: object, names: set[str], timeout: float = 15.0) -> None:

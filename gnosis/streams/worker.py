@@ -1,34 +1,37 @@
 """Run a live worker: ``gnosis worker`` or ``python -m gnosis.streams.worker``.
 
-Creates missing topics, serves ``/health`` and ``/metrics`` on ``worker.web_port``, and
+Serves ``/health`` and ``/metrics`` on ``worker.web_port``, creates missing topics, and
 runs :class:`~gnosis.streams.runtime.Worker` until SIGINT or SIGTERM, which commit what
-was processed and leave the consumer group so the partitions move on at once.
+was processed and leave the consumer group so the partitions move on at once. While Kafka
+refuses it, the process stays up, says why and tries again (:mod:`gnosis.streams.access`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from gnosis.config import Settings
 from gnosis.sinks import metrics
+from gnosis.streams.access import KafkaAccess, is_refusal
 from gnosis.streams.runtime import Worker
 from gnosis.streams.topics import ensure_topics
 
 log = logging.getLogger("gnosis.worker")
 
 
-def web_app(worker: Callable[[], Worker]) -> web.Application:
-    """The worker's HTTP endpoints: ``/health`` (503 until ready) and ``/metrics``;
-    ``worker`` returns the worker currently running."""
+def web_app(health: Callable[[], tuple[dict[str, Any], bool]]) -> web.Application:
+    """The worker's HTTP endpoints: ``/health`` (503 until ready, and while Kafka refuses
+    the worker) and ``/metrics``; ``health`` returns the body and whether ready."""
 
-    async def health(request: web.Request) -> web.Response:
-        body, ready = worker().health()
+    async def health_page(request: web.Request) -> web.Response:
+        body, ready = health()
         return web.json_response(body, status=200 if ready else 503)
 
     async def metrics_page(request: web.Request) -> web.Response:
@@ -36,7 +39,7 @@ def web_app(worker: Callable[[], Worker]) -> web.Application:
         return web.Response(body=body, content_type=content_type.split(";")[0])
 
     app = web.Application()
-    app.router.add_get("/health", health)
+    app.router.add_get("/health", health_page)
     app.router.add_get("/metrics", metrics_page)
     return app
 
@@ -44,15 +47,17 @@ def web_app(worker: Callable[[], Worker]) -> web.Application:
 async def serve(settings: Settings, scorer: Any = None) -> None:
     """Run a worker and its web endpoints until SIGINT/SIGTERM.
 
-    A worker that fails (e.g. a Kafka error in the middle of a rebalance) is replaced by a
-    fresh one, which rejoins the group and resumes from what was committed: the same
-    recovery as a process restart, without losing the process.
+    The endpoints come up first. A worker that Kafka refuses, at start or later, is tried
+    again after a growing wait, the reason in ``/health`` and the metrics (see
+    :mod:`gnosis.streams.access`); a worker that fails otherwise (e.g. a Kafka error in
+    the middle of a rebalance) is replaced by a fresh one, which rejoins the group and
+    resumes from what was committed: the same recovery as a process restart, without
+    losing the process.
     """
     from gnosis.models.sentiment import load_scorer
     from gnosis.models.sentiment.cache import ScoreCache
     from gnosis.models.sentiment.store import warm_cache
 
-    await ensure_topics(settings)
     scorer = scorer if scorer is not None else load_scorer(settings.sentiment)
     if settings.sentiment.store_dir and isinstance(scorer, ScoreCache):
         # Headlines scored before (a bulk run, a replay) cost no model call here.
@@ -62,29 +67,86 @@ async def serve(settings: Settings, scorer: Any = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    current = Worker(settings, scorer)
-    runner = web.AppRunner(web_app(lambda: current), access_log=None)
+    access = KafkaAccess(settings)
+    current: Worker | None = None
+
+    def health() -> tuple[dict[str, Any], bool]:
+        refused = access.health()
+        if refused is not None:
+            return refused, False
+        if current is None:
+            return {"status": "starting"}, False
+        return current.health()
+
+    runner = web.AppRunner(web_app(health), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "0.0.0.0", settings.worker.web_port).start()
     log.info("worker %s: %s, sentiment %s, /health and /metrics on port %d",
              settings.worker.app_id, settings.worker.processing_guarantee,
              scorer.model_id, settings.worker.web_port)
     try:
-        while True:
-            watch = asyncio.create_task(_forward(stop, current.stopping))
-            try:
-                await current.run()
-                return
-            except Exception:
-                if stop.is_set():
+        with access.watching():
+            while not stop.is_set():
+                access.attempt()
+                try:
+                    if not await _unless_stopped(stop, ensure_topics(settings)):
+                        return
+                    current = Worker(settings, scorer)
+                    await _run(current, stop, access)
                     return
-                log.exception("worker failed; starting afresh from the committed state")
-                await asyncio.sleep(1.0)
-                current = Worker(settings, scorer)
-            finally:
-                watch.cancel()
+                except Exception as exc:
+                    if stop.is_set():
+                        return
+                    delay = (await access.refused(exc) if is_refusal(exc)
+                             else access.failed(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
     finally:
         await runner.cleanup()
+
+
+async def _unless_stopped(stop: asyncio.Event, work: Awaitable[Any]) -> bool:
+    """Await ``work`` unless ``stop`` is set first (then cancel it and return ``False``)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    task.result()
+    return True
+
+
+async def _run(worker: Worker, stop: asyncio.Event, access: KafkaAccess) -> None:
+    """Run ``worker`` until ``stop``; Kafka has let it in once it has joined its group."""
+    helpers = [asyncio.create_task(_forward(stop, worker.stopping)),
+               asyncio.create_task(_granted_when_ready(worker, access))]
+    try:
+        await worker.run()
+    except Exception:
+        # A start refused half-way (e.g. no rights on the group) leaves the consumer and
+        # the producers open; after a failure while running they are closed already, and
+        # stopping them again does nothing.
+        try:
+            await worker.consumer.stop()
+            await worker.checkpoint.stop()
+        except Exception:
+            log.debug("closing the failed worker's clients failed", exc_info=True)
+        raise
+    finally:
+        for helper in helpers:
+            helper.cancel()
+
+
+async def _granted_when_ready(worker: Worker, access: KafkaAccess) -> None:
+    while not worker.ready:  # set by its first assignment, even an empty one
+        await asyncio.sleep(0.2)
+    access.granted()
 
 
 async def _forward(source: asyncio.Event, target: asyncio.Event) -> None:

@@ -115,6 +115,14 @@ def test_promtool_accepts_prometheus_config() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_alert_rules_pass_their_unit_tests() -> None:
+    result = subprocess.run(["promtool", "test", "rules",
+                             str(ROOT / "deploy/prometheus/alerts_test.yml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_grafana_provisioning_matches_mounts_and_dashboards() -> None:
     grafana = compose()["services"]["grafana"]
     mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in grafana["volumes"]

@@ -5,18 +5,26 @@ Users: ``gnosis`` (super user) and ``mallory`` (no rights until a test grants so
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from conftest import WorkerProcess
 
 from gnosis.config import Settings
-from gnosis.streams.kafka.broker import SecureFiles
+from gnosis.replay.sample import write_sample
+from gnosis.streams.kafka.broker import SecureFiles, free_port
 
 
 @dataclass(frozen=True)
@@ -76,3 +84,59 @@ def gnosis(settings: Settings, *args: str, cwd: Path | None = None
     return subprocess.run([sys.executable, "-m", "gnosis.cli", *args], capture_output=True,
                           text=True, env=kafka_env(settings), cwd=cwd, timeout=300,
                           check=False)
+
+
+def unique(settings: Settings, **worker: object) -> Settings:
+    """``settings`` with topics, app id and web port of their own; ``worker`` overrides
+    ``[worker]`` fields."""
+    tag = uuid.uuid4().hex[:8]
+    kafka = replace(settings.kafka, partitions=2, bars_topic=f"bars-{tag}",
+                    news_topic=f"news-{tag}", signals_topic=f"signals-{tag}",
+                    deadletter_topic=f"deadletter-{tag}")
+    fields: dict[str, object] = {"app_id": f"gnosis-{tag}", "web_port": free_port(),
+                                 "commit_interval": 0.1, "log_level": "warning", **worker}
+    return replace(settings, kafka=kafka, worker=replace(settings.worker, **fields))
+
+
+def small_sample(directory: Path, per_ticker: int = 150) -> tuple[Path, Path, int]:
+    """The first ``per_ticker`` bars of each sample ticker and the headlines up to them."""
+    bars_csv, news_csv = write_sample(directory / "full")
+    bars = pd.read_csv(bars_csv).groupby("ticker").head(per_ticker)
+    last = pd.to_datetime(bars["timestamp"]).max()
+    news = pd.read_csv(news_csv)
+    news = news[pd.to_datetime(news["timestamp"], format="ISO8601") <= last]
+    bars_path, news_path = directory / "bars.csv", directory / "news.csv"
+    bars.to_csv(bars_path, index=False)
+    news.to_csv(news_path, index=False)
+    return bars_path, news_path, len(bars)
+
+
+def health(port: int) -> tuple[int, dict[str, object]] | None:
+    """(HTTP status, JSON body) of the worker's ``/health``; ``None`` while nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=3) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def wait_health(worker: WorkerProcess, until: Callable[[int, dict[str, object]], bool],
+                timeout: float = 180.0) -> tuple[int, dict[str, object]]:
+    """Poll ``/health`` of a live ``worker`` until ``until(status, body)``; its answer."""
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        assert worker.alive(), worker.log.read_text()[-3000:]
+        seen = health(worker.settings.worker.web_port)
+        if seen is not None and until(*seen):
+            return seen
+        time.sleep(0.3)
+    raise AssertionError(f"/health never matched; last {seen}; "
+                         f"log: {worker.log.read_text()[-3000:]}")
+
+
+def wait_healthy(worker: WorkerProcess, timeout: float = 180.0) -> dict[str, object]:
+    """Wait until the worker's ``/health`` answers 200; its body."""
+    return wait_health(worker, lambda status, _: status == 200, timeout)[1]

@@ -8,7 +8,11 @@ import string
 from dataclasses import replace
 
 import pytest
-from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    SaslAuthenticationFailed,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,6 +22,7 @@ from gnosis.security import (
     CauseRecorder,
     client_options,
     describe_failure,
+    refusal,
     sasl_password,
     shown_value,
 )
@@ -106,3 +111,21 @@ def test_no_message_shows_the_password(password: str) -> None:
         line = describe_failure(exc, settings)
         assert password not in line
         assert "\n" not in line
+
+
+@pytest.mark.parametrize(("exc", "cause", "settings"), [
+    (SaslAuthenticationFailed("invalid credentials"), "authentication",
+     ["kafka.sasl_username", "kafka.sasl_password"]),
+    (ssl.SSLCertVerificationError("unable to get local issuer certificate"), "tls",
+     ["kafka.ssl_cafile"]),
+    (GroupAuthorizationFailedError("gnosis"), "authorization", ["kafka.sasl_username"]),
+    (ConnectionRefusedError(111, "Connect call failed"), "unreachable",
+     ["kafka.bootstrap_servers"]),
+    (ConfigError("kafka.sasl_password_file: cannot read /run/secrets/p"), "config",
+     ["kafka.sasl_password_file"]),
+    (RuntimeError("something else"), "other", []),
+])
+def test_refusal_names_its_kind_of_cause_and_the_settings(exc, cause, settings) -> None:
+    found = refusal(exc, _sasl())
+    assert (found.cause, found.settings) == (cause, settings)
+    assert found.line == describe_failure(exc, _sasl())

@@ -11,81 +11,36 @@ import io
 import re
 import shutil
 import subprocess
-import time
-import urllib.error
-import urllib.request
-import uuid
 from dataclasses import replace
-from pathlib import Path
 
-import pandas as pd
 import pytest
 from aiokafka.conn import AIOKafkaConnection, ScramAuthenticator
 from aiokafka.errors import SaslAuthenticationFailed
 from conftest import WorkerProcess
 from rich.console import Console
 
-from gnosis.config import Settings
-from gnosis.replay.sample import write_sample
 from gnosis.security import MASK, client_options
 from gnosis.sinks.files import read_signals
-from gnosis.streams.kafka.broker import free_port, grant_topic_acls, make_certificates
+from gnosis.streams.kafka.broker import free_port, grant_acls, make_certificates
 
-from .conftest import SecuredKafka, gnosis
+from .conftest import SecuredKafka, gnosis, small_sample, unique, wait_healthy
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-def _unique(settings: Settings, tmp: Path) -> Settings:
-    tag = uuid.uuid4().hex[:8]
-    kafka = replace(settings.kafka, partitions=2, bars_topic=f"bars-{tag}",
-                    news_topic=f"news-{tag}", signals_topic=f"signals-{tag}",
-                    deadletter_topic=f"deadletter-{tag}")
-    worker = replace(settings.worker, app_id=f"gnosis-{tag}", web_port=free_port(),
-                     commit_interval=0.1, log_level="warning")
-    return replace(settings, kafka=kafka, worker=worker)
-
-
-def _small_sample(directory: Path) -> tuple[Path, Path, int]:
-    """The first 150 bars of each sample ticker and the headlines up to them."""
-    bars_csv, news_csv = write_sample(directory / "full")
-    bars = pd.read_csv(bars_csv).groupby("ticker").head(150)
-    last = pd.to_datetime(bars["timestamp"]).max()
-    news = pd.read_csv(news_csv)
-    news = news[pd.to_datetime(news["timestamp"], format="ISO8601") <= last]
-    bars_path, news_path = directory / "bars.csv", directory / "news.csv"
-    bars.to_csv(bars_path, index=False)
-    news.to_csv(news_path, index=False)
-    return bars_path, news_path, len(bars)
-
-
-def _wait_healthy(port: int, worker: WorkerProcess, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert worker.alive(), worker.log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=3) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"worker not healthy: {worker.log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
 def secured_run(secured_kafka: SecuredKafka, tmp_path_factory: pytest.TempPathFactory):
     """Topics, a worker and ``gnosis replay --via kafka``, all over SASL_SSL."""
     tmp = tmp_path_factory.mktemp("secured-run")
-    settings = _unique(secured_kafka.settings(), tmp)
-    bars, news, n_bars = _small_sample(tmp)
+    settings = unique(secured_kafka.settings())
+    bars, news, n_bars = small_sample(tmp)
     topics = gnosis(settings, "kafka", "topics")
     inprocess = gnosis(settings, "replay", str(bars), str(news), "-o", str(tmp / "in.jsonl"))
     assert inprocess.returncode == 0, inprocess.stderr
     password = secured_kafka.files.password("gnosis")
     worker = WorkerProcess(settings, tmp / "worker.log").start()
     try:
-        _wait_healthy(settings.worker.web_port, worker)
+        wait_healthy(worker)
         via_kafka = gnosis(settings, "replay", str(bars), str(news), "--via", "kafka",
                            "-o", str(tmp / "kafka.jsonl"))
     finally:
@@ -288,14 +243,14 @@ def test_refusal_is_one_line_naming_cause_and_setting(case: str, secured_kafka, 
 
 
 def test_user_without_rights_on_signals_is_told_so(secured_kafka, tmp_path) -> None:
-    settings = _unique(secured_kafka.settings(), tmp_path)
+    settings = unique(secured_kafka.settings())
     assert gnosis(settings, "kafka", "topics").returncode == 0
-    grant_topic_acls(secured_kafka.plaintext, "mallory",
+    grant_acls(secured_kafka.plaintext, "mallory",
                      [settings.kafka.bars_topic, settings.kafka.news_topic])
     mallory = replace(settings, kafka=replace(
         settings.kafka, sasl_username="mallory",
         sasl_password_file=str(secured_kafka.files.password_file("mallory"))))
-    bars, news, _ = _small_sample(tmp_path)
+    bars, news, _ = small_sample(tmp_path)
     line = _one_line_error(gnosis(mallory, "replay", str(bars), str(news), "--via", "kafka",
                                   "-o", str(tmp_path / "out.jsonl")))
     assert f"denied user 'mallory' access to topic {settings.kafka.signals_topic}" in line

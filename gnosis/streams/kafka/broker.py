@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -450,9 +451,9 @@ def wait_ready(bootstrap_servers: str, timeout: float = 60.0,
 _ACL_OPERATIONS = {"ALL": 2, "READ": 3, "WRITE": 4, "CREATE": 5, "DESCRIBE": 8}
 
 
-def grant_topic_acls(bootstrap_servers: str, user: str, topics: list[str],
-                     operations: tuple[str, ...] = ("ALL",)) -> None:
-    """Allow ``User:<user>`` ``operations`` on each literal topic name.
+def grant_acls(bootstrap_servers: str, user: str, topics: Sequence[str] = (),
+               groups: Sequence[str] = (), operations: tuple[str, ...] = ("ALL",)) -> None:
+    """Allow ``User:<user>`` ``operations`` on each literal topic and consumer group name.
 
     Sent over the PLAINTEXT listener, whose ``ANONYMOUS`` principal is a super user of a
     broker started with ``SecureListener(authorizer=True)``.
@@ -463,16 +464,17 @@ def grant_topic_acls(bootstrap_servers: str, user: str, topics: list[str],
     from aiokafka.errors import for_code
     from aiokafka.protocol.admin import CreateAclsRequest
 
-    topic, literal, any_host, allow = 2, 3, "*", 3
+    topic, group, literal, any_host, allow = 2, 3, 3, "*", 3
+    resources = [(topic, name) for name in topics] + [(group, name) for name in groups]
 
     async def run() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
         await admin.start()
         try:
-            for name in topics:
+            for kind, name in resources:
                 for op in operations:
                     response = await admin._send_to_controller(CreateAclsRequest(
-                        topic, name, literal, f"User:{user}", any_host,
+                        kind, name, literal, f"User:{user}", any_host,
                         _ACL_OPERATIONS[op], allow))
                     for code, message in response.creation_responses:
                         if code:
