@@ -55,14 +55,7 @@ def normalise_keys(texts: Sequence[object] | pd.Series | pa.Array | pa.ChunkedAr
     Printable ASCII (nearly every headline) is normalised with Arrow kernels; any other
     text goes through ``normalise_key`` itself, so the keys are identical.
     """
-    if isinstance(texts, pd.Series) and texts.dtype != object:
-        texts = pa.array(texts, pa.string())  # Arrow-backed strings: no Python objects
-    if isinstance(texts, pa.ChunkedArray):
-        texts = texts.combine_chunks()
-    if not isinstance(texts, pa.Array):
-        texts = pa.array([t if isinstance(t, str) else None for t in texts], pa.string())
-    if pa.types.is_large_string(texts.type):
-        texts = texts.cast(pa.string())
+    texts = _strings(texts)
     plain = pc.and_(pc.string_is_ascii(texts), pc.ascii_is_printable(texts))
     plain = pc.fill_null(plain, False)
     cut = texts
@@ -76,6 +69,19 @@ def normalise_keys(texts: Sequence[object] | pd.Series | pa.Array | pa.ChunkedAr
     for i, text in zip(other.tolist(), texts.take(pa.array(other)).to_pylist(), strict=True):
         keys[i] = normalise_key(text)
     return pa.array(keys, pa.string())
+
+
+def _strings(texts: Sequence[object] | pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``texts`` as one Arrow string array (anything not a string becomes null)."""
+    if isinstance(texts, pd.Series) and texts.dtype != object:
+        texts = pa.array(texts, pa.string())  # Arrow-backed strings: no Python objects
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if not isinstance(texts, pa.Array):
+        texts = pa.array([t if isinstance(t, str) else None for t in texts], pa.string())
+    if pa.types.is_large_string(texts.type):
+        texts = texts.cast(pa.string())
+    return texts
 
 
 @dataclass(frozen=True)
@@ -134,14 +140,20 @@ class ScoreStore:
 
     def lookup(self, keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """(values with NaN rows for keys not stored, mask of the keys found)."""
+        values, rows = self.find(keys)
+        return values, rows >= 0
+
+    def find(self, keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """(values with NaN rows for keys not stored, stored row of each key or -1)."""
         stored, values = self.load()
         out = np.full((len(keys), len(VALUES)), np.nan)
         if not len(stored):
-            return out, np.zeros(len(keys), dtype=bool)
+            return out, np.full(len(keys), -1, dtype=np.int64)
         index = pc.index_in(keys, value_set=stored)
-        found = index.is_valid().to_numpy(zero_copy_only=False)
-        out[found] = values[index.drop_null().to_numpy()]
-        return out, found
+        rows = index.fill_null(-1).to_numpy().astype(np.int64, copy=False)
+        found = rows >= 0
+        out[found] = values[rows[found]]
+        return out, rows
 
     def append(self, keys: Sequence[str] | pa.Array, values: np.ndarray) -> Path | None:
         """Write one part atomically (temporary file, fsync, rename); returns its path."""
@@ -252,17 +264,24 @@ def score_column(headlines: Sequence[object] | pd.Series | pa.Array | pa.Chunked
     """Scores in [-1, 1] for many headlines: from the store in ``store_dir`` where it has
     them, else from ``scorer`` (each distinct headline once, sent as its normalised key)
     and then written to the store."""
-    encoded = pc.dictionary_encode(normalise_keys(headlines))
-    distinct, positions = encoded.dictionary, encoded.indices.to_numpy()
+    # Archives repeat headlines: normalise and look up each distinct text once.
+    encoded = pc.dictionary_encode(_strings(headlines))
+    positions = encoded.indices.to_numpy(zero_copy_only=False)
+    keys = normalise_keys(encoded.dictionary)  # texts that differ may share a key
     store = ScoreStore.for_scorer(store_dir, scorer)
-    values, found = store.lookup(distinct)
-    missing = np.flatnonzero(~found)
+    values, rows = store.find(keys)
+    missing = np.flatnonzero(rows < 0)
+    scored = 0
     if len(missing):
-        texts = distinct.take(pa.array(missing)).to_pylist()
-        values[missing] = score_texts(scorer, texts)
-        store.append(texts, values[missing])
+        wanted = pc.dictionary_encode(keys.take(pa.array(missing)))
+        texts = wanted.dictionary.to_pylist()
+        new = score_texts(scorer, texts)
+        values[missing] = new[wanted.indices.to_numpy(zero_copy_only=False)]
+        store.append(texts, new)
+        scored = len(texts)
     scores = values[positions, VALUES.index("score")]
-    report = ScoringReport(len(positions), len(distinct), int(found.sum()), len(missing),
+    stored = int(np.count_nonzero(np.bincount(rows[rows >= 0])))  # distinct keys found
+    report = ScoringReport(len(positions), stored + scored, stored, scored,
                            scorer.model_id, getattr(scorer, "provider", ""))
     return scores, report
 
