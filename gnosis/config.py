@@ -73,8 +73,12 @@ class FeatureConfig(_Section):
     """Rolling window for the mean volume and spread that VSA compares a bar against."""
     hurst_stride: int = 8
     """Recompute the Hurst exponent every this many bars (held in between)."""
-    hawkes_bin: int = 8
-    """Bars per counting bin of the Hawkes branching-ratio estimator."""
+    hawkes_window: int = 2048
+    """Bars of volume events the Hawkes branching ratio is estimated from (at least
+    ``window``; all bars so far until that many are seen): its error is about 0.1 at
+    2048 bars and 0.1 events per bar."""
+    hawkes_stride: int = 16
+    """Re-estimate the Hawkes branching ratio every this many bars (held in between)."""
     event_threshold: float = 1.5
     """A bar is a Hawkes 'event' when its volume exceeds this multiple of the mean volume."""
     vol_short: int = 16

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
@@ -18,9 +18,10 @@ from gnosis.features import (
 
 from .simulate import random_bars
 
-SMALL = FeatureConfig(window=192, vsa_window=10, hurst_stride=5, hawkes_bin=6,
-                      event_threshold=1.5, vol_short=8, vol_long=40, trend_lookback=7)
-CONFIGS = [SMALL, FeatureConfig(), FeatureConfig(window=256, hurst_stride=1, hawkes_bin=2,
+SMALL = FeatureConfig(window=192, vsa_window=10, hurst_stride=5, hawkes_window=300,
+                      hawkes_stride=6, event_threshold=1.5, vol_short=8, vol_long=40,
+                      trend_lookback=7)
+CONFIGS = [SMALL, FeatureConfig(), FeatureConfig(window=256, hurst_stride=1, hawkes_stride=2,
                                                  vol_long=256, vol_short=2)]
 NEUTRAL = {"vsa_score": 0.0, "vsa_class": "neutral", "hawkes_branching": 0.0,
            "hurst_exponent": 0.5, "volatility_clustering": 1.0,
@@ -59,6 +60,15 @@ def test_incremental_equals_batch(config: FeatureConfig, seed: int) -> None:
     assert frame.hawkes_branching[frame.ready].max() > 0.0
 
 
+def test_incremental_equals_batch_past_the_periodic_resums() -> None:
+    """Past several exact recomputations of the rolling sums (every 4,096 bars)."""
+    config = replace(SMALL, hawkes_stride=1)
+    bars = random_bars(9_000, np.random.default_rng(9))
+    frame = compute_features(**bars, config=config)
+    for i, snap in enumerate(feed(TickerFeatures(config), bars)):
+        assert_same(snap, frame.snapshot(i), f"bar {i}")
+
+
 def test_warm_up_reports_neutral_values_then_becomes_ready() -> None:
     config = SMALL
     bars = random_bars(400, np.random.default_rng(3))
@@ -70,10 +80,10 @@ def test_warm_up_reports_neutral_values_then_becomes_ready() -> None:
     ready = [s.ready for s in snaps]
     became = ready.index(True)
     assert all(ready[became:]) and not any(ready[:became])
-    # Hawkes is the slowest here: vol_long bars of baseline, then window // bin bins.
-    bins = config.window // config.hawkes_bin
-    expected = -(-config.vol_long // config.hawkes_bin) * config.hawkes_bin
-    assert became == expected + bins * config.hawkes_bin - 1
+    # Hawkes is the slowest here: vol_long bars of baseline, then window bars of events,
+    # up to its next stride point.
+    stride = config.hawkes_stride
+    assert became == -(-(config.vol_long + config.window) // stride) * stride - 1
     assert snaps[config.vsa_window - 1].vsa_class == "neutral"
     assert snaps[config.vol_long].realized_volatility > 0.0
 
