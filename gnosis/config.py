@@ -77,7 +77,7 @@ class FeatureConfig(_Section):
     """Bars of volume events the Hawkes branching ratio is estimated from (at least
     ``window``; all bars so far until that many are seen): its error is about 0.1 at
     2048 bars and 0.1 events per bar."""
-    hawkes_stride: int = 16
+    hawkes_stride: int = 64
     """Re-estimate the Hawkes branching ratio every this many bars (held in between)."""
     event_threshold: float = 1.5
     """A bar is a Hawkes 'event' when its volume exceeds this multiple of the mean volume."""

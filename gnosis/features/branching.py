@@ -36,9 +36,12 @@ kernels read as the part of their branching that crosses bar ends (BENCHMARKS.md
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-MAX_BRANCHING = 0.99
+from gnosis.features.hawkes import MAX_BRANCHING
+
 TAUS = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
 """Kernel mean delays (bars) over which the likelihood is maximised."""
 DECAYS = np.exp(-1.0 / TAUS)
@@ -80,11 +83,16 @@ def _inverse_table(points: int = 4096) -> tuple[np.ndarray, np.ndarray]:
 _N_OF_M, _M_TOP = _inverse_table()
 
 
+_CELLS = _N_OF_M.shape[1] - 1
+_WIDTH = _M_TOP / _CELLS
+_SLOPE0 = (_N_OF_M[:, 1] - _N_OF_M[:, 0]) / _WIDTH
+"""``dn/dM`` at ``n = 0`` per tau."""
+
+
 def _n_of_mass(mass: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``n`` and ``dn/dM`` for exit masses ``mass`` of kernel scales ``TAUS[k]``."""
-    cells = _N_OF_M.shape[1] - 1
-    width = _M_TOP[k] / cells
-    pos = np.clip(mass / width, 0.0, cells - 1e-9)
+    width = _WIDTH[k]
+    pos = np.minimum(mass / width, _CELLS - 1e-9)
     i = pos.astype(np.int64)
     lo, hi = _N_OF_M[k, i], _N_OF_M[k, i + 1]
     return lo + (pos - i) * (hi - lo), (hi - lo) / width
@@ -129,6 +137,17 @@ def event_terms(s: np.ndarray) -> np.ndarray:
     return np.log1p(s[..., :, None] * THETA)
 
 
+def _profile(length: Any, e: Any, q0: Any, q1: Any, q2: Any,
+             theta: Any) -> tuple[Any, Any]:
+    """``mu`` maximising the likelihood at ``theta`` and ``mu c1 - mu**2 c2`` (the terms of
+    the log-likelihood linear and quadratic in ``mu``), given the window sums
+    ``q0 = A - A1 / 2``, ``q1 = A1``, ``q2 = A2``."""
+    c1 = (length - 0.5 * e) + theta * q0
+    c2 = (e + theta * (2.0 * q1 + theta * q2)) / 24.0
+    mu = 2.0 * e / (c1 + np.sqrt(np.maximum(c1 * c1 - 8.0 * c2 * e, 0.0)))
+    return mu, mu * (c1 - mu * c2)
+
+
 def estimate_rows(length: np.ndarray, events: np.ndarray, total: np.ndarray,
                   first: np.ndarray, second: np.ndarray,
                   logs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,56 +163,53 @@ def estimate_rows(length: np.ndarray, events: np.ndarray, total: np.ndarray,
     e = np.asarray(events, dtype=np.float64)
     rows = e.size
     none = e <= 0.0
-    e = np.where(none, 1.0, e)
-    el = e[:, None, None]
-    th = THETA
-    c1 = ((length - e)[:, None, None] + th * (total - first)[..., None]
-          + 0.5 * (el + th * first[..., None]))
-    c2 = (el + 2.0 * th * first[..., None] + th * th * second[..., None]) / 24.0
-    mu = 2.0 * el / (c1 + np.sqrt(np.maximum(c1 * c1 - 8.0 * c2 * el, 0.0)))
-    ll = el * np.log(mu) + logs - mu * c1 + mu * mu * c2
-    c10, c20 = length - 0.5 * e, e / 24.0
-    mu0 = 2.0 * e / (c10 + np.sqrt(np.maximum(c10 * c10 - 8.0 * c20 * e, 0.0)))
-    ll0 = e * np.log(mu0) - mu0 * c10 + mu0 * mu0 * c20
+    e = np.maximum(e, 1.0)
+    q0 = total - 0.5 * first
+    mu, drop = _profile(length[:, None, None], e[:, None, None], q0[..., None],
+                        first[..., None], second[..., None], THETA)
+    ll = e[:, None, None] * np.log(mu) + logs - drop
+    mu0, drop0 = _profile(length, e, 0.0, 0.0, 0.0, 0.0)
+    ll0 = e * np.log(mu0) - drop0
 
     r = np.arange(rows)
     best = ll.reshape(rows, -1).argmax(axis=1)
     k, j = np.divmod(best, THETA.size)
-    j = np.clip(j, 1, THETA.size - 2)
-    y0, y1, y2 = ll[r, k, j - 1], ll[r, k, j], ll[r, k, j + 1]
+    j = np.minimum(np.maximum(j, 1), THETA.size - 2)
+    line, gline = ll[r, k], logs[r, k]
+    y0, y1, y2 = line[r, j - 1], line[r, j], line[r, j + 1]
     curve = y0 - 2.0 * y1 + y2
-    offset = np.where(curve < 0.0, np.clip(0.5 * (y0 - y2) / np.where(curve < 0.0, curve, -1.0),
-                                           -1.0, 1.0), 0.0)
-    t = np.exp(LOG_THETA[j] + offset * _STEP)
-    a1, a2, a0 = first[r, k], second[r, k], total[r, k]
-    big1 = (length - e) + t * (a0 - a1) + 0.5 * (e + t * a1)
-    big2 = (e + 2.0 * t * a1 + t * t * a2) / 24.0
-    m = 2.0 * e / (big1 + np.sqrt(np.maximum(big1 * big1 - 8.0 * big2 * e, 0.0)))
+    bend = curve < 0.0
+    offset = np.where(bend, 0.5 * (y0 - y2) / np.where(bend, curve, -1.0), 0.0)
+    t = np.exp(LOG_THETA[j] + np.minimum(np.maximum(offset, -1.0), 1.0) * _STEP)
+    a0, a1, a2 = q0[r, k], first[r, k], second[r, k]
+    m, _ = _profile(length, e, a0, a1, a2, t)
     # Mean triggers in an event bar: E[L / (1 - e**-L)] ~ 1 + L/2 + L**2/12 over events.
-    triggers = 1.0 + 0.5 * m * (e + t * a1) / e + m * m * (e + 2.0 * t * a1
-                                                         + t * t * a2) / (12.0 * e)
+    triggers = 1.0 + (0.5 * m * (e + t * a1)
+                      + m * m * (e + t * (2.0 * a1 + t * a2)) / 12.0) / e
     mass = t * m / ((1.0 - DECAYS[k]) * triggers)
     n, slope = _n_of_mass(mass, k)
 
     # Observed information of (log mu, log theta) at the estimate.
-    d1 = (a0 - a1) + 0.5 * a1
-    d2 = (2.0 * a1 + 2.0 * t * a2) / 24.0
-    g_curve = (logs[r, k, j - 1] - 2.0 * logs[r, k, j] + logs[r, k, j + 1]) / _STEP ** 2
+    big1 = (length - 0.5 * e) + t * a0
+    big2 = (e + t * (2.0 * a1 + t * a2)) / 24.0
+    d2 = (a1 + t * a2) / 12.0
+    g_curve = (gline[r, j - 1] - 2.0 * gline[r, j] + gline[r, j + 1]) / _STEP ** 2
     i_mm = m * big1 - 4.0 * m * m * big2
-    i_mt = t * (m * d1 - 2.0 * m * m * d2)
-    i_tt = -(g_curve - m * t * d1 + m * m * (t * t * a2 / 12.0 + t * d2))
+    i_mt = t * m * (a0 - 2.0 * m * d2)
+    i_tt = m * t * a0 - g_curve - m * m * t * (t * a2 / 12.0 + d2)
     det = i_mm * i_tt - i_mt * i_mt
     num = i_mm + i_tt - 2.0 * i_mt
     ok = (det > 0.0) & (num > 0.0)
-    var_log_a = np.where(ok, num / np.where(ok, det, 1.0), np.inf)
-    se_fit = slope * mass * np.sqrt(var_log_a)
+    se_fit = slope * mass * np.sqrt(np.where(ok, num / np.where(ok, det, 1.0), np.inf))
     # Error of a at a = 0: information (E A2 - A1**2) / (mu**2 E) for (mu, a).
     spread = e * a2 - a1 * a1
     var_a0 = np.where(spread > 0.0, mu0 * mu0 * e / np.where(spread > 0.0, spread, 1.0),
                       np.inf)
-    _, slope0 = _n_of_mass(np.zeros(rows), k)
-    se0 = slope0 / (1.0 - DECAYS[k]) * np.sqrt(var_a0)
+    se0 = _SLOPE0[k] / (1.0 - DECAYS[k]) * np.sqrt(var_a0)
     fitted = ll.reshape(rows, -1).max(axis=1) > ll0
     estimate = np.where(fitted & ~none, n, 0.0)
-    se = np.where(none, 1.0, np.minimum(np.maximum(np.where(fitted, se_fit, 0.0), se0), 1.0))
+    # An estimate within two null errors of 0 carries the null error: there the curvature
+    # in log theta is too flat to invert reliably.
+    clear = fitted & (n > 2.0 * se0)
+    se = np.where(none, 1.0, np.minimum(np.maximum(np.where(clear, se_fit, 0.0), se0), 1.0))
     return estimate, se
