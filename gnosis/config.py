@@ -118,7 +118,8 @@ class RuleConfig(_Section):
     contrarian_sentiment: float = 0.3
     """|sentiment mean| needed, against the price trend, for a contrarian market."""
     high_risk_hawkes: float = 0.7
-    """Hawkes branching ratio at or above which risk is HIGH."""
+    """Hawkes branching ratio (an estimate of the true ratio, error about 0.08) at or above
+    which risk is HIGH; risk can be LOW only below half of it."""
     min_confidence: float = 0.0
     """BUY/SELL below this confidence are downgraded to HOLD."""
     target_volatility: float = 0.002
