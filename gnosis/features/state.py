@@ -1,12 +1,14 @@
 """Per-ticker feature state, updated one bar at a time (the streaming form).
 
-:class:`TickerFeatures` keeps fixed-size ring buffers (``array.array``, so a ticker at
-window 512 holds about 40 KB) and rolling sums, and does O(1) scalar work per bar plus
-one O(window) numpy Hurst evaluation every ``hurst_stride`` bars, and one evaluation of
-the Hawkes likelihood from its rolling sums every ``hawkes_stride`` bars. Every feature is
-a function of the last :attr:`TickerFeatures.lookback` bars and the absolute bar count
-(which fixes the Hurst and Hawkes stride phases), so :meth:`TickerFeatures.restore`
-rebuilds the state from :meth:`TickerFeatures.history` after a crash.
+:class:`TickerFeatures` keeps fixed-size ring buffers and rolling sums, and does O(1)
+scalar work per bar plus one O(window) numpy Hurst evaluation every ``hurst_stride`` bars,
+and one evaluation of the Hawkes likelihood from its rolling sums every ``hawkes_stride``
+bars. Each feature keeps only what it reads: high, low, close and volume of the last
+:func:`rows_of` bars (VSA, volume baseline, trend), the last ``window`` log returns (Hurst,
+volatility) and the event bits of the Hawkes window (one byte per bar), so a ticker at the
+defaults holds about 20 KB. :meth:`TickerFeatures.history` saves exactly those buffers and
+the last Hurst and Hawkes estimates (:class:`SavedFeatures`), from which
+:meth:`TickerFeatures.restore` rebuilds the state after a crash.
 
 Definitions, for bar ``i`` (counting from 0) with ``r_i = log(close_i / close_{i-1})``:
 
@@ -121,6 +123,36 @@ def lookback_of(config: FeatureConfig) -> int:
                config.vol_long + 1, config.trend_lookback + 1, config.vsa_window + 1)
 
 
+def rows_of(config: FeatureConfig) -> int:
+    """How many most recent bars' high, low, close and volume the state keeps: the VSA
+    baseline, the volume baseline of the event test, and the trend's base close."""
+    return max(config.vol_long + 1, config.trend_lookback + 1, config.vsa_window + 1)
+
+
+def _span(config: FeatureConfig) -> int:
+    """Event bits the next bar's Hawkes update reads: the window, the MEMORY bits before
+    its first bar and the bar leaving it."""
+    return config.hawkes_window + MEMORY + 1
+
+
+@dataclass(frozen=True, slots=True)
+class SavedFeatures:
+    """What :meth:`TickerFeatures.restore` rebuilds a state from (the last bars first to
+    last; fewer while fewer were seen)."""
+
+    bars: int
+    """Bars seen (absolute count)."""
+    rows: np.ndarray
+    """``(min(bars, rows_of(config)), 4)`` float64: high, low, close, volume."""
+    returns: np.ndarray
+    """``(min(bars, window),)`` float64: log returns (0.0 for the first bar)."""
+    events: np.ndarray
+    """``(min(bars, hawkes_window + MEMORY + 1),)`` bool: the Hawkes event bits."""
+    held: tuple[float, float, float, float]
+    """Hurst exponent, its standard error, Hawkes branching ratio, its standard error, as
+    last evaluated (the stream holds them between stride points)."""
+
+
 def _zeros(code: str, size: int) -> array:
     return array(code, bytes(8 * size))
 
@@ -128,23 +160,22 @@ def _zeros(code: str, size: int) -> array:
 class TickerFeatures:
     """Incremental features of one ticker; feed bars in event-time order.
 
-    ``lookback`` is how many most recent bars fully determine the state (2,433 with the
-    default configuration, set by the Hawkes window).
+    ``lookback`` is how many most recent bars determine the features (2,433 with the
+    default configuration, set by the Hawkes window); the state keeps only the part of
+    them each feature reads.
     """
 
-    __slots__ = ("_base", "_bits", "_close", "_config", "_events", "_exc", "_exc_old",
-                 "_first", "_hawkes", "_hawkes_ready", "_hawkes_se", "_high", "_highs",
-                 "_hurst", "_hurst_ready", "_hurst_se", "_logs", "_low", "_open", "_r1l",
-                 "_r1s", "_r2l", "_r2s", "_ret", "_ret_view", "_second", "_seen", "_total",
-                 "_ts", "_vol_base", "_volume", "_vsa_spread", "_vsa_volume", "lookback")
+    __slots__ = ("_bits", "_close", "_config", "_events", "_exc", "_exc_old", "_first",
+                 "_hawkes", "_hawkes_ready", "_hawkes_se", "_high", "_highs", "_hurst",
+                 "_hurst_ready", "_hurst_se", "_logs", "_low", "_r1l", "_r1s", "_r2l", "_r2s",
+                 "_ret", "_ret_view", "_second", "_seen", "_total", "_vol_base", "_volume",
+                 "_vsa_spread", "_vsa_volume", "lookback")
 
     def __init__(self, config: FeatureConfig) -> None:
         check_config(config)
         self._config = config
         self.lookback = lookback_of(config)
-        size = self.lookback
-        self._ts = _zeros("q", size)
-        self._open = _zeros("d", size)
+        size = rows_of(config)
         self._high = _zeros("d", size)
         self._low = _zeros("d", size)
         self._close = _zeros("d", size)
@@ -156,7 +187,7 @@ class TickerFeatures:
         self._highs: deque[float] = deque(maxlen=config.vsa_window)
         # Event bits of the last hawkes_window + MEMORY + 2 bars; the excitation of this
         # bar and of the one leaving the window; the window's likelihood sums.
-        self._bits = bytearray(config.hawkes_window + MEMORY + 2)
+        self._bits = bytearray(_span(config) + 1)
         self._exc = np.zeros(TAUS.size)
         self._exc_old = np.zeros(TAUS.size)
         self._total = np.zeros(TAUS.size)
@@ -164,7 +195,6 @@ class TickerFeatures:
         self._second = np.zeros(TAUS.size)
         self._logs = np.zeros((TAUS.size, THETA.size))
         self._events = 0
-        self._base = 0
         self._seen = 0
         self._vsa_volume = self._vsa_spread = self._vol_base = 0.0
         self._r1s = self._r2s = self._r1l = self._r2l = 0.0
@@ -178,16 +208,20 @@ class TickerFeatures:
     @property
     def bars(self) -> int:
         """Absolute count of bars seen."""
-        return self._base + self._seen
+        return self._seen
 
     def update(self, ts: int, open: float, high: float, low: float, close: float,
                volume: float) -> FeatureSnapshot:
-        """Add one bar and return the features after it."""
+        """Add one bar and return the features after it.
+
+        ``ts`` and ``open`` are accepted for symmetry with the bar fields; no feature uses
+        them.
+        """
         cfg = self._config
-        size = self.lookback
+        size = len(self._close)
         j = self._seen
         pos = j % size
-        bars = self._base + j + 1
+        bars = j + 1
 
         vsa_ready = j >= cfg.vsa_window
         vsa_code = vsa.NEUTRAL
@@ -221,8 +255,6 @@ class TickerFeatures:
             self._vol_base -= self._volume[(j - vol_long) % size]
         self._highs.append(high)
 
-        self._ts[pos] = ts
-        self._open[pos] = open
         self._high[pos] = high
         self._low[pos] = low
         self._close[pos] = close
@@ -350,25 +382,54 @@ class TickerFeatures:
         self._logs[:] = event_terms(inside[flags]).sum(axis=0)
         self._events = int(flags.sum())
 
-    def history(self) -> np.ndarray:
-        """The last ``min(bars, lookback)`` bars as float64 rows ``[ts, o, h, l, c, v]``."""
-        k = min(self._seen, self.lookback)
-        order = np.arange(self._seen - k, self._seen) % self.lookback
-        columns = [np.frombuffer(ring, dtype=np.float64 if ring.typecode == "d" else np.int64)
-                   for ring in (self._ts, self._open, self._high, self._low, self._close,
-                                self._volume)]
-        return np.stack([c[order].astype(np.float64) for c in columns], axis=1)
+    def history(self) -> SavedFeatures:
+        """The buffers that determine the state, for :meth:`restore`."""
+        cfg = self._config
+        bars = self._seen
+
+        def last(values: np.ndarray, count: int) -> np.ndarray:
+            return values[np.arange(bars - min(bars, count), bars) % values.size]
+
+        size = len(self._close)
+        rows = np.stack([last(np.frombuffer(ring, dtype=np.float64), size)
+                         for ring in (self._high, self._low, self._close, self._volume)],
+                        axis=1)
+        return SavedFeatures(
+            bars=bars, rows=rows, returns=last(self._ret_view[:cfg.window], cfg.window),
+            events=last(np.frombuffer(self._bits, dtype=np.uint8), _span(cfg)).astype(bool),
+            held=(self._hurst, self._hurst_se, self._hawkes, self._hawkes_se))
 
     @classmethod
-    def restore(cls, config: FeatureConfig, history: np.ndarray, bars: int) -> TickerFeatures:
-        """Rebuild the state saved as ``history()`` after ``bars`` bars in all."""
+    def restore(cls, config: FeatureConfig, saved: SavedFeatures) -> TickerFeatures:
+        """Rebuild the state that ``history()`` saved (under the same configuration)."""
         state = cls(config)
-        rows = np.asarray(history, dtype=np.float64)
-        expected = min(bars, state.lookback)
-        if rows.ndim != 2 or rows.shape != (expected, 6):
-            raise ValueError(f"history must have shape ({expected}, 6) for {bars} bars, "
-                             f"got {rows.shape}")
-        state._base = bars - expected
-        for ts, o, h, lo, c, v in rows.tolist():
-            state.update(int(ts), o, h, lo, c, v)
+        bars = saved.bars
+        expected = {"rows": (min(bars, len(state._close)), 4),
+                    "returns": (min(bars, config.window),),
+                    "events": (min(bars, _span(config)),)}
+        for name, shape in expected.items():
+            got = np.shape(getattr(saved, name))
+            if got != shape:
+                raise ValueError(f"saved {name} must have shape {shape} for {bars} bars "
+                                 f"under this configuration, got {got}")
+        state._seen = bars
+
+        def put(values: np.ndarray, ring: np.ndarray) -> None:
+            ring[np.arange(bars - len(values), bars) % ring.size] = values
+
+        rows = np.asarray(saved.rows, dtype=np.float64)
+        for column, ring in zip(rows.T, (state._high, state._low, state._close,
+                                         state._volume), strict=True):
+            put(column, np.frombuffer(ring, dtype=np.float64))
+        window = config.window
+        put(np.asarray(saved.returns, dtype=np.float64), state._ret_view[:window])
+        state._ret_view[window:] = state._ret_view[:window]
+        put(np.asarray(saved.events, dtype=np.uint8), np.frombuffer(state._bits, np.uint8))
+        state._highs.extend(rows[-config.vsa_window:, 0].tolist())
+        state._hurst, state._hurst_se, state._hawkes, state._hawkes_se = saved.held
+        # Ready once a stride point has passed where update() first evaluates.
+        state._hurst_ready = bars // config.hurst_stride * config.hurst_stride > window
+        stride = config.hawkes_stride
+        state._hawkes_ready = bars // stride * stride >= config.vol_long + window
+        state._resum()
         return state
