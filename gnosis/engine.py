@@ -167,14 +167,14 @@ class TickerEngine:
         """Rebuild an engine from :meth:`to_state` output.
 
         Raises ``ValueError`` for a snapshot of another state version: versions 1 and 2
-        kept bar rows that do not reach back over the Hawkes window, so such a ticker
-        has to start afresh (``gnosis state reset``).
+        kept bar rows that do not reach back over the Hawkes window, so their tickers
+        have to start afresh (a new ``worker.app_id``, whose changelogs are empty).
         """
         obj = orjson.loads(data)
         version = obj.get("v")
         if version != _STATE_VERSION:
             raise ValueError(f"{ticker}: state version {version!r} cannot be restored by this "
-                             f"version (expects {_STATE_VERSION}); reset the ticker's state")
+                             f"version (expects {_STATE_VERSION}); start from empty changelogs")
         engine = cls(ticker, settings, model_id)
         for interval, saved in obj["series"].items():
             features = TickerFeatures.restore(settings.features, _saved_from_json(saved))
