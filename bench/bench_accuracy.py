@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/bench_accuracy.py [--seeds 200] [--before 83f7cee]
 
-Prints three Markdown tables (recorded in BENCHMARKS.md):
+Prints four Markdown tables (recorded in BENCHMARKS.md):
 
 1. Hurst at window 512 on fractional Gaussian noise (Davies-Harte, exact): bias, rmse,
    mean standard error and coverage of the 95 % interval ``H +- 1.96 se``. Baselines in
@@ -15,11 +15,16 @@ Prints three Markdown tables (recorded in BENCHMARKS.md):
    fGn with H = 0.3 / 0.7: raw thresholds (k = 0) and with the significance test (the
    configured k); with ``--before`` also the DFA estimate with raw thresholds.
 3. The Hawkes branching-ratio feature at bar resolution: Hawkes event streams with a
-   known ratio and a kernel shorter and longer than a bar, turned into volume bars (a bar
+   known ratio and kernels shorter and longer than a bar, turned into volume bars (a bar
    with k events has k spikes of volume; the feature reads a bar as an event when its
-   volume exceeds the threshold), estimated at window 512: bias, rmse, mean standard
-   error and its coverage; next to it the multi-scale Fano fit that was tried as a
-   correction, and that fit alone on longer windows (``--fit-window``).
+   volume exceeds the threshold), estimated on disjoint windows of the default
+   ``hawkes_window``: bias, rmse, sd, mean standard error and its coverage, and the share
+   of windows at or above the risk rule's ``high_risk_hawkes``. Baselines on the same
+   windows: the binned Fano gauge the feature used before (8-bar bins over the last 512
+   bars, re-implemented here) and the continuous-time maximum-likelihood estimate on the
+   raw event times of the first ``--mle-windows`` windows (an independent implementation
+   that sees what the bars hide).
+4. The feature's bias / rmse against the length of its window (``hawkes_window``).
 """
 
 from __future__ import annotations
@@ -41,7 +46,12 @@ from gnosis.config import FeatureConfig, RuleConfig  # noqa: E402
 from gnosis.features import compute_features  # noqa: E402
 from gnosis.features.hurst import whittle_rows  # noqa: E402
 from gnosis.models.rules import regime_arrays  # noqa: E402
-from tests.features.simulate import fgn, fgn_exact_mle, hawkes_bars  # noqa: E402
+from tests.features.simulate import (  # noqa: E402
+    fgn,
+    fgn_exact_mle,
+    hawkes_mle,
+    hawkes_stream,
+)
 
 WINDOW = 512
 
@@ -143,75 +153,85 @@ def shares_table(bars: int, runs: int, before: types.ModuleType | None) -> None:
         print(line)
 
 
-def hawkes_table(windows: int, rate: float) -> None:
-    config = FeatureConfig()
-    print(f"\n### Hawkes branching ratio at bar resolution: window {WINDOW}, "
-          f"{rate:g} events per bar, {windows} disjoint windows per row\n")
-    print_head(["kernel mean delay (bars)", "true n", "event bars per window", "bias", "rmse",
-                "sd of the estimate", "mean se", "95 % coverage of n",
-                "multi-scale fit: bias", "fit: rmse", "fit: sd"])
-    bars = WINDOW * (windows + 2)
-    for tau in (0.25, 5.0):
-        for n in (0.0, 0.3, 0.5, 0.7, 0.85):
-            rng = np.random.default_rng(int(100 * n + tau))
-            volume = hawkes_bars(n, tau, rate, bars, rng)
-            close = np.full(bars, 100.0)
-            f = compute_features(np.arange(bars), close, close, close, close, volume, config)
-            pick = np.flatnonzero(f.ready)[::WINDOW]
-            est, se = f.hawkes_branching[pick], f.hawkes_se[pick]
-            err = est - n
-            # Calm volume stays below 1.4, a bar with an event above 3.5: these are the
-            # bars the feature reads as events.
-            marks = (volume > 2.5)[: windows * WINDOW].reshape(windows, WINDOW)
-            fit = multiscale_fit(marks.astype(np.float64)) - n
-            print(f"| {tau:g} | {n:g} | {marks.sum() / windows:.0f} | {err.mean():+.3f} "
-                  f"| {np.sqrt((err ** 2).mean()):.3f} | {est.std():.3f} | {se.mean():.3f} "
-                  f"| {np.mean(np.abs(err) <= 1.96 * se):.2f} | {fit.mean():+.3f} "
-                  f"| {np.sqrt((fit ** 2).mean()):.3f} | {fit.std():.3f} |")
+KERNELS = (0.05, 0.25, 1.0, 5.0)
+RATIOS = (0.0, 0.3, 0.5, 0.7, 0.85)
 
 
-def long_window_fit(width: int, windows: int, rate: float) -> None:
-    """The multi-scale fit alone on longer windows: where the data would allow it."""
-    print(f"\n### Multi-scale Fano fit on windows of {width:,} bars, {rate:g} events per bar, "
-          f"{windows} windows per row\n")
-    print_head(["kernel mean delay (bars)", "true n", "bias", "rmse"])
-    for tau in (1.0, 5.0):
-        for n in (0.0, 0.3, 0.5, 0.7, 0.85):
-            volume = hawkes_bars(n, tau, rate, width * windows, np.random.default_rng(3))
-            fit = multiscale_fit((volume > 2.5).reshape(windows, width).astype(np.float64)) - n
-            print(f"| {tau:g} | {n:g} | {fit.mean():+.3f} | {np.sqrt((fit ** 2).mean()):.3f} |")
+def hawkes_windows(n: float, tau: float, rate: float, windows: int,
+                   config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                   np.ndarray, np.ndarray]:
+    """One simulated stream cut into disjoint windows of ``config.hawkes_window`` bars.
 
-
-def multiscale_fit(marks: np.ndarray) -> np.ndarray:
-    """Branching ratio of each row of 0/1 event bars by the finite-bin Fano curve.
-
-    The correction tried for the rolling feature (and not adopted: see BENCHMARKS.md).
-    For ``B`` bins of ``D`` bars in a window of ``W``, an exponential kernel with
-    ``k = beta (1 - n)`` and ``A = 1 / (1 - n)**2``, one event bit per bar (rate ``p``,
-    ``lam = -log(1 - p)`` events) and the window mean removed, the measured Fano factor
-    obeys ``(F(D) - (1 - p)(1 - D/W)) p / lam = (A - 1) m_k(D)`` with
-    ``m_k(D) = s(kD) - s(k) - (D/W)(s(kW) - s(k))``, ``s(x) = 1 - (1 - e**-x) / x``:
-    linear in ``A - 1``, so a weighted least-squares fit over a grid of ``k`` is two
-    matrix products.
+    Returns the event times, the event bits, the last bar of each window, and the
+    feature's estimate and standard error computed on exactly that window.
     """
-    rows, width = marks.shape
-    sizes = np.array([1, 2, 4, 8, 16, 32, 64])
-    rates = np.geomspace(0.002, 5.0, 80)[:, None]
+    width = config.hawkes_window
+    lead = -(-config.vol_long // config.hawkes_stride) * config.hawkes_stride
+    bars = lead + width * windows
+    times, volume = hawkes_stream(n, tau, rate, bars, np.random.default_rng(int(100 * n
+                                                                                 + 20 * tau)))
+    close = np.full(bars, 100.0)
+    f = compute_features(np.arange(bars), close, close, close, close, volume, config)
+    ends = lead + width * np.arange(1, windows + 1) - 1
+    # Calm volume stays below 1.4, a bar with an event above 3.5.
+    return times, volume > 2.5, ends, f.hawkes_branching[ends], f.hawkes_se[ends]
 
-    def s(x: np.ndarray) -> np.ndarray:
-        return 1.0 - (-np.expm1(-x)) / x
 
-    shape = s(rates * sizes) - s(rates) - sizes / width * (s(rates * width) - s(rates))
-    p = np.clip(marks.mean(axis=1), 1e-9, 0.99)[:, None]
-    fano = np.stack([marks.reshape(rows, -1, d).sum(axis=2).var(axis=1) for d in sizes],
-                    axis=1) / (p * sizes)
-    y = (fano - (1.0 - p) * (1.0 - sizes / width)) * p / -np.log1p(-p)
-    weight = (width // sizes - 1) / np.maximum(fano, 0.5) ** 2
-    num = (weight * y) @ shape.T
-    den = weight @ (shape * shape).T
-    best = np.where(num > 0.0, num * num / den, 0.0).argmax(axis=1)
-    excess = np.maximum(num[np.arange(rows), best] / den[np.arange(rows), best], 0.0)
-    return np.clip(1.0 - 1.0 / np.sqrt(1.0 + excess), 0.0, 0.99)
+def fano_gauge(bits: np.ndarray, ends: np.ndarray, window: int = WINDOW,
+               width: int = 8) -> np.ndarray:
+    """The feature before: ``1 - sqrt(mean / var)`` of event counts in ``width``-bar bins
+    over the last ``window`` bars (0 unless over-dispersed, at most 0.99)."""
+    counts = np.array([bits[e + 1 - window:e + 1].reshape(-1, width).sum(axis=1)
+                       for e in ends], dtype=np.float64)
+    mean, var = counts.mean(axis=1), counts.var(axis=1)
+    over = (mean > 0.0) & (var > mean)
+    return np.where(over, np.minimum(1.0 - np.sqrt(mean / np.where(over, var, 1.0)), 0.99),
+                    0.0)
+
+
+def hawkes_table(windows: int, mle_windows: int, rate: float) -> None:
+    config, rules = FeatureConfig(), RuleConfig()
+    width = config.hawkes_window
+    print(f"\n### Hawkes branching ratio at bar resolution: window {width:,} bars, "
+          f"{rate:g} events per bar, {windows} disjoint windows per row "
+          f"({mle_windows} for the continuous-time MLE)\n")
+    print_head(["kernel mean delay (bars)", "true n", "event bars per window",
+                "gauge before: bias", "gauge rmse", "bias", "rmse", "sd", "mean se",
+                "95 % coverage", f"share >= {rules.high_risk_hawkes:g}",
+                "continuous-time MLE: bias", "MLE rmse"])
+    for tau in KERNELS:
+        for n in RATIOS:
+            times, bits, ends, est, se = hawkes_windows(n, tau, rate, windows, config)
+            err, old = est - n, fano_gauge(bits, ends) - n
+            mle = np.array([hawkes_mle(times[(times > e + 1 - width) & (times < e + 1)]
+                                       - (e + 1 - width), float(width))
+                            for e in ends[:mle_windows]]) - n
+            print(f"| {tau:g} | {n:g} | {bits[ends[0] + 1 - width:].sum() / windows:.0f} "
+                  f"| {old.mean():+.3f} | {rms(old):.3f} | {err.mean():+.3f} | {rms(err):.3f} "
+                  f"| {est.std():.3f} | {se.mean():.3f} "
+                  f"| {np.mean(np.abs(err) <= 1.96 * se):.2f} "
+                  f"| {np.mean(est >= rules.high_risk_hawkes):.2f} "
+                  f"| {mle.mean():+.3f} | {rms(mle):.3f} |")
+
+
+def window_table(windows: int, rate: float) -> None:
+    """Bias / rmse of the feature against the length of its window."""
+    widths = (512, 1024, 2048, 4096)
+    print(f"\n### Hawkes feature against `hawkes_window`: bias / rmse, {rate:g} events per bar, "
+          f"{windows} disjoint windows per cell\n")
+    print_head(["kernel mean delay (bars)", "true n"] + [f"{w:,} bars" for w in widths])
+    for tau in KERNELS[1:]:
+        for n in RATIOS:
+            cells = []
+            for width in widths:
+                config = replace(FeatureConfig(), hawkes_window=width)
+                err = hawkes_windows(n, tau, rate, windows, config)[3] - n
+                cells.append(f"{err.mean():+.3f} / {rms(err):.3f}")
+            print(f"| {tau:g} | {n:g} | " + " | ".join(cells) + " |")
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt((x ** 2).mean()))
 
 
 def main() -> None:
@@ -222,18 +242,22 @@ def main() -> None:
                         help="of those, how many also get the (slow) exact MLE")
     parser.add_argument("--bars", type=int, default=20_000, help="bars per regime series")
     parser.add_argument("--runs", type=int, default=3, help="regime series per kind")
-    parser.add_argument("--hawkes-windows", type=int, default=200)
+    parser.add_argument("--hawkes-windows", type=int, default=100,
+                        help="disjoint Hawkes windows per row")
+    parser.add_argument("--mle-windows", type=int, default=30,
+                        help="of those, how many also get the (slow) continuous-time MLE")
     parser.add_argument("--rate", type=float, default=0.1, help="Hawkes events per bar")
-    parser.add_argument("--fit-window", type=int, default=4096,
-                        help="bars per window of the long-window fit table")
+    parser.add_argument("--skip-hurst", action="store_true",
+                        help="only the Hawkes tables")
     parser.add_argument("--before", metavar="REF",
                         help="git revision whose DFA Hurst estimator to compare with")
     args = parser.parse_args()
     before = old_estimator(args.before) if args.before else None
-    hurst_table(args.seeds, args.mle_seeds, before)
-    shares_table(args.bars, args.runs, before)
-    hawkes_table(args.hawkes_windows, args.rate)
-    long_window_fit(args.fit_window, 40, args.rate)
+    if not args.skip_hurst:
+        hurst_table(args.seeds, args.mle_seeds, before)
+        shares_table(args.bars, args.runs, before)
+    hawkes_table(args.hawkes_windows, args.mle_windows, args.rate)
+    window_table(args.hawkes_windows, args.rate)
 
 
 if __name__ == "__main__":

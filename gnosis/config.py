@@ -73,8 +73,12 @@ class FeatureConfig(_Section):
     """Rolling window for the mean volume and spread that VSA compares a bar against."""
     hurst_stride: int = 8
     """Recompute the Hurst exponent every this many bars (held in between)."""
-    hawkes_bin: int = 8
-    """Bars per counting bin of the Hawkes branching-ratio estimator."""
+    hawkes_window: int = 2048
+    """Bars of volume events the Hawkes branching ratio is estimated from (at least
+    ``window``; all bars so far until that many are seen): its error is about 0.1 at
+    2048 bars and 0.1 events per bar."""
+    hawkes_stride: int = 64
+    """Re-estimate the Hawkes branching ratio every this many bars (held in between)."""
     event_threshold: float = 1.5
     """A bar is a Hawkes 'event' when its volume exceeds this multiple of the mean volume."""
     vol_short: int = 16
@@ -114,7 +118,8 @@ class RuleConfig(_Section):
     contrarian_sentiment: float = 0.3
     """|sentiment mean| needed, against the price trend, for a contrarian market."""
     high_risk_hawkes: float = 0.7
-    """Hawkes branching ratio at or above which risk is HIGH."""
+    """Hawkes branching ratio (an estimate of the true ratio, error about 0.08) at or above
+    which risk is HIGH; risk can be LOW only below half of it."""
     min_confidence: float = 0.0
     """BUY/SELL below this confidence are downgraded to HOLD."""
     target_volatility: float = 0.002

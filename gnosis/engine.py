@@ -12,6 +12,7 @@ only bars stamped ``<= t`` and news stamped in ``(t - sentiment_window, t]``.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,14 +23,14 @@ import orjson
 
 from gnosis.config import Settings, duration_ns
 from gnosis.events import Bar, InvalidEvent, NewsItem, TradingSignal, format_timestamp, signal_id
-from gnosis.features import FeatureSnapshot, TickerFeatures
+from gnosis.features import FeatureSnapshot, SavedFeatures, TickerFeatures
 from gnosis.models.rules import decide, explain
 
 if TYPE_CHECKING:
     from gnosis.models.sentiment import SentimentScorer
 
 _NS = 1_000_000_000
-_STATE_VERSION = 2
+_STATE_VERSION = 3
 _SCORE_CHUNK = 256
 
 
@@ -154,8 +155,7 @@ class TickerEngine:
         """A compact snapshot from which :meth:`from_state` rebuilds this engine exactly."""
         return orjson.dumps({
             "v": _STATE_VERSION,
-            "series": {interval: {"bars": s.features.bars, "last_ts": s.last_ts,
-                                  "history": s.features.history()}
+            "series": {interval: {"last_ts": s.last_ts, **_saved_to_json(s.features.history())}
                        for interval, s in self.series.items()},
             "news_ts": self._news_ts,
             "news_scores": self._news_scores,
@@ -166,23 +166,40 @@ class TickerEngine:
                    model_id: str = "lexicon") -> TickerEngine:
         """Rebuild an engine from :meth:`to_state` output.
 
-        A version-1 snapshot (one series per ticker, before intervals were kept apart)
-        is read as the ticker's ``1m`` series.
+        Raises ``ValueError`` for a snapshot of another state version: versions 1 and 2
+        kept bar rows that do not reach back over the Hawkes window, so their tickers
+        have to start afresh (a new ``worker.app_id``, whose changelogs are empty).
         """
         obj = orjson.loads(data)
         version = obj.get("v")
-        if version == 1:
-            obj["series"] = {"1m": {k: obj[k] for k in ("bars", "last_ts", "history")}}
-        elif version != _STATE_VERSION:
-            raise ValueError(f"state version {version!r}, expected {_STATE_VERSION}")
+        if version != _STATE_VERSION:
+            raise ValueError(f"{ticker}: state version {version!r} cannot be restored by this "
+                             f"version (expects {_STATE_VERSION}); start from empty changelogs")
         engine = cls(ticker, settings, model_id)
         for interval, saved in obj["series"].items():
-            history = np.asarray(saved["history"], dtype=np.float64).reshape(-1, 6)
-            features = TickerFeatures.restore(settings.features, history, saved["bars"])
+            features = TickerFeatures.restore(settings.features, _saved_from_json(saved))
             engine.series[interval] = BarSeries(features, saved["last_ts"])
         engine._news_ts = list(obj["news_ts"])
         engine._news_scores = list(obj["news_scores"])
         return engine
+
+
+def _saved_to_json(saved: SavedFeatures) -> dict[str, Any]:
+    # Floats as JSON numbers (orjson writes the shortest exact form); event bits packed.
+    return {"bars": saved.bars, "rows": saved.rows, "returns": saved.returns,
+            "events": [saved.events.size,
+                       base64.b64encode(np.packbits(saved.events)).decode("ascii")],
+            "held": list(saved.held)}
+
+
+def _saved_from_json(obj: Mapping[str, Any]) -> SavedFeatures:
+    count, packed = obj["events"]
+    events = np.unpackbits(np.frombuffer(base64.b64decode(packed), dtype=np.uint8),
+                           count=count)
+    return SavedFeatures(bars=obj["bars"],
+                         rows=np.asarray(obj["rows"], dtype=np.float64).reshape(-1, 4),
+                         returns=np.asarray(obj["returns"], dtype=np.float64),
+                         events=events.astype(bool), held=tuple(obj["held"]))
 
 
 def build_signal(ticker: str, ts: int, price: float, interval: str, snap: FeatureSnapshot,

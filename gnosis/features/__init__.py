@@ -11,13 +11,14 @@ bar by bar (the stream) and :func:`compute_features` computes a whole series at 
 from gnosis.features.batch import FeatureFrame, compute_features
 from gnosis.features.hawkes import hawkes_branching_ratio
 from gnosis.features.hurst import hurst_exponent, hurst_with_se
-from gnosis.features.state import FeatureSnapshot, TickerFeatures
+from gnosis.features.state import FeatureSnapshot, SavedFeatures, TickerFeatures
 from gnosis.features.vsa import VSA_CLASSES
 
 __all__ = [
     "VSA_CLASSES",
     "FeatureFrame",
     "FeatureSnapshot",
+    "SavedFeatures",
     "TickerFeatures",
     "compute_features",
     "hawkes_branching_ratio",

@@ -6,7 +6,8 @@
 the definitions are in :mod:`gnosis.features.state`). Rolling sums use
 :func:`~gnosis.features.windows.rolling_sum`, the Hurst exponent is evaluated only at
 stride points by :func:`~gnosis.features.hurst.hurst_series` (batched FFTs and one
-matrix product per batch).
+matrix product per batch), and the Hawkes likelihood at its stride points from the same
+rolling sums the stream keeps (:func:`_hawkes`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from gnosis.config import FeatureConfig
 from gnosis.events import NO_INFORMATION_SE
 from gnosis.features import vsa
-from gnosis.features.hawkes import branching_from_sums_array, branching_se
+from gnosis.features.branching import estimate_rows, event_terms, excitation
 from gnosis.features.hurst import NEUTRAL, hurst_series
 from gnosis.features.state import FeatureSnapshot, check_config
 from gnosis.features.volatility import clustering_array, std_from_sums_array
@@ -102,7 +103,7 @@ def compute_features(ts: np.ndarray, open: np.ndarray, high: np.ndarray, low: np
     trend = np.zeros(n)
     trend[lag:] = np.log(close[lag:] / close[:-lag])
 
-    hawkes_ready, hawkes = _hawkes(volume, config)
+    hawkes_ready, hawkes, hawkes_se = _hawkes(volume, config)
     hurst_ready, hurst, hurst_se = _hurst(ret, config)
     return FeatureFrame(
         ready=vsa_ready & vol_ready & (index >= lag) & hawkes_ready & hurst_ready,
@@ -110,8 +111,7 @@ def compute_features(ts: np.ndarray, open: np.ndarray, high: np.ndarray, low: np
         vsa_score=scores,
         vsa_class=codes,
         hawkes_branching=hawkes,
-        hawkes_se=np.where(hawkes_ready, branching_se(hawkes, config.window // config.hawkes_bin),
-                           NO_INFORMATION_SE),
+        hawkes_se=hawkes_se,
         hurst_exponent=hurst,
         hurst_se=hurst_se,
         volatility_clustering=vol_cluster,
@@ -120,25 +120,42 @@ def compute_features(ts: np.ndarray, open: np.ndarray, high: np.ndarray, low: np
     )
 
 
-def _hawkes(volume: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Readiness and branching ratio per bar (held from the last completed bin)."""
+def _hawkes(volume: np.ndarray,
+            config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Readiness, branching ratio and its standard error per bar (held from the last
+    stride point)."""
     n = volume.size
-    vl, width = config.vol_long, config.hawkes_bin
-    nbins = config.window // width
-    events = np.zeros(n, dtype=np.int64)
+    vl, window, stride = config.vol_long, config.hawkes_window, config.hawkes_stride
+    first = -(-(vl + config.window) // stride) * stride  # first bar count evaluated
+    if first > n:
+        return np.zeros(n, dtype=bool), np.zeros(n), np.full(n, NO_INFORMATION_SE)
+    events = np.zeros(n)
     baseline = rolling_sum(volume, vl)[vl - 1:n - 1] / vl
     events[vl:] = volume[vl:] > config.event_threshold * baseline
-    complete = n // width
-    counts = events[: complete * width].reshape(complete, width).sum(axis=1)
-    last_bin = (np.arange(n) + 1) // width - 1
-    # Bin k closes the window of bins k-nbins+1 .. k; all must start after vl bars.
-    bin_ready = (np.arange(complete) + 1 - nbins) * width >= vl
-    estimate = branching_from_sums_array(rolling_sum(counts, nbins),
-                                         rolling_sum(counts * counts, nbins), nbins)
-    held = np.clip(last_bin, 0, None)
-    ready = (last_bin >= 0) & bin_ready[held] if complete else np.zeros(n, dtype=bool)
-    values = np.where(ready, estimate[held], 0.0) if complete else np.zeros(n)
-    return ready, values
+    exc = excitation(events)
+    ends = np.arange(first, n + 1, stride) - 1          # last bar of each window
+    marked = exc * events[:, None]
+    sums = [rolling_sum(a, window)[ends] for a in (events, exc, marked, marked * exc)]
+    where = np.flatnonzero(events)
+    lo = np.searchsorted(where, ends - window + 1)
+    hi = np.searchsorted(where, ends, side="right")
+    values = np.empty(ends.size)
+    errors = np.empty(ends.size)
+    # Per chunk of windows, the log terms of their events summed by a local cumulative sum.
+    for c in range(0, ends.size, 1024):
+        part = slice(c, c + 1024)
+        base = lo[part][0]
+        terms = event_terms(exc[where[base:hi[part][-1]]])
+        cum = np.concatenate([np.zeros((1, *terms.shape[1:])), np.cumsum(terms, axis=0)])
+        logs = cum[hi[part] - base] - cum[lo[part] - base]
+        values[part], errors[part] = estimate_rows(
+            np.minimum(window, ends[part] + 1 - vl), sums[0][part], sums[1][part],
+            sums[2][part], sums[3][part], logs)
+    held = (np.arange(n) + 1) // stride * stride
+    ready = held >= first
+    index = np.clip((held - first) // stride, 0, None)
+    return (ready, np.where(ready, values[index], 0.0),
+            np.where(ready, errors[index], NO_INFORMATION_SE))
 
 
 def _hurst(ret: np.ndarray,

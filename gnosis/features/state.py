@@ -1,11 +1,14 @@
 """Per-ticker feature state, updated one bar at a time (the streaming form).
 
-:class:`TickerFeatures` keeps fixed-size ring buffers (``array.array``, so a ticker at
-window 512 holds about 40 KB) and rolling sums, and does O(1) scalar work per bar plus
-one O(window) numpy Hurst evaluation every ``hurst_stride`` bars. Every feature is a
-function of the last :attr:`TickerFeatures.lookback` bars and the absolute bar count
-(which fixes the Hurst stride and Hawkes bin phases), so :meth:`TickerFeatures.restore`
-rebuilds the state from :meth:`TickerFeatures.history` after a crash.
+:class:`TickerFeatures` keeps fixed-size ring buffers and rolling sums, and does O(1)
+scalar work per bar plus one O(window) numpy Hurst evaluation every ``hurst_stride`` bars,
+and one evaluation of the Hawkes likelihood from its rolling sums every ``hawkes_stride``
+bars. Each feature keeps only what it reads: high, low, close and volume of the last
+:func:`rows_of` bars (VSA, volume baseline, trend), the last ``window`` log returns (Hurst,
+volatility) and the event bits of the Hawkes window (one byte per bar), so a ticker at the
+defaults holds about 20 KB. :meth:`TickerFeatures.history` saves exactly those buffers and
+the last Hurst and Hawkes estimates (:class:`SavedFeatures`), from which
+:meth:`TickerFeatures.restore` rebuilds the state after a crash.
 
 Definitions, for bar ``i`` (counting from 0) with ``r_i = log(close_i / close_{i-1})``:
 
@@ -14,11 +17,13 @@ Definitions, for bar ``i`` (counting from 0) with ``r_i = log(close_i / close_{i
 * Realised volatility and clustering (:mod:`gnosis.features.volatility`): over the
   returns of the last ``vol_short`` / ``vol_long`` bars; ready from bar ``vol_long``.
 * Trend: ``log(close_i / close_{i - trend_lookback})``.
-* Hawkes branching ratio (:mod:`gnosis.features.hawkes`): bar ``i`` is an event when
-  ``volume_i > event_threshold * mean(volume_{i-vol_long} .. volume_{i-1})``; counts
-  per bin of ``hawkes_bin`` bars (bin ``k`` = bars ``[k*bin, (k+1)*bin)``); refreshed
-  when a bin completes, from the last ``window // hawkes_bin`` bins, all of whose bars
-  have a full volume baseline.
+* Hawkes branching ratio and its standard error (:mod:`gnosis.features.branching`):
+  bar ``i`` is an event when ``volume_i > event_threshold *
+  mean(volume_{i-vol_long} .. volume_{i-1})`` (bars before ``vol_long`` are not); the
+  likelihood covers the last ``min(hawkes_window, i + 1 - vol_long)`` bars, with the
+  excitation of each from the event bits of the :data:`~gnosis.features.branching.MEMORY`
+  bars before it; computed when the bar count is a multiple of ``hawkes_stride`` and
+  ``i >= vol_long + window - 1``, held in between.
 * Hurst exponent and its standard error (:mod:`gnosis.features.hurst`): of the last
   ``window`` returns, computed when the bar count is a multiple of ``hurst_stride`` and
   held in between.
@@ -39,10 +44,19 @@ import numpy as np
 from gnosis.config import FeatureConfig
 from gnosis.events import NO_INFORMATION_SE
 from gnosis.features import vsa
-from gnosis.features.hawkes import branching_from_sums, branching_se
+from gnosis.features.branching import (
+    DECAYS,
+    MEMORY,
+    TAUS,
+    THETA,
+    estimate_rows,
+    event_terms,
+    excitation,
+)
 from gnosis.features.hurst import MIN_RETURNS, whittle_rows
 from gnosis.features.volatility import clustering, std_from_sums
 
+_TAIL = DECAYS ** MEMORY
 _RESUM = 4096
 """Rolling float sums are recomputed from the buffers every this many bars (absolute
 count), so rounding drift stays bounded however long a ticker runs."""
@@ -61,7 +75,8 @@ class FeatureSnapshot:
     vsa_class: str
     """One of :data:`gnosis.features.vsa.VSA_CLASSES`; "neutral" while warming up."""
     hawkes_branching: float
-    """Branching ratio of volume events in [0, 0.99]; 0.0 while warming up."""
+    """Branching ratio of volume events in [0, 0.99] (the mean number of events one event
+    triggers); 0.0 while warming up."""
     hawkes_se: float
     """Standard error of ``hawkes_branching``; 1.0 (no information) while warming up."""
     hurst_exponent: float
@@ -87,9 +102,10 @@ def check_config(config: FeatureConfig) -> None:
         problems.append("need 2 <= vol_short < vol_long <= window")
     if config.hurst_stride < 1:
         problems.append("hurst_stride must be at least 1")
-    if not 2 <= config.hawkes_bin <= config.window // 2:
-        # One-bar bins hold 0 or 1 events: never over-dispersed, so always 0.
-        problems.append("hawkes_bin must be in [2, window // 2]")
+    if config.hawkes_window < config.window:
+        problems.append("hawkes_window must be at least window")
+    if config.hawkes_stride < 1:
+        problems.append("hawkes_stride must be at least 1")
     if not config.event_threshold > 0.0:
         problems.append("event_threshold must be positive")
     if config.trend_lookback < 1:
@@ -100,10 +116,41 @@ def check_config(config: FeatureConfig) -> None:
 
 def lookback_of(config: FeatureConfig) -> int:
     """How many most recent bars determine the features (see :class:`TickerFeatures`)."""
-    hawkes_span = (config.window // config.hawkes_bin) * config.hawkes_bin
+    # Hawkes: the window's bits, MEMORY bits before its first and its leaving bar, and
+    # the volume baseline of the oldest of those.
     return max(config.window + config.hurst_stride,
-               hawkes_span + config.hawkes_bin - 1 + config.vol_long,
+               config.hawkes_window + MEMORY + 1 + config.vol_long,
                config.vol_long + 1, config.trend_lookback + 1, config.vsa_window + 1)
+
+
+def rows_of(config: FeatureConfig) -> int:
+    """How many most recent bars' high, low, close and volume the state keeps: the VSA
+    baseline, the volume baseline of the event test, and the trend's base close."""
+    return max(config.vol_long + 1, config.trend_lookback + 1, config.vsa_window + 1)
+
+
+def _span(config: FeatureConfig) -> int:
+    """Event bits the next bar's Hawkes update reads: the window, the MEMORY bits before
+    its first bar and the bar leaving it."""
+    return config.hawkes_window + MEMORY + 1
+
+
+@dataclass(frozen=True, slots=True)
+class SavedFeatures:
+    """What :meth:`TickerFeatures.restore` rebuilds a state from (the last bars first to
+    last; fewer while fewer were seen)."""
+
+    bars: int
+    """Bars seen (absolute count)."""
+    rows: np.ndarray
+    """``(min(bars, rows_of(config)), 4)`` float64: high, low, close, volume."""
+    returns: np.ndarray
+    """``(min(bars, window),)`` float64: log returns (0.0 for the first bar)."""
+    events: np.ndarray
+    """``(min(bars, hawkes_window + MEMORY + 1),)`` bool: the Hawkes event bits."""
+    held: tuple[float, float, float, float]
+    """Hurst exponent, its standard error, Hawkes branching ratio, its standard error, as
+    last evaluated (the stream holds them between stride points)."""
 
 
 def _zeros(code: str, size: int) -> array:
@@ -113,23 +160,22 @@ def _zeros(code: str, size: int) -> array:
 class TickerFeatures:
     """Incremental features of one ticker; feed bars in event-time order.
 
-    ``lookback`` is how many most recent bars fully determine the state (647 with the
-    default configuration).
+    ``lookback`` is how many most recent bars determine the features (2,433 with the
+    default configuration, set by the Hawkes window); the state keeps only the part of
+    them each feature reads.
     """
 
-    __slots__ = ("_base", "_bin_count", "_bin_pos", "_bin_sq", "_bin_sum", "_bins",
-                 "_close", "_config", "_hawkes", "_high", "_highs", "_hurst",
-                 "_hurst_ready", "_hurst_se", "_low", "_open", "_r1l", "_r1s", "_r2l", "_r2s",
-                 "_ret", "_ret_view", "_seen", "_ts", "_valid_bins", "_vol_base", "_volume",
+    __slots__ = ("_bits", "_close", "_config", "_events", "_exc", "_exc_old", "_first",
+                 "_hawkes", "_hawkes_ready", "_hawkes_se", "_high", "_highs", "_hurst",
+                 "_hurst_ready", "_hurst_se", "_logs", "_low", "_r1l", "_r1s", "_r2l", "_r2s",
+                 "_ret", "_ret_view", "_second", "_seen", "_total", "_vol_base", "_volume",
                  "_vsa_spread", "_vsa_volume", "lookback")
 
     def __init__(self, config: FeatureConfig) -> None:
         check_config(config)
         self._config = config
         self.lookback = lookback_of(config)
-        size = self.lookback
-        self._ts = _zeros("q", size)
-        self._open = _zeros("d", size)
+        size = rows_of(config)
         self._high = _zeros("d", size)
         self._low = _zeros("d", size)
         self._close = _zeros("d", size)
@@ -139,31 +185,43 @@ class TickerFeatures:
         self._ret = _zeros("d", 2 * config.window)
         self._ret_view = np.frombuffer(self._ret, dtype=np.float64)
         self._highs: deque[float] = deque(maxlen=config.vsa_window)
-        self._bins = _zeros("q", config.window // config.hawkes_bin)
-        self._base = 0
+        # Event bits of the last hawkes_window + MEMORY + 2 bars; the excitation of this
+        # bar and of the one leaving the window; the window's likelihood sums.
+        self._bits = bytearray(_span(config) + 1)
+        self._exc = np.zeros(TAUS.size)
+        self._exc_old = np.zeros(TAUS.size)
+        self._total = np.zeros(TAUS.size)
+        self._first = np.zeros(TAUS.size)
+        self._second = np.zeros(TAUS.size)
+        self._logs = np.zeros((TAUS.size, THETA.size))
+        self._events = 0
         self._seen = 0
         self._vsa_volume = self._vsa_spread = self._vol_base = 0.0
         self._r1s = self._r2s = self._r1l = self._r2l = 0.0
-        self._bin_count = self._bin_pos = self._bin_sum = self._bin_sq = 0
-        self._valid_bins = 0
         self._hurst = 0.5
         self._hurst_se = NO_INFORMATION_SE
         self._hurst_ready = False
         self._hawkes = 0.0
+        self._hawkes_se = NO_INFORMATION_SE
+        self._hawkes_ready = False
 
     @property
     def bars(self) -> int:
         """Absolute count of bars seen."""
-        return self._base + self._seen
+        return self._seen
 
     def update(self, ts: int, open: float, high: float, low: float, close: float,
                volume: float) -> FeatureSnapshot:
-        """Add one bar and return the features after it."""
+        """Add one bar and return the features after it.
+
+        ``ts`` and ``open`` are accepted for symmetry with the bar fields; no feature uses
+        them.
+        """
         cfg = self._config
-        size = self.lookback
+        size = len(self._close)
         j = self._seen
         pos = j % size
-        bars = self._base + j + 1
+        bars = j + 1
 
         vsa_ready = j >= cfg.vsa_window
         vsa_code = vsa.NEUTRAL
@@ -182,8 +240,8 @@ class TickerFeatures:
 
         # Hawkes: is this bar an event against the volume baseline before it?
         vol_long = cfg.vol_long
-        if j >= vol_long and volume > cfg.event_threshold * (self._vol_base / vol_long):
-            self._bin_count += 1
+        self._hawkes_bar(j, j >= vol_long
+                         and volume > cfg.event_threshold * (self._vol_base / vol_long))
 
         # Rolling sums over the bars before the next one.
         self._vsa_volume += volume
@@ -197,8 +255,6 @@ class TickerFeatures:
             self._vol_base -= self._volume[(j - vol_long) % size]
         self._highs.append(high)
 
-        self._ts[pos] = ts
-        self._open[pos] = open
         self._high[pos] = high
         self._low[pos] = low
         self._close[pos] = close
@@ -219,8 +275,13 @@ class TickerFeatures:
             self._r2l += squared - old_long * old_long
         self._seen = j + 1
 
-        if bars % cfg.hawkes_bin == 0:
-            self._close_bin(bars)
+        if bars % cfg.hawkes_stride == 0 and j >= vol_long + window - 1:
+            length = min(cfg.hawkes_window, j + 1 - vol_long)
+            n, se = estimate_rows(np.array([length]), np.array([self._events]),
+                                  self._total[None], self._first[None], self._second[None],
+                                  self._logs[None])
+            self._hawkes, self._hawkes_se = float(n[0]), float(se[0])
+            self._hawkes_ready = True
         if bars % cfg.hurst_stride == 0 and j >= window:
             p = j % window + 1
             h, se = whittle_rows(self._ret_view[None, p:p + window])
@@ -235,7 +296,7 @@ class TickerFeatures:
             realized = std_from_sums(self._r1l, self._r2l, vol_long)
             short = std_from_sums(self._r1s, self._r2s, cfg.vol_short)
         trend_ready = j >= cfg.trend_lookback
-        hawkes_ready = self._valid_bins >= len(self._bins)
+        hawkes_ready = self._hawkes_ready
         return FeatureSnapshot(
             ready=vsa_ready and vol_ready and trend_ready and hawkes_ready
             and self._hurst_ready,
@@ -243,8 +304,7 @@ class TickerFeatures:
             vsa_score=vsa_score,
             vsa_class=vsa.VSA_CLASSES[vsa_code],
             hawkes_branching=self._hawkes if hawkes_ready else 0.0,
-            hawkes_se=(branching_se(self._hawkes, len(self._bins)) if hawkes_ready
-                       else NO_INFORMATION_SE),
+            hawkes_se=self._hawkes_se,
             hurst_exponent=self._hurst,
             hurst_se=self._hurst_se,
             volatility_clustering=clustering(short, realized) if vol_ready else 1.0,
@@ -253,24 +313,37 @@ class TickerFeatures:
                    if trend_ready else 0.0),
         )
 
-    def _close_bin(self, bars: int) -> None:
-        """Push the bin that ends at absolute count ``bars`` into the bin ring."""
-        cfg = self._config
-        count = self._bin_count
-        self._bin_count = 0
-        nbins = len(self._bins)
-        old = self._bins[self._bin_pos]
-        self._bins[self._bin_pos] = count
-        self._bin_pos = (self._bin_pos + 1) % nbins
-        self._bin_sum += count - old
-        self._bin_sq += count * count - old * old
-        # Valid when each of its bars had a full volume baseline in this state.
-        if bars - cfg.hawkes_bin - self._base >= cfg.vol_long:
-            self._valid_bins = min(self._valid_bins + 1, nbins)
-        else:
-            self._valid_bins = 0
-        if self._valid_bins >= nbins:
-            self._hawkes = branching_from_sums(self._bin_sum, self._bin_sq, nbins)
+    def _hawkes_bar(self, j: int, event: bool) -> None:
+        """Add bar ``j``'s event bit; roll the excitations and the window's sums."""
+        bits = self._bits
+        size = len(bits)
+        window = self._config.hawkes_window
+        exc, old = self._exc, self._exc_old
+        # S(j) = b S(j-1) + x(j-1) - b**MEMORY x(j-1-MEMORY); the same for S(j - window).
+        # Positions before 0 fall on slots not yet written (zeros).
+        exc *= DECAYS
+        if bits[(j - 1) % size]:
+            exc += 1.0
+        if bits[(j - 1 - MEMORY) % size]:
+            exc -= _TAIL
+        old *= DECAYS
+        if bits[(j - 1 - window) % size]:
+            old += 1.0
+        if bits[(j - 1 - window - MEMORY) % size]:
+            old -= _TAIL
+        bits[j % size] = event
+        self._total += exc
+        self._total -= old
+        if event:
+            self._events += 1
+            self._first += exc
+            self._second += exc * exc
+            self._logs += event_terms(exc)
+        if j >= window and bits[(j - window) % size]:
+            self._events -= 1
+            self._first -= old
+            self._second -= old * old
+            self._logs -= event_terms(old)
 
     def _last(self, ring: array, count: int) -> list[float]:
         """The last ``count`` values written to a bar ring (fewer if fewer were seen)."""
@@ -293,26 +366,70 @@ class TickerFeatures:
                                                              start + 1)]
             setattr(self, "_r1" + attr, math.fsum(recent))
             setattr(self, "_r2" + attr, math.fsum(x * x for x in recent))
+        # Hawkes sums from the bits of the window and the MEMORY bars before it.
+        window = cfg.hawkes_window
+        bits = self._bits
+        span = window + MEMORY + 1
+        seq = np.array([bits[k % len(bits)] if k >= 0 else 0
+                        for k in range(start - span + 1, start + 1)], dtype=np.float64)
+        exc = excitation(seq)
+        inside, flags = exc[-window:], seq[-window:] > 0.0
+        self._exc[:] = exc[-1]
+        self._exc_old[:] = exc[MEMORY]
+        self._total[:] = inside.sum(axis=0)
+        self._first[:] = inside[flags].sum(axis=0)
+        self._second[:] = (inside[flags] ** 2).sum(axis=0)
+        self._logs[:] = event_terms(inside[flags]).sum(axis=0)
+        self._events = int(flags.sum())
 
-    def history(self) -> np.ndarray:
-        """The last ``min(bars, lookback)`` bars as float64 rows ``[ts, o, h, l, c, v]``."""
-        k = min(self._seen, self.lookback)
-        order = np.arange(self._seen - k, self._seen) % self.lookback
-        columns = [np.frombuffer(ring, dtype=np.float64 if ring.typecode == "d" else np.int64)
-                   for ring in (self._ts, self._open, self._high, self._low, self._close,
-                                self._volume)]
-        return np.stack([c[order].astype(np.float64) for c in columns], axis=1)
+    def history(self) -> SavedFeatures:
+        """The buffers that determine the state, for :meth:`restore`."""
+        cfg = self._config
+        bars = self._seen
+
+        def last(values: np.ndarray, count: int) -> np.ndarray:
+            return values[np.arange(bars - min(bars, count), bars) % values.size]
+
+        size = len(self._close)
+        rows = np.stack([last(np.frombuffer(ring, dtype=np.float64), size)
+                         for ring in (self._high, self._low, self._close, self._volume)],
+                        axis=1)
+        return SavedFeatures(
+            bars=bars, rows=rows, returns=last(self._ret_view[:cfg.window], cfg.window),
+            events=last(np.frombuffer(self._bits, dtype=np.uint8), _span(cfg)).astype(bool),
+            held=(self._hurst, self._hurst_se, self._hawkes, self._hawkes_se))
 
     @classmethod
-    def restore(cls, config: FeatureConfig, history: np.ndarray, bars: int) -> TickerFeatures:
-        """Rebuild the state saved as ``history()`` after ``bars`` bars in all."""
+    def restore(cls, config: FeatureConfig, saved: SavedFeatures) -> TickerFeatures:
+        """Rebuild the state that ``history()`` saved (under the same configuration)."""
         state = cls(config)
-        rows = np.asarray(history, dtype=np.float64)
-        expected = min(bars, state.lookback)
-        if rows.ndim != 2 or rows.shape != (expected, 6):
-            raise ValueError(f"history must have shape ({expected}, 6) for {bars} bars, "
-                             f"got {rows.shape}")
-        state._base = bars - expected
-        for ts, o, h, lo, c, v in rows.tolist():
-            state.update(int(ts), o, h, lo, c, v)
+        bars = saved.bars
+        expected = {"rows": (min(bars, len(state._close)), 4),
+                    "returns": (min(bars, config.window),),
+                    "events": (min(bars, _span(config)),)}
+        for name, shape in expected.items():
+            got = np.shape(getattr(saved, name))
+            if got != shape:
+                raise ValueError(f"saved {name} must have shape {shape} for {bars} bars "
+                                 f"under this configuration, got {got}")
+        state._seen = bars
+
+        def put(values: np.ndarray, ring: np.ndarray) -> None:
+            ring[np.arange(bars - len(values), bars) % ring.size] = values
+
+        rows = np.asarray(saved.rows, dtype=np.float64)
+        for column, ring in zip(rows.T, (state._high, state._low, state._close,
+                                         state._volume), strict=True):
+            put(column, np.frombuffer(ring, dtype=np.float64))
+        window = config.window
+        put(np.asarray(saved.returns, dtype=np.float64), state._ret_view[:window])
+        state._ret_view[window:] = state._ret_view[:window]
+        put(np.asarray(saved.events, dtype=np.uint8), np.frombuffer(state._bits, np.uint8))
+        state._highs.extend(rows[-config.vsa_window:, 0].tolist())
+        state._hurst, state._hurst_se, state._hawkes, state._hawkes_se = saved.held
+        # Ready once a stride point has passed where update() first evaluates.
+        state._hurst_ready = bars // config.hurst_stride * config.hurst_stride > window
+        stride = config.hawkes_stride
+        state._hawkes_ready = bars // stride * stride >= config.vol_long + window
+        state._resum()
         return state

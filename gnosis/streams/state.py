@@ -1,6 +1,6 @@
 """Recoverable per-ticker state for the live worker: snapshots plus a short journal.
 
-A :class:`~gnosis.engine.TickerEngine` snapshot is tens of KB at window 512, far too big
+A :class:`~gnosis.engine.TickerEngine` snapshot is about 20 KB at the defaults, far too big
 to write to a changelog on every bar. So a ticker's state lives in two Faust tables:
 
 * ``snapshots[ticker]`` holds ``engine.to_state()`` plus the journal position, written

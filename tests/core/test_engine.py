@@ -195,15 +195,24 @@ def test_a_repeated_bar_is_refused_per_interval():
                                                                         "1h": 1}
 
 
-def test_version_1_snapshot_is_read_as_the_1m_series(market):
-    bars, _ = market
-    events = bars_to_events(bars[bars["ticker"] == "T002"])
-    engine = TickerEngine("T002", SETTINGS)
-    for bar in events[:200]:
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_old_snapshot_is_refused_with_a_clear_error(version):
+    """Versions 1 and 2 kept bar rows that do not reach back over the Hawkes window."""
+    series = {"bars": 200, "last_ts": 200, "history": [[1.0] * 6] * 200}
+    old = orjson.dumps({"v": version, "news_ts": [], "news_scores": [],
+                        **({"series": {"1m": series}} if version == 2 else series)})
+    with pytest.raises(ValueError, match=f"T002: state version {version} cannot be restored"):
+        TickerEngine.from_state("T002", SETTINGS, old)
+
+
+def test_snapshot_of_a_warm_ticker_is_small():
+    """At the default windows: full rows only for the short lookbacks, event bits packed."""
+    settings = Settings()
+    bars = synthetic_bars(1, 3_000, seed=13)
+    engine = TickerEngine("T000", settings)
+    for bar in bars_to_events(bars):
         engine.on_bar(bar)
-    state = orjson.loads(engine.to_state())
-    series = state.pop("series")["1m"]
-    old = orjson.dumps({**state, "v": 1, **series})
-    restored = TickerEngine.from_state("T002", SETTINGS, old)
-    assert_same_signals([restored.on_bar(b) for b in events[200:]],
-                        [engine.on_bar(b) for b in events[200:]])
+    data = engine.to_state()
+    assert len(data) < 32_000
+    restored = TickerEngine.from_state("T000", settings, data)
+    assert restored.to_state() == data

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
@@ -15,12 +15,15 @@ from gnosis.features import (
     TickerFeatures,
     compute_features,
 )
+from gnosis.features.branching import MEMORY
+from gnosis.features.state import rows_of
 
 from .simulate import random_bars
 
-SMALL = FeatureConfig(window=192, vsa_window=10, hurst_stride=5, hawkes_bin=6,
-                      event_threshold=1.5, vol_short=8, vol_long=40, trend_lookback=7)
-CONFIGS = [SMALL, FeatureConfig(), FeatureConfig(window=256, hurst_stride=1, hawkes_bin=2,
+SMALL = FeatureConfig(window=192, vsa_window=10, hurst_stride=5, hawkes_window=300,
+                      hawkes_stride=6, event_threshold=1.5, vol_short=8, vol_long=40,
+                      trend_lookback=7)
+CONFIGS = [SMALL, FeatureConfig(), FeatureConfig(window=256, hurst_stride=1, hawkes_stride=2,
                                                  vol_long=256, vol_short=2)]
 NEUTRAL = {"vsa_score": 0.0, "vsa_class": "neutral", "hawkes_branching": 0.0,
            "hurst_exponent": 0.5, "volatility_clustering": 1.0,
@@ -59,6 +62,15 @@ def test_incremental_equals_batch(config: FeatureConfig, seed: int) -> None:
     assert frame.hawkes_branching[frame.ready].max() > 0.0
 
 
+def test_incremental_equals_batch_past_the_periodic_resums() -> None:
+    """Past several exact recomputations of the rolling sums (every 4,096 bars)."""
+    config = replace(SMALL, hawkes_stride=1)
+    bars = random_bars(9_000, np.random.default_rng(9))
+    frame = compute_features(**bars, config=config)
+    for i, snap in enumerate(feed(TickerFeatures(config), bars)):
+        assert_same(snap, frame.snapshot(i), f"bar {i}")
+
+
 def test_warm_up_reports_neutral_values_then_becomes_ready() -> None:
     config = SMALL
     bars = random_bars(400, np.random.default_rng(3))
@@ -70,10 +82,10 @@ def test_warm_up_reports_neutral_values_then_becomes_ready() -> None:
     ready = [s.ready for s in snaps]
     became = ready.index(True)
     assert all(ready[became:]) and not any(ready[:became])
-    # Hawkes is the slowest here: vol_long bars of baseline, then window // bin bins.
-    bins = config.window // config.hawkes_bin
-    expected = -(-config.vol_long // config.hawkes_bin) * config.hawkes_bin
-    assert became == expected + bins * config.hawkes_bin - 1
+    # Hawkes is the slowest here: vol_long bars of baseline, then window bars of events,
+    # up to its next stride point.
+    stride = config.hawkes_stride
+    assert became == -(-(config.vol_long + config.window) // stride) * stride - 1
     assert snaps[config.vsa_window - 1].vsa_class == "neutral"
     assert snaps[config.vol_long].realized_volatility > 0.0
 
@@ -113,31 +125,62 @@ def test_ranges() -> None:
 
 
 @pytest.mark.parametrize("config", CONFIGS[:2], ids=["small", "default"])
-@pytest.mark.parametrize("cut", [0, 5, 150, 700, 2_345])
+@pytest.mark.parametrize("cut", [0, 5, 150, 700, 2_345, 3_001])
 def test_restore_rebuilds_the_state(config: FeatureConfig, cut: int) -> None:
-    bars = random_bars(3_000, np.random.default_rng(6))
+    bars = random_bars(3_500, np.random.default_rng(6))
     live = TickerFeatures(config)
     feed(live, bars, 0, cut)
-    history = live.history()
-    assert history.shape == (min(cut, live.lookback), 6)
-    assert history.dtype == np.float64
+    saved = live.history()
+    assert saved.bars == cut
+    assert saved.rows.shape == (min(cut, rows_of(config)), 4)
+    assert saved.returns.shape == (min(cut, config.window),)
+    assert saved.events.shape == (min(cut, config.hawkes_window + MEMORY + 1),)
     if cut:
-        assert history[-1, 4] == bars["close"][cut - 1]
-        assert history[-1, 0] == float(bars["ts"][cut - 1])
-    restored = TickerFeatures.restore(config, history, live.bars)
+        assert saved.rows[-1].tolist() == [bars[k][cut - 1] for k in ("high", "low", "close",
+                                                                      "volume")]
+    restored = TickerFeatures.restore(config, saved)
     assert restored.bars == live.bars == cut
-    np.testing.assert_array_equal(restored.history(), history)
+    again = restored.history()
+    for name in ("rows", "returns", "events"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(saved, name))
+    assert again.held == saved.held
     after_live = feed(live, bars, cut, cut + 400)
     after_restored = feed(restored, bars, cut, cut + 400)
     for i, (a, b) in enumerate(zip(after_live, after_restored, strict=True)):
         assert_same(a, b, f"bar {cut + i}")
 
 
-def test_restore_rejects_a_history_of_the_wrong_length() -> None:
+def test_restored_state_equals_batch() -> None:
+    """Restored mid-window (between Hurst and Hawkes stride points), the stream still
+    equals the vectorised form, event bits from before the kept rows included."""
+    config = SMALL
+    bars = random_bars(2_000, np.random.default_rng(8))
+    frame = compute_features(**bars, config=config)
+    live = TickerFeatures(config)
+    feed(live, bars, 0, 1_003)
+    restored = TickerFeatures.restore(config, live.history())
+    for i, snap in enumerate(feed(restored, bars, 1_003), start=1_003):
+        assert_same(snap, frame.snapshot(i), f"bar {i}")
+
+
+def test_state_keeps_rows_only_for_the_short_lookbacks() -> None:
+    """Full rows for the non-Hawkes lookbacks; the Hawkes window only as event bits."""
+    config = FeatureConfig()
+    live = TickerFeatures(config)
+    feed(live, random_bars(3_000, np.random.default_rng(10)))
+    saved = live.history()
+    assert saved.rows.shape == (config.vol_long + 1, 4)
+    assert saved.events.size == config.hawkes_window + MEMORY + 1 < live.lookback
+
+
+@pytest.mark.parametrize("field", ["rows", "returns", "events"])
+def test_restore_rejects_a_history_of_the_wrong_length(field: str) -> None:
     live = TickerFeatures(SMALL)
     feed(live, random_bars(50, np.random.default_rng(7)))
-    with pytest.raises(ValueError, match="history must have shape"):
-        TickerFeatures.restore(SMALL, live.history()[1:], live.bars)
+    saved = live.history()
+    short = replace(saved, **{field: getattr(saved, field)[1:]})
+    with pytest.raises(ValueError, match=f"saved {field} must have shape"):
+        TickerFeatures.restore(SMALL, short)
 
 
 def test_lookback_covers_every_window() -> None:
