@@ -67,6 +67,10 @@ class BarSeries:
         self.last_ts = last_ts
 
 
+class StateVersionError(ValueError):
+    """A saved engine state of a version this code cannot restore."""
+
+
 class TickerEngine:
     """All state and logic for one ticker: a :class:`BarSeries` per bar interval, and the
     news window, which every interval of the ticker shares.
@@ -166,15 +170,15 @@ class TickerEngine:
                    model_id: str = "lexicon") -> TickerEngine:
         """Rebuild an engine from :meth:`to_state` output.
 
-        Raises ``ValueError`` for a snapshot of another state version: versions 1 and 2
-        kept bar rows that do not reach back over the Hawkes window, so their tickers
-        have to start afresh (a new ``worker.app_id``, whose changelogs are empty).
+        Raises :class:`StateVersionError` for a snapshot of another state version:
+        versions 1 and 2 kept bar rows that do not reach back over the Hawkes window, so
+        their tickers start afresh (the live worker does so, and says it).
         """
         obj = orjson.loads(data)
         version = obj.get("v")
         if version != _STATE_VERSION:
-            raise ValueError(f"{ticker}: state version {version!r} cannot be restored by this "
-                             f"version (expects {_STATE_VERSION}); start from empty changelogs")
+            raise StateVersionError(f"{ticker}: state version {version!r} cannot be restored "
+                                    f"by this version (expects {_STATE_VERSION})")
         engine = cls(ticker, settings, model_id)
         for interval, saved in obj["series"].items():
             features = TickerFeatures.restore(settings.features, _saved_from_json(saved))
@@ -189,7 +193,7 @@ def _saved_to_json(saved: SavedFeatures) -> dict[str, Any]:
     return {"bars": saved.bars, "rows": saved.rows, "returns": saved.returns,
             "events": [saved.events.size,
                        base64.b64encode(np.packbits(saved.events)).decode("ascii")],
-            "held": list(saved.held)}
+            "held": list(saved.held), "sums": saved.sums}
 
 
 def _saved_from_json(obj: Mapping[str, Any]) -> SavedFeatures:
@@ -199,7 +203,8 @@ def _saved_from_json(obj: Mapping[str, Any]) -> SavedFeatures:
     return SavedFeatures(bars=obj["bars"],
                          rows=np.asarray(obj["rows"], dtype=np.float64).reshape(-1, 4),
                          returns=np.asarray(obj["returns"], dtype=np.float64),
-                         events=events.astype(bool), held=tuple(obj["held"]))
+                         events=events.astype(bool), held=tuple(obj["held"]),
+                         sums=dict(obj["sums"]))
 
 
 def build_signal(ticker: str, ts: int, price: float, interval: str, snap: FeatureSnapshot,

@@ -38,6 +38,7 @@ import math
 from array import array
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -135,6 +136,10 @@ def _span(config: FeatureConfig) -> int:
     return config.hawkes_window + MEMORY + 1
 
 
+_FLOAT_SUMS = ("_vsa_volume", "_vsa_spread", "_vol_base", "_r1s", "_r2s", "_r1l", "_r2l")
+_ARRAY_SUMS = ("_exc", "_exc_old", "_total", "_first", "_second", "_logs")
+
+
 @dataclass(frozen=True, slots=True)
 class SavedFeatures:
     """What :meth:`TickerFeatures.restore` rebuilds a state from (the last bars first to
@@ -151,6 +156,10 @@ class SavedFeatures:
     held: tuple[float, float, float, float]
     """Hurst exponent, its standard error, Hawkes branching ratio, its standard error, as
     last evaluated (the stream holds them between stride points)."""
+    sums: dict[str, Any]
+    """The rolling sums as they stand (floats, lists of floats, the event count): summed
+    afresh they could differ in the last bits, and a restored ticker must go on exactly
+    as if it had never stopped."""
 
 
 def _zeros(code: str, size: int) -> array:
@@ -397,7 +406,10 @@ class TickerFeatures:
         return SavedFeatures(
             bars=bars, rows=rows, returns=last(self._ret_view[:cfg.window], cfg.window),
             events=last(np.frombuffer(self._bits, dtype=np.uint8), _span(cfg)).astype(bool),
-            held=(self._hurst, self._hurst_se, self._hawkes, self._hawkes_se))
+            held=(self._hurst, self._hurst_se, self._hawkes, self._hawkes_se),
+            sums={**{name: getattr(self, name) for name in _FLOAT_SUMS},
+                  **{name: getattr(self, name).tolist() for name in _ARRAY_SUMS},
+                  "_events": self._events})
 
     @classmethod
     def restore(cls, config: FeatureConfig, saved: SavedFeatures) -> TickerFeatures:
@@ -431,5 +443,14 @@ class TickerFeatures:
         state._hurst_ready = bars // config.hurst_stride * config.hurst_stride > window
         stride = config.hawkes_stride
         state._hawkes_ready = bars // stride * stride >= config.vol_long + window
-        state._resum()
+        expected_sums = {*_FLOAT_SUMS, *_ARRAY_SUMS, "_events"}
+        if set(saved.sums) != expected_sums:
+            raise ValueError(f"saved sums must be {sorted(expected_sums)}, got "
+                             f"{sorted(saved.sums)}")
+        for name in _FLOAT_SUMS:
+            setattr(state, name, float(saved.sums[name]))
+        for name in _ARRAY_SUMS:
+            target = getattr(state, name)
+            target[...] = np.asarray(saved.sums[name], dtype=np.float64).reshape(target.shape)
+        state._events = int(saved.sums["_events"])
         return state

@@ -15,6 +15,7 @@ passes table lookups in as functions.
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +23,10 @@ from dataclasses import dataclass, field
 import orjson
 
 from gnosis.config import Settings
-from gnosis.engine import TickerEngine
+from gnosis.engine import StateVersionError, TickerEngine
 from gnosis.events import Bar, TradingSignal
+
+log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<qqI")  # next seq, offset of the last bar, news-source JSON length
 NEWS, BAR = 0, 1
@@ -107,7 +110,13 @@ def restore(ticker: str, settings: Settings, model_id: str, snapshot: bytes | No
         seq, offset, size = _HEADER.unpack_from(snapshot)
         start = _HEADER.size + size
         sources = orjson.loads(snapshot[_HEADER.size:start])
-        engine = TickerEngine.from_state(ticker, settings, snapshot[start:], model_id)
+        try:
+            engine = TickerEngine.from_state(ticker, settings, snapshot[start:], model_id)
+        except StateVersionError as exc:
+            # Written before an upgrade that changed what the features keep: the ticker
+            # warms up again; its positions (seq, offsets) still hold.
+            log.warning("%s; the ticker starts afresh and warms up again", exc)
+            engine = TickerEngine(ticker, settings, model_id)
         state = TickerState(engine, seq, offset, {int(q): o for q, o in sources.items()})
     while (entry := journal(journal_key(ticker, state.seq, every))) is not None:
         if not state.replay(entry, until_ts):

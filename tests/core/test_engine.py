@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from gnosis.config import FeatureConfig, Settings
-from gnosis.engine import SignalEngine, TickerEngine, run_events, window_stats
+from gnosis.engine import SignalEngine, StateVersionError, TickerEngine, run_events, window_stats
 from gnosis.events import Bar, InvalidEvent, NewsItem
 from gnosis.replay.inprocess import replay_frame, signal_ids, to_signals
 from gnosis.replay.synthetic import bars_to_events, news_to_events, synthetic_bars, synthetic_news
@@ -201,7 +201,8 @@ def test_an_old_snapshot_is_refused_with_a_clear_error(version):
     series = {"bars": 200, "last_ts": 200, "history": [[1.0] * 6] * 200}
     old = orjson.dumps({"v": version, "news_ts": [], "news_scores": [],
                         **({"series": {"1m": series}} if version == 2 else series)})
-    with pytest.raises(ValueError, match=f"T002: state version {version} cannot be restored"):
+    with pytest.raises(StateVersionError,
+                       match=f"T002: state version {version} cannot be restored"):
         TickerEngine.from_state("T002", SETTINGS, old)
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import orjson
+
 from gnosis.config import Settings
 from gnosis.engine import TickerEngine
 from gnosis.streams.state import TickerState, journal_key, restore
@@ -38,3 +42,23 @@ def test_restore_from_snapshot_and_journal_continues_identically() -> None:
             assert recovered.add_news(event.ts, 0.5) == state.add_news(event.ts, 0.5)
         else:
             assert recovered.add_bar(event, 0)[0] == state.add_bar(event, 0)[0]
+
+
+def test_a_snapshot_from_an_older_version_starts_the_ticker_afresh(caplog) -> None:
+    """An upgrade that changed the engine's state format does not stop the worker: the
+    ticker warms up again, and its positions still recognise re-delivered records."""
+    settings = Settings()
+    bars, _ = market_events(tickers=("AAPL",), bars_per_ticker=40, news_per_bar=0.0)
+    state = TickerState(TickerEngine("AAPL", settings))
+    for i, bar in enumerate(bars[:32]):
+        state.add_bar(bar, offset=100 + i)
+    current = state.snapshot()
+    engine_start = len(current) - len(state.engine.to_state())
+    old = current[:engine_start] + orjson.dumps({"v": 2, "news_ts": [], "news_scores": []})
+    with caplog.at_level(logging.WARNING, logger="gnosis.streams.state"):
+        recovered = restore("AAPL", settings, "lexicon", old, {}.get, 16)
+    assert "AAPL: state version 2 cannot be restored" in caplog.text
+    assert (recovered.seq, recovered.bar_offset) == (state.seq, state.bar_offset)
+    fresh = TickerEngine("AAPL", settings)
+    for bar in bars[32:]:
+        assert recovered.add_bar(bar, 0)[0] == fresh.on_bar(bar)
