@@ -222,10 +222,6 @@ class WorkerConfig(_Section):
     (Kafka transactions; signals become visible to read_committed consumers on commit)."""
     commit_interval: float = 0.2
     """Seconds between offset commits (in exactly_once: between transaction commits)."""
-    fetch_max_wait: float = 0.005
-    """Longest the broker holds a fetch while none of its partitions has new records. The
-    consumer has one fetch in flight per broker, so a bar arriving meanwhile waits up to
-    this long: it bounds latency when news is quiet (Kafka's default is 0.5 s)."""
     allowed_lateness: Duration = Duration("0s")
     """News stamped earlier than the last bar's close minus this (a duration) is counted
     and ignored."""

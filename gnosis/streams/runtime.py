@@ -116,7 +116,6 @@ class Worker:
             partition_assignment_strategy=(self.assignor,),
             session_timeout_ms=int(w.session_timeout * 1000),
             heartbeat_interval_ms=max(100, int(w.session_timeout * 1000) // 4),
-            fetch_max_wait_ms=max(0, int(w.fetch_max_wait * 1000)),
             max_partition_fetch_bytes=4 * 1024 * 1024)
         self.checkpoint = Checkpoint(self.options, w.app_id, self.exactly_once, self.consumer,
                                      (self.topics.snapshots_changelog,
