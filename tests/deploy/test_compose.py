@@ -108,17 +108,12 @@ def test_prometheus_discovers_every_worker_replica() -> None:
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
-def test_promtool_accepts_prometheus_config() -> None:
-    result = subprocess.run(["promtool", "check", "config",
-                             str(ROOT / "deploy/prometheus/prometheus.yml")],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
-def test_alert_rules_pass_their_unit_tests() -> None:
-    result = subprocess.run(["promtool", "test", "rules",
-                             str(ROOT / "deploy/prometheus/alerts_test.yml")],
+@pytest.mark.parametrize("check", [("check", "config", "deploy/prometheus/prometheus.yml"),
+                                   ("test", "rules", "deploy/prometheus/alerts_test.yml")],
+                         ids=["config is valid", "alert rules pass their unit tests"])
+def test_promtool(check: tuple[str, str, str]) -> None:
+    *command, path = check
+    result = subprocess.run(["promtool", *command, str(ROOT / path)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
