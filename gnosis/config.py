@@ -158,11 +158,12 @@ class SentimentConfig(_Section):
     """Score store folder (filled by ``gnosis news score``): replays read scores from it and
     score only the headlines it lacks; empty for no store."""
     bulk_processes: int = 0
-    """Processes that ``gnosis news score`` scores in; 0 for one per core on the CPU (one
-    on an accelerator)."""
-    bulk_threads: int = 1
-    """ONNX Runtime threads within one operator in each bulk-scoring process (1 thread in
-    each of one process per core measured fastest on CPUs: BENCHMARKS.md)."""
+    """Processes that ``gnosis news score`` scores in; 0 for as many as the cores allow at
+    ``bulk_threads`` threads each (one on an accelerator)."""
+    bulk_threads: int = 0
+    """ONNX Runtime threads within one operator in each bulk-scoring process; 0 for one per
+    core, hence one process using every core (measured fastest on an idle 2-core CPU, 1.21×
+    the live scorer against 0.65× for one single-thread process per core: BENCHMARKS.md)."""
     bulk_batch_size: int = 32
     """Headlines per model call in bulk scoring (texts of similar length are batched)."""
 

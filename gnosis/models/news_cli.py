@@ -72,7 +72,7 @@ def score(
         help="Scoring processes (default: sentiment.bulk_processes; 0: one per core).")]
         = None,
     threads: Annotated[int | None, typer.Option(
-        help="Threads per process (default: sentiment.bulk_threads).")] = None,
+        help="Threads per process (default: sentiment.bulk_threads; 0: one per core).")] = None,
     flush_rows: Annotated[int, typer.Option(
         help=f"Scored headlines per written part (one is also written every "
              f"{FLUSH_SECONDS:.0f} s): the most a killed run has to redo.")] = 8_192,

@@ -37,9 +37,10 @@ class ScorerSpec:
 
     @classmethod
     def from_config(cls, config: SentimentConfig, *, threads: int | None = None) -> ScorerSpec:
-        """The configured scorer, with ``bulk_threads`` threads per process."""
+        """The configured scorer, with ``bulk_threads`` threads per process (0: a thread
+        per core)."""
         return cls(config.model_dir, config.max_length, config.bulk_batch_size,
-                   threads or config.bulk_threads, config.providers)
+                   threads or config.bulk_threads or os.cpu_count() or 1, config.providers)
 
     def build(self) -> SentimentScorer:
         """A new scorer of this kind."""
