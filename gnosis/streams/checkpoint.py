@@ -51,7 +51,7 @@ class Checkpoint:
         # At-least-once: state records wait until the outputs they cover are acknowledged
         # (records to different partitions may land in any order, and a state record that
         # lands without its signal would make a restart skip the bar, losing the signal).
-        self._state: list[tuple[int, Out]] = []
+        self._state: list[Out] = []
         self._shared: AIOKafkaProducer | None = None
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._pending: list[asyncio.Future] = []
@@ -86,7 +86,7 @@ class Checkpoint:
         """Queue ``records`` caused by input of ``task``; they become durable on commit."""
         if not self.exactly_once and self.state_topics:
             records = list(records)
-            self._state.extend((task, r) for r in records if r[0] in self.state_topics)
+            self._state.extend(r for r in records if r[0] in self.state_topics)
             records = [r for r in records if r[0] not in self.state_topics]
         await self._send_now(task, records)
 
@@ -148,18 +148,11 @@ class Checkpoint:
         self._dirty.clear()
         return self._settle(pending, state, merged)
 
-    async def _settle(self, pending: list[asyncio.Future], state: list[tuple[int, Out]],
+    async def _settle(self, pending: list[asyncio.Future], state: list[Out],
                       offsets: dict[TopicPartition, int]) -> None:
         await asyncio.gather(*pending)
-        producer = self._shared
-        assert producer is not None
-        by_task: dict[int, list[Out]] = defaultdict(list)
-        for task, record in state:
-            by_task[task].append(record)
-        acks: list[asyncio.Future] = []
-        for records in by_task.values():
-            acks.extend(await self._send_batches(producer, records))
-        await asyncio.gather(*acks)
+        assert self._shared is not None
+        await asyncio.gather(*await self._send_batches(self._shared, state))
         if offsets:
             await self.consumer.commit(offsets)
 
