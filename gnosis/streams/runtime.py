@@ -165,6 +165,8 @@ class Worker:
                     break
                 (batch, positions), fetch = fetch.result(), None
                 async with self.lock:
+                    if self.failure is not None:  # a background part failed meanwhile
+                        break
                     if generation != self.generation:
                         self._refetch(batch)
                     else:
@@ -228,8 +230,16 @@ class Worker:
             elif self.committing is not None:
                 self.committing.cancel()
             self.tasks.clear()
-        await self.consumer.stop()
-        await self.checkpoint.stop()
+        for close in (self.consumer.stop, self.checkpoint.stop):
+            try:
+                await close()
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # this worker is cancelled
+                    raise
+                # aiokafka 0.14 re-raises the cancellation of its own fetch task when it is
+                # closed after a lost connection; the worker is closing anyway.
+                log.debug("closing a Kafka client after a failure", exc_info=True)
         if self.executor is not None:
             self.executor.shutdown(wait=False)
 
