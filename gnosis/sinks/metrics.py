@@ -88,7 +88,8 @@ RECORD_OUTCOMES = Counter(
     "gnosis_record_outcomes_total",
     "What became of each input record, by source topic: signal, deadletter, rekeyed (a "
     "headline scored and sent to its tickers), applied or late (a re-keyed headline), mark "
-    "(a progress mark) or repeat (delivered again after a crash, already applied).",
+    "(a progress mark) or repeat (already applied: delivered again after a crash, or "
+    "applied directly by the worker that re-keyed it).",
     ["topic", "outcome"], registry=REGISTRY)
 RECORDS_WAITING = Gauge("gnosis_records_waiting",
                         "Input records taken but not yet decided: bars held for news, "

@@ -11,7 +11,9 @@ being scored and re-keyed, possibly by another worker, so a bar waits for them:
    consumed the mark it has consumed those records. (A headline's tickers are known before
    it is scored, so ``p``'s mark can pass headlines for other partitions that still wait
    for the model.) The owner of ``q`` re-sends its marks whenever it takes ``q`` over, so
-   marks exist after any rebalance or restart.
+   marks exist after any rebalance or restart. A worker that owns both ``q`` and ``p``
+   may apply ``q``'s headlines to ``p`` and mark them itself, once ``p`` has consumed
+   the re-keyed records sent before (the runtime's ``_apply_local``).
 2. **Barriers.** After a bar arrives, the shell asks the broker for the end offsets of
    *all* news partitions (read_committed). One request serves every bar that arrived
    before it was sent: bars are grouped in *epochs*, and closing an epoch starts the
@@ -70,6 +72,10 @@ class ReleaseGate:
         if offset > marks.get(q, -1):
             marks[q] = offset
             self._dirty.add(p)
+
+    def marked(self, p: int, q: int) -> int:
+        """The progress of news partition ``q`` that partition ``p`` knows of (-1: none)."""
+        return self._marks.get(p, {}).get(q, -1)
 
     def wants_barrier(self) -> bool:
         """Whether a barrier request should be sent now (bars wait for one, none in flight)."""

@@ -9,7 +9,9 @@ batch, under one lock:
 * **news** waits in line per partition to be scored in micro-batches (a model runs in a
   thread while the loop goes on); each scored headline is re-keyed to the partitions of
   the tickers it names, followed by a progress mark to every partition;
-* **re-keyed records** update the tickers' state at once, and marks advance the gate;
+* **re-keyed records** update the tickers' state at once, and marks advance the gate; a
+  headline whose news partition and ticker partition this worker both owns is applied
+  and marked directly, without waiting for its re-keyed record to come back;
 * bars the gate releases go through their task's engines; signals, deadletters and state
   records go to the :class:`~gnosis.streams.checkpoint.Checkpoint`, which commits them
   with the consumed offsets every ``worker.commit_interval``.
@@ -23,6 +25,7 @@ of the tasks it gains from their changelogs.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -41,6 +44,7 @@ from gnosis.streams.gate import ReleaseGate
 from gnosis.streams.records import (
     MARK_KEY,
     OFFSETS_KEY,
+    ScoredHeadline,
     decode_command,
     decode_offsets,
     decode_rekeyed,
@@ -125,6 +129,8 @@ class Worker:
         self.committed: dict[TopicPartition, int] = {}
         self.pending_news: list[_News] = []
         self.marked: dict[tuple[int, int], int] = {}  # (news partition, to partition)
+        self.direct_from: dict[tuple[int, int], int] = {}
+        """(news partition, task): the mark the task must consume before _apply_local."""
         self.scoring: asyncio.Task[None] | None = None
         self.committing: asyncio.Task[None] | None = None
         self.scored: list[tuple[list[_News], list[float]]] = []
@@ -386,10 +392,40 @@ class Worker:
                     out = [task.deadletter(self.topics.news, news.key, news.value, news.offset,
                                            news.item)]
                 else:
-                    out = task.rekey(news.item, next(it), news.offset)
+                    score = next(it)
+                    out = task.rekey(news.item, score, news.offset)
+                    self._apply_local(news, score)
                 self._outbox.setdefault(news.q, []).extend(out)
             del self.pending_news[:len(batch)]
             self.first_pending_at = self.clock() if self.pending_news else None
+
+    def _apply_local(self, news: _News, score: float) -> None:
+        """Apply a scored headline at once to the tickers it names that this worker owns.
+
+        Their bars then wait for no Kafka round trip; the re-keyed record, sent all the
+        same, is skipped as already applied when it comes back. A task applies headlines
+        in offset order per news partition (see ``TickerState.is_applied``), so this
+        starts only once the re-keyed records sent before it have come back.
+        """
+        item = news.item
+        assert isinstance(item, NewsItem)
+        for ticker in item.tickers:
+            r = ticker_partition(ticker, self.settings.kafka.partitions)
+            if r not in self.tasks:
+                continue
+            if self._direct(news.q, r):
+                rec = ScoredHeadline(ticker, item.ts, score, item.id, news.q, news.offset)
+                self._outbox.setdefault(r, []).extend(self.tasks[r].on_scored_headline(rec))
+            elif (news.q, r) in self.direct_from:  # through Kafka; so, all before a later one
+                self.direct_from[(news.q, r)] = max(news.offset + 1,
+                                                    self.direct_from[(news.q, r)])
+
+    def _direct(self, q: int, r: int) -> bool:
+        """Whether headlines of news partition ``q`` apply to task ``r`` here directly:
+        both are owned, and ``r`` has consumed every re-keyed record of ``q`` sent
+        before (the progress marks it consumed passed them)."""
+        start = self.direct_from.get((q, r))
+        return start is not None and self.gate.marked(r, q) >= start
 
     def _news_floor(self, q: int) -> int | None:
         """First offset of news partition ``q`` not yet re-keyed (``None``: unknown)."""
@@ -418,6 +454,8 @@ class Worker:
                 if floor > self.marked.get((q, r), -1):
                     self.marked[(q, r)] = floor
                     self._outbox.setdefault(q, []).append(task.mark(r, floor))
+                    if self._direct(q, r):  # applied here already (see _apply_local)
+                        self.gate.mark(r, q, floor)
 
     def _resume_paused(self) -> None:
         for tp in list(self.paused):
@@ -559,6 +597,7 @@ class Worker:
             self.scored.clear()
             self.first_pending_at = None
             self.marked.clear()
+            self.direct_from.clear()
             self.next_offset.clear()
             self.committed.clear()
             self.restart_at.clear()
@@ -605,6 +644,8 @@ class Worker:
                 self.restart_at[tp] = self.next_offset[tp] = start
                 if tp.topic == self.topics.news:
                     self.news_seen[tp.partition] = start
+                    # What earlier owners re-keyed from here reaches each task through Kafka.
+                    self.direct_from.update({(tp.partition, r): start for r in tasks})
             log.info("tasks %s (new %s); starting at %s", sorted(tasks), new,
                      {f"{tp.topic}:{tp.partition}": off for tp, off in
                       sorted(self.restart_at.items())})
@@ -612,6 +653,11 @@ class Worker:
             metrics.TICKERS_IN_STATE.set(sum(len(t.states) for t in self.tasks.values()))
             self.rebalancing = False
             self.ready = True
+            # A full collection walks every tracked object (~75k after the imports alone,
+            # ~100 ms here) and would stall bars at random; nothing here builds reference
+            # cycles, so what exists after a hand-over is set aside for good.
+            gc.collect()
+            gc.freeze()
             # Re-announce every owned news partition's progress: a mark may be all that a
             # held bar elsewhere is waiting for.
             self._mark_news()
