@@ -23,6 +23,7 @@ A timestamp that cannot be true is refused at the edge with code ``bad_timestamp
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -168,6 +169,7 @@ def format_duration(ns: int) -> str:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+@functools.lru_cache(maxsize=8192)  # bars of every ticker share their close times
 def format_timestamp(ts: int) -> str:
     """ISO-8601 UTC string (microsecond precision) for epoch nanoseconds."""
     seconds, ns = divmod(ts, 1_000_000_000)
