@@ -23,14 +23,14 @@ import orjson
 
 from gnosis.config import Settings, duration_ns
 from gnosis.events import Bar, InvalidEvent, NewsItem, TradingSignal, format_timestamp, signal_id
-from gnosis.features import FeatureSnapshot, SavedFeatures, TickerFeatures
+from gnosis.features import FeatureSnapshot, SavedFeatures, TickerFeatures, ticker_phase
 from gnosis.models.rules import decide, explain
 
 if TYPE_CHECKING:
     from gnosis.models.sentiment import SentimentScorer
 
 _NS = 1_000_000_000
-_STATE_VERSION = 3
+_STATE_VERSION = 4
 _SCORE_CHUNK = 256
 
 
@@ -132,7 +132,8 @@ class TickerEngine:
         """
         series = self.series.get(bar.interval)
         if series is None:
-            series = self.series[bar.interval] = BarSeries(TickerFeatures(self.settings.features))
+            series = self.series[bar.interval] = BarSeries(
+                TickerFeatures(self.settings.features, ticker_phase(self.ticker)))
         if series.last_ts is not None and bar.ts <= series.last_ts:
             code = "duplicate_bar" if bar.ts == series.last_ts else "out_of_order"
             raise InvalidEvent(code, f"{bar.interval} bar at {format_timestamp(bar.ts)} not "
@@ -171,8 +172,9 @@ class TickerEngine:
         """Rebuild an engine from :meth:`to_state` output.
 
         Raises :class:`StateVersionError` for a snapshot of another state version:
-        versions 1 and 2 kept bar rows that do not reach back over the Hawkes window, so
-        their tickers start afresh (the live worker does so, and says it).
+        versions 1 and 2 kept bar rows that do not reach back over the Hawkes window, 3
+        re-estimated every ticker on the same bars (no :func:`ticker_phase`), so their
+        tickers start afresh (the live worker does so, and says it).
         """
         obj = orjson.loads(data)
         version = obj.get("v")
@@ -181,7 +183,8 @@ class TickerEngine:
                                     f"by this version (expects {_STATE_VERSION})")
         engine = cls(ticker, settings, model_id)
         for interval, saved in obj["series"].items():
-            features = TickerFeatures.restore(settings.features, _saved_from_json(saved))
+            features = TickerFeatures.restore(settings.features, _saved_from_json(saved),
+                                              ticker_phase(ticker))
             engine.series[interval] = BarSeries(features, saved["last_ts"])
         engine._news_ts = list(obj["news_ts"])
         engine._news_scores = list(obj["news_scores"])

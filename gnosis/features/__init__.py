@@ -11,7 +11,7 @@ bar by bar (the stream) and :func:`compute_features` computes a whole series at 
 from gnosis.features.batch import FeatureFrame, compute_features
 from gnosis.features.hawkes import hawkes_branching_ratio
 from gnosis.features.hurst import hurst_exponent, hurst_with_se
-from gnosis.features.state import FeatureSnapshot, SavedFeatures, TickerFeatures
+from gnosis.features.state import FeatureSnapshot, SavedFeatures, TickerFeatures, ticker_phase
 from gnosis.features.vsa import VSA_CLASSES
 
 __all__ = [
@@ -24,4 +24,5 @@ __all__ = [
     "hawkes_branching_ratio",
     "hurst_exponent",
     "hurst_with_se",
+    "ticker_phase",
 ]

@@ -22,7 +22,7 @@ from gnosis.events import NO_INFORMATION_SE
 from gnosis.features import vsa
 from gnosis.features.branching import estimate_rows, event_terms, excitation
 from gnosis.features.hurst import NEUTRAL, hurst_series
-from gnosis.features.state import FeatureSnapshot, check_config
+from gnosis.features.state import FeatureSnapshot, check_config, first_point, last_point
 from gnosis.features.volatility import clustering_array, std_from_sums_array
 from gnosis.features.windows import rolling_sum
 
@@ -58,8 +58,10 @@ class FeatureFrame:
 
 def compute_features(ts: np.ndarray, open: np.ndarray, high: np.ndarray, low: np.ndarray,
                      close: np.ndarray, volume: np.ndarray,
-                     config: FeatureConfig) -> FeatureFrame:
-    """Features after every bar of one ticker's series (arrays of equal length).
+                     config: FeatureConfig, phase: int = 0) -> FeatureFrame:
+    """Features after every bar of one ticker's series (arrays of equal length), with
+    Hurst and Hawkes re-estimated at the stride points ``phase`` sets (as
+    :class:`~gnosis.features.state.TickerFeatures` does).
 
     ``ts`` and ``open`` are accepted for symmetry with the bar fields; no feature uses
     them.
@@ -103,8 +105,8 @@ def compute_features(ts: np.ndarray, open: np.ndarray, high: np.ndarray, low: np
     trend = np.zeros(n)
     trend[lag:] = np.log(close[lag:] / close[:-lag])
 
-    hawkes_ready, hawkes, hawkes_se = _hawkes(volume, config)
-    hurst_ready, hurst, hurst_se = _hurst(ret, config)
+    hawkes_ready, hawkes, hawkes_se = _hawkes(volume, config, phase)
+    hurst_ready, hurst, hurst_se = _hurst(ret, config, phase)
     return FeatureFrame(
         ready=vsa_ready & vol_ready & (index >= lag) & hawkes_ready & hurst_ready,
         bars=index + 1,
@@ -120,13 +122,13 @@ def compute_features(ts: np.ndarray, open: np.ndarray, high: np.ndarray, low: np
     )
 
 
-def _hawkes(volume: np.ndarray,
-            config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _hawkes(volume: np.ndarray, config: FeatureConfig,
+            phase: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Readiness, branching ratio and its standard error per bar (held from the last
     stride point)."""
     n = volume.size
     vl, window, stride = config.vol_long, config.hawkes_window, config.hawkes_stride
-    first = -(-(vl + config.window) // stride) * stride  # first bar count evaluated
+    first = first_point(vl + config.window, stride, phase)  # first bar count evaluated
     if first > n:
         return np.zeros(n, dtype=bool), np.zeros(n), np.full(n, NO_INFORMATION_SE)
     events = np.zeros(n)
@@ -151,24 +153,24 @@ def _hawkes(volume: np.ndarray,
         values[part], errors[part] = estimate_rows(
             np.minimum(window, ends[part] + 1 - vl), sums[0][part], sums[1][part],
             sums[2][part], sums[3][part], logs)
-    held = (np.arange(n) + 1) // stride * stride
+    held = last_point(np.arange(n) + 1, stride, phase)
     ready = held >= first
     index = np.clip((held - first) // stride, 0, None)
     return (ready, np.where(ready, values[index], 0.0),
             np.where(ready, errors[index], NO_INFORMATION_SE))
 
 
-def _hurst(ret: np.ndarray,
-           config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _hurst(ret: np.ndarray, config: FeatureConfig,
+           phase: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Readiness, Hurst exponent and its standard error per bar (held from the last
     stride point)."""
     n = ret.size
     window, stride = config.window, config.hurst_stride
-    first = -(-(window + 1) // stride) * stride
+    first = first_point(window + 1, stride, phase)
     if first > n:
         return np.zeros(n, dtype=bool), np.full(n, NEUTRAL), np.full(n, NO_INFORMATION_SE)
     values, se = hurst_series(ret, first, stride, window)
-    last = (np.arange(n) + 1) // stride * stride
+    last = last_point(np.arange(n) + 1, stride, phase)
     ready = last >= first
     index = np.clip((last - first) // stride, 0, None)
     return (ready, np.where(ready, values[index], NEUTRAL),

@@ -35,6 +35,7 @@ are.
 from __future__ import annotations
 
 import math
+import zlib
 from array import array
 from collections import deque
 from dataclasses import dataclass
@@ -124,6 +125,24 @@ def lookback_of(config: FeatureConfig) -> int:
                config.vol_long + 1, config.trend_lookback + 1, config.vsa_window + 1)
 
 
+def ticker_phase(ticker: str) -> int:
+    """Where a ticker's stride points fall (see :class:`TickerFeatures`): stable across
+    processes, and different per ticker, so that tickers whose bars close together do not
+    all re-estimate Hurst and Hawkes on the same bar."""
+    return zlib.crc32(ticker.encode())
+
+
+def last_point(bars: int | np.ndarray, stride: int, phase: int) -> int | np.ndarray:
+    """The last stride point at or before bar count ``bars``: counts ``c`` with
+    ``(c - phase) % stride == 0``."""
+    return bars - (bars - phase) % stride
+
+
+def first_point(least: int, stride: int, phase: int) -> int:
+    """The first stride point at or after bar count ``least``."""
+    return least + (phase - least) % stride
+
+
 def rows_of(config: FeatureConfig) -> int:
     """How many most recent bars' high, low, close and volume the state keeps: the VSA
     baseline, the volume baseline of the event test, and the trend's base close."""
@@ -171,18 +190,20 @@ class TickerFeatures:
 
     ``lookback`` is how many most recent bars determine the features (2,433 with the
     default configuration, set by the Hawkes window); the state keeps only the part of
-    them each feature reads.
+    them each feature reads. Hurst and Hawkes are re-estimated at the bar counts ``c``
+    with ``(c - phase) % stride == 0`` (:func:`ticker_phase` gives each ticker its own).
     """
 
     __slots__ = ("_bits", "_close", "_config", "_events", "_exc", "_exc_old", "_first",
                  "_hawkes", "_hawkes_ready", "_hawkes_se", "_high", "_highs", "_hurst",
-                 "_hurst_ready", "_hurst_se", "_logs", "_low", "_r1l", "_r1s", "_r2l", "_r2s",
-                 "_ret", "_ret_view", "_second", "_seen", "_total", "_vol_base", "_volume",
-                 "_vsa_spread", "_vsa_volume", "lookback")
+                 "_hurst_ready", "_hurst_se", "_logs", "_low", "_phase", "_r1l", "_r1s",
+                 "_r2l", "_r2s", "_ret", "_ret_view", "_second", "_seen", "_total",
+                 "_vol_base", "_volume", "_vsa_spread", "_vsa_volume", "lookback")
 
-    def __init__(self, config: FeatureConfig) -> None:
+    def __init__(self, config: FeatureConfig, phase: int = 0) -> None:
         check_config(config)
         self._config = config
+        self._phase = phase
         self.lookback = lookback_of(config)
         size = rows_of(config)
         self._high = _zeros("d", size)
@@ -284,14 +305,14 @@ class TickerFeatures:
             self._r2l += squared - old_long * old_long
         self._seen = j + 1
 
-        if bars % cfg.hawkes_stride == 0 and j >= vol_long + window - 1:
+        if (bars - self._phase) % cfg.hawkes_stride == 0 and j >= vol_long + window - 1:
             length = min(cfg.hawkes_window, j + 1 - vol_long)
             n, se = estimate_rows(np.array([length]), np.array([self._events]),
                                   self._total[None], self._first[None], self._second[None],
                                   self._logs[None])
             self._hawkes, self._hawkes_se = float(n[0]), float(se[0])
             self._hawkes_ready = True
-        if bars % cfg.hurst_stride == 0 and j >= window:
+        if (bars - self._phase) % cfg.hurst_stride == 0 and j >= window:
             p = j % window + 1
             h, se = whittle_rows(self._ret_view[None, p:p + window])
             self._hurst, self._hurst_se = float(h[0]), float(se[0])
@@ -412,9 +433,11 @@ class TickerFeatures:
                   "_events": self._events})
 
     @classmethod
-    def restore(cls, config: FeatureConfig, saved: SavedFeatures) -> TickerFeatures:
-        """Rebuild the state that ``history()`` saved (under the same configuration)."""
-        state = cls(config)
+    def restore(cls, config: FeatureConfig, saved: SavedFeatures,
+                phase: int = 0) -> TickerFeatures:
+        """Rebuild the state that ``history()`` saved (under the same configuration and
+        phase)."""
+        state = cls(config, phase)
         bars = saved.bars
         expected = {"rows": (min(bars, len(state._close)), 4),
                     "returns": (min(bars, config.window),),
@@ -440,9 +463,9 @@ class TickerFeatures:
         state._highs.extend(rows[-config.vsa_window:, 0].tolist())
         state._hurst, state._hurst_se, state._hawkes, state._hawkes_se = saved.held
         # Ready once a stride point has passed where update() first evaluates.
-        state._hurst_ready = bars // config.hurst_stride * config.hurst_stride > window
-        stride = config.hawkes_stride
-        state._hawkes_ready = bars // stride * stride >= config.vol_long + window
+        state._hurst_ready = last_point(bars, config.hurst_stride, phase) > window
+        state._hawkes_ready = (last_point(bars, config.hawkes_stride, phase)
+                               >= config.vol_long + window)
         expected_sums = {*_FLOAT_SUMS, *_ARRAY_SUMS, "_events"}
         if set(saved.sums) != expected_sums:
             raise ValueError(f"saved sums must be {sorted(expected_sums)}, got "

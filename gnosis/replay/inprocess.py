@@ -22,7 +22,7 @@ import pandas as pd
 from gnosis.config import Settings
 from gnosis.engine import duration_ns, score_headlines, signal_from_row, window_stats
 from gnosis.events import TradingSignal, signal_id
-from gnosis.features import VSA_CLASSES, compute_features
+from gnosis.features import VSA_CLASSES, compute_features, ticker_phase
 from gnosis.models.rules import RULES, decide_arrays
 
 if TYPE_CHECKING:
@@ -80,7 +80,8 @@ def replay_ticker(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Setti
     feats = compute_features(ts, bars["open"].to_numpy(dtype=np.float64),
                              bars["high"].to_numpy(dtype=np.float64),
                              bars["low"].to_numpy(dtype=np.float64), close,
-                             bars["volume"].to_numpy(dtype=np.float64), settings.features)
+                             bars["volume"].to_numpy(dtype=np.float64), settings.features,
+                             ticker_phase(str(bars["ticker"].iat[0])) if len(bars) else 0)
     if news is not None and len(news):
         mean, std, count = asof_sentiment(ts, news["ts"].to_numpy(dtype=np.int64),
                                           news["score"].to_numpy(dtype=np.float64),

@@ -30,7 +30,7 @@ from gnosis.backtest.metrics import compute_metrics, periods_per_year
 from gnosis.backtest.runner import bar_returns
 from gnosis.config import FeatureConfig, Settings
 from gnosis.engine import duration_ns
-from gnosis.features import compute_features
+from gnosis.features import compute_features, ticker_phase
 from gnosis.features.batch import FeatureFrame
 from gnosis.models.rules import SIGNAL_OF_RULE, decide_arrays
 from gnosis.replay.inprocess import asof_sentiment
@@ -55,6 +55,8 @@ class TickerData:
     news_score: np.ndarray
     number: int
     """Position of the ticker in the whole sweep (seeds its permutations)."""
+    phase: int = 0
+    """The ticker's :func:`~gnosis.features.ticker_phase` (where its stride points fall)."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ def run_task(tickers: Sequence[TickerData], task: Batch) -> list[list[Part]]:
             if feats is None:
                 feats = features[settings.features] = compute_features(
                     data.ts, data.open, data.high, data.low, data.close, data.volume,
-                    settings.features)
+                    settings.features, data.phase)
             window = settings.rules.sentiment_window
             if window not in sentiment:
                 mean, _, count = asof_sentiment(data.ts, data.news_ts, data.news_score,
@@ -225,5 +227,5 @@ def ticker_data(bars: pd.DataFrame, news: pd.DataFrame | None, scores: np.ndarra
                      else np.empty(0, np.int64)),
             news_score=(flat["score"].to_numpy(dtype=np.float64) if flat is not None
                         else np.empty(0)),
-            number=number))
+            number=number, phase=ticker_phase(str(ticker))))
     return out

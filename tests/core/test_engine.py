@@ -65,7 +65,9 @@ def test_no_look_ahead(market):
     assert partial == full[:len(partial)]
     frame_full = replay_frame(bars, news, SETTINGS)
     frame_part = replay_frame(early_bars, early_news, SETTINGS)
-    assert to_signals(frame_part) == to_signals(frame_full)[:len(frame_part)]
+    # To rounding: the batched Whittle fit's matrix product may round the last bits
+    # differently with the number of windows in the batch.
+    assert_same_signals(to_signals(frame_part), to_signals(frame_full)[:len(frame_part)])
 
 
 def test_sentiment_window_is_as_of_and_half_open():
@@ -140,7 +142,7 @@ def test_news_naming_several_tickers_reaches_each():
 def two_intervals():
     """1m and 5m bars of the same tickers (some closes shared), news for both."""
     minute = synthetic_bars(3, 400, seed=21)
-    five = synthetic_bars(3, 200, seed=22, interval="5m")
+    five = synthetic_bars(3, 300, seed=22, interval="5m")
     bars = pd.concat([minute, five], ignore_index=True).sort_values(["ts", "ticker"],
                                                                      kind="stable")
     news = synthetic_news(minute, per_bar=0.2, seed=23)
@@ -151,7 +153,7 @@ def test_each_interval_of_a_ticker_is_its_own_series(two_intervals):
     bars, news = two_intervals
     streamed = both_paths(bars, news)
     by_interval = {iv: [s for s in streamed if s.interval == iv] for iv in ("1m", "5m")}
-    assert [len(v) for v in by_interval.values()] == [1_200, 600]
+    assert [len(v) for v in by_interval.values()] == [1_200, 900]
     # Each series warms up on its own bars; news counts for both intervals of a ticker.
     for signals in by_interval.values():
         assert any(not s.reasons[0].startswith("warming_up") for s in signals)

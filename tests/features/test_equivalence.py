@@ -14,6 +14,7 @@ from gnosis.features import (
     FeatureSnapshot,
     TickerFeatures,
     compute_features,
+    ticker_phase,
 )
 from gnosis.features.branching import MEMORY
 from gnosis.features.state import rows_of
@@ -60,6 +61,28 @@ def test_incremental_equals_batch(config: FeatureConfig, seed: int) -> None:
     assert frame.ready[-1]
     assert set(np.unique(frame.vsa_class)) == set(range(len(VSA_CLASSES)))
     assert frame.hawkes_branching[frame.ready].max() > 0.0
+
+
+@pytest.mark.parametrize("config", CONFIGS[:2], ids=["small", "default"])
+def test_incremental_equals_batch_at_a_tickers_phase(config: FeatureConfig) -> None:
+    phase = ticker_phase("MSFT")
+    assert phase % config.hurst_stride and phase % config.hawkes_stride  # not phase 0's
+    bars = random_bars(3_000, np.random.default_rng(11))
+    frame = compute_features(**bars, config=config, phase=phase)
+    for i, snap in enumerate(feed(TickerFeatures(config, phase), bars)):
+        assert_same(snap, frame.snapshot(i), f"bar {i}")
+    assert frame.ready[-1]
+    # Re-estimated at the ticker's own stride points, held in between.
+    changed = np.flatnonzero(np.diff(frame.hawkes_branching)) + 2  # bar counts
+    assert changed.size and np.all((changed - phase) % config.hawkes_stride == 0)
+
+
+def test_tickers_closing_together_reestimate_on_different_bars() -> None:
+    """Their bars close at the same times, so a shared stride point would put every
+    ticker's Hurst and Hawkes estimate on the same bar."""
+    stride = FeatureConfig().hawkes_stride
+    points = {ticker_phase(f"T{i:03d}") % stride for i in range(50)}
+    assert len(points) > stride // 2
 
 
 def test_incremental_equals_batch_past_the_periodic_resums() -> None:
@@ -159,6 +182,14 @@ def test_restored_state_equals_batch() -> None:
     live = TickerFeatures(config)
     feed(live, bars, 0, 1_003)
     restored = TickerFeatures.restore(config, live.history())
+    for i, snap in enumerate(feed(restored, bars, 1_003), start=1_003):
+        assert_same(snap, frame.snapshot(i), f"bar {i}")
+    # At a ticker's phase, with its stride points on either side of the cut.
+    phase = ticker_phase("MSFT")
+    frame = compute_features(**bars, config=config, phase=phase)
+    live = TickerFeatures(config, phase)
+    feed(live, bars, 0, 1_003)
+    restored = TickerFeatures.restore(config, live.history(), phase)
     for i, snap in enumerate(feed(restored, bars, 1_003), start=1_003):
         assert_same(snap, frame.snapshot(i), f"bar {i}")
 
