@@ -453,9 +453,12 @@ class Worker:
                 floor = first.get((q, r), seen)
                 if floor > self.marked.get((q, r), -1):
                     self.marked[(q, r)] = floor
-                    self._outbox.setdefault(q, []).append(task.mark(r, floor))
                     if self._direct(q, r):  # applied here already (see _apply_local)
+                        # Only r's owner reads r's marks, and whoever owns q next re-sends
+                        # them; the re-keyed records still go out, for r's next owner.
                         self.gate.mark(r, q, floor)
+                    else:
+                        self._outbox.setdefault(q, []).append(task.mark(r, floor))
 
     def _resume_paused(self) -> None:
         for tp in list(self.paused):
