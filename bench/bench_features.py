@@ -11,6 +11,11 @@ short compute_features run per window first builds what is built once per proces
 Hurst estimator's spectral table), so that it is not charged to the timed bars. With
 ``--before REF`` it also times the Hurst estimator of git revision REF against the
 current one, alternating calls (the baseline in the same run).
+
+Last, ``--tickers`` tickers whose bars close at the same times (as a market's do): the
+cost of one close (every ticker's update) with each ticker at its own stride points
+(:func:`~gnosis.features.ticker_phase`, what the engine does) against all of them at
+phase 0, where they re-estimate Hurst and Hawkes on the same bars (the baseline, same run).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import replace
 import numpy as np
 
 from gnosis.config import FeatureConfig
-from gnosis.features import TickerFeatures, compute_features
+from gnosis.features import TickerFeatures, compute_features, ticker_phase
 from gnosis.features.hurst import hurst_series, whittle_rows
 
 
@@ -74,6 +79,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--incremental-bars", type=int, default=30_000)
+    parser.add_argument("--tickers", type=int, default=50,
+                        help="tickers closing together, for the per-close cost")
     parser.add_argument("--before", metavar="REF",
                         help="also time the Hurst estimator of this git revision")
     args = parser.parse_args()
@@ -102,6 +109,30 @@ def main() -> None:
           f"{owned / 1024:.1f} KB in its own buffers and object")
     if args.before:
         hurst_against(args.before, bars)
+    closes_together(config, part, args.tickers)
+
+
+def closes_together(config: FeatureConfig, bars: dict[str, np.ndarray], tickers: int,
+                    warm: int = 3_000, closes: int = 3_000) -> None:
+    """Per close of ``tickers`` tickers (the same bars for each, which does not matter
+    here): milliseconds to update all of them, staggered phases against phase 0."""
+    rows = list(zip(*(bars[k][:warm + closes].tolist() for k in
+                      ("ts", "open", "high", "low", "close", "volume")), strict=True))
+    names = [f"T{i:03d}" for i in range(tickers)]
+    clock = time.perf_counter
+    for label, phases in (("all at phase 0 (baseline)", [0] * tickers),
+                          ("own phase per ticker", [ticker_phase(t) for t in names])):
+        states = [TickerFeatures(config, phase) for phase in phases]
+        costs = np.empty(len(rows) - warm)
+        for i, row in enumerate(rows):
+            start = clock()
+            for state in states:
+                state.update(*row)
+            if i >= warm:
+                costs[i - warm] = clock() - start
+        p50, p99 = np.percentile(costs, [50, 99]) * 1e3
+        print(f"{tickers} tickers closing together, {label}: per close p50 {p50:.1f} ms, "
+              f"p99 {p99:.1f} ms, max {costs.max() * 1e3:.1f} ms")
 
 
 def hurst_against(ref: str, bars: dict[str, np.ndarray], reps: int = 3_000) -> None:
