@@ -1,15 +1,16 @@
 """Recoverable per-ticker state for the live worker: snapshots plus a short journal.
 
 A :class:`~gnosis.engine.TickerEngine` snapshot is about 20 KB at the defaults, far too big
-to write to a changelog on every bar. So a ticker's state lives in two Faust tables:
+to write to a changelog on every bar. So a ticker's state lives in two tables (each a
+compacted changelog topic):
 
 * ``snapshots[ticker]`` holds ``engine.to_state()`` plus the journal position, written
-  every ``snapshot_every`` journal entries;
+  every ``snapshot_every`` journal entries (at positions of the ticker's own);
 * ``journal[f"{ticker}:{seq % snapshot_every}"]`` holds each event applied since, one
   small record per scored headline or bar (slot-keyed, so compaction keeps the ring).
 
 Recovery loads the snapshot and re-applies journal entries ``seq, seq + 1, ...`` while
-each slot holds the expected sequence number. Everything here is pure: the Faust shell
+each slot holds the expected sequence number. Everything here is pure: the live shell
 passes table lookups in as functions.
 """
 
@@ -25,6 +26,7 @@ import orjson
 from gnosis.config import Settings
 from gnosis.engine import StateVersionError, TickerEngine
 from gnosis.events import Bar, TradingSignal
+from gnosis.features import ticker_phase
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,24 @@ class TickerState:
     bar_offset: int = -1
     news_offsets: dict[int, int] = field(default_factory=dict)
     """Per news partition, the offset of the last headline applied (for idempotence)."""
+    snapshot_seq: int = 0
+    """Journal position of the last snapshot taken (or restored from)."""
 
     def snapshot(self) -> bytes:
-        """Header + applied news positions + engine state: the value of ``snapshots[ticker]``."""
+        """Header + applied news positions + engine state: the value of ``snapshots[ticker]``
+        (the journal restarts from here: see :meth:`snapshot_due`)."""
         sources = orjson.dumps({str(q): o for q, o in self.news_offsets.items()})
+        self.snapshot_seq = self.seq
         return (_HEADER.pack(self.seq, self.bar_offset, len(sources)) + sources
                 + self.engine.to_state())
+
+    def snapshot_due(self, every: int) -> bool:
+        """Whether to take a snapshot now: every ``every`` journal entries, at positions of
+        the ticker's own (:func:`~gnosis.features.ticker_phase`: tickers whose bars close
+        together do not all snapshot on one bar), and never more than ``every`` entries
+        after the last one, which the journal's ``every`` slots would no longer hold."""
+        return ((self.seq - ticker_phase(self.engine.ticker)) % every == 0
+                or self.seq - self.snapshot_seq >= every)
 
     def is_applied(self, q: int, offset: int) -> bool:
         """Whether the headline at news ``(q, offset)`` was already applied (a re-delivery)."""
@@ -117,7 +131,7 @@ def restore(ticker: str, settings: Settings, model_id: str, snapshot: bytes | No
             # warms up again; its positions (seq, offsets) still hold.
             log.warning("%s; the ticker starts afresh and warms up again", exc)
             engine = TickerEngine(ticker, settings, model_id)
-        state = TickerState(engine, seq, offset, {int(q): o for q, o in sources.items()})
+        state = TickerState(engine, seq, offset, {int(q): o for q, o in sources.items()}, seq)
     while (entry := journal(journal_key(ticker, state.seq, every))) is not None:
         if not state.replay(entry, until_ts):
             break

@@ -176,7 +176,7 @@ class PartitionTask:
         key = journal_key(ticker, state.seq - 1, self.every).encode()
         self.journal[key] = entry
         records: list[Out] = [(self.topics.journal_changelog, key, entry, self.p)]
-        if state.seq % self.every == 0:
+        if state.snapshot_due(self.every):
             snap = state.snapshot()
             self.snapshots[ticker.encode()] = snap
             records.append((self.topics.snapshots_changelog, ticker.encode(), snap, self.p))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import orjson
 
 from gnosis.config import Settings
@@ -32,7 +33,7 @@ def test_restore_from_snapshot_and_journal_continues_identically() -> None:
             _, entry = state.add_bar(event, offset=i)
         if entry is not None:
             journal[journal_key("AAPL", state.seq - 1, every)] = entry
-            if state.seq % every == 0:
+            if state.snapshot_due(every):
                 snapshots["AAPL"] = state.snapshot()
     recovered = restore("AAPL", settings, "lexicon", snapshots.get("AAPL"), journal.get, every)
     assert recovered.seq == state.seq
@@ -42,6 +43,26 @@ def test_restore_from_snapshot_and_journal_continues_identically() -> None:
             assert recovered.add_news(event.ts, 0.5) == state.add_news(event.ts, 0.5)
         else:
             assert recovered.add_bar(event, 0)[0] == state.add_bar(event, 0)[0]
+
+
+def test_snapshots_fall_on_positions_of_each_tickers_own() -> None:
+    """Tickers whose bars close together do not all snapshot on one bar, and none ever
+    goes more than ``every`` journal entries without one, also when its last snapshot
+    was taken on the old schedule (every multiple of ``every``) before an upgrade."""
+    every = 16
+    taken: dict[str, list[int]] = {}
+    for ticker in ("AAPL", "MSFT", "NVDA", "TSLA"):
+        state = TickerState(TickerEngine(ticker, Settings()), seq=3 * every,
+                            snapshot_seq=3 * every)
+        for _ in range(5 * every):
+            state.seq += 1  # one journal entry
+            if state.snapshot_due(every):
+                assert state.seq - state.snapshot_seq <= every
+                state.snapshot()
+                taken.setdefault(ticker, []).append(state.seq)
+        gaps = np.diff(taken[ticker])
+        assert taken[ticker][0] - 3 * every <= every and set(gaps) == {every}
+    assert len({seqs[0] % every for seqs in taken.values()}) > 1
 
 
 def test_a_snapshot_from_an_older_version_starts_the_ticker_afresh(caplog) -> None:
