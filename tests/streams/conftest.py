@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,32 @@ from gnosis.models.sentiment.synthetic import synthetic_headlines
 
 MINUTE_NS = 60 * 1_000_000_000
 START_NS = 1_704_204_000 * 1_000_000_000  # 2024-01-02 14:00 UTC
+
+
+@contextlib.asynccontextmanager
+async def worker_in_loop(settings: Any, scorer: Any = None) -> AsyncIterator[tuple[Any, ...]]:
+    """A :class:`~gnosis.streams.runtime.Worker` running in this event loop, with a producer
+    and a ``read_committed`` reader of the signals topic: ``(worker, producer, signals)``,
+    all stopped on exit."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from gnosis.streams.runtime import Worker
+
+    worker = Worker(settings, scorer=scorer)
+    running = asyncio.create_task(worker.run())
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
+    signals = AIOKafkaConsumer(settings.kafka.signals_topic, group_id=None,
+                               bootstrap_servers=settings.kafka.bootstrap_servers,
+                               auto_offset_reset="earliest", isolation_level="read_committed")
+    await producer.start()
+    await signals.start()
+    try:
+        yield worker, producer, signals
+    finally:
+        worker.stopping.set()
+        await running
+        await producer.stop()
+        await signals.stop()
 
 
 def market_events(tickers: tuple[str, ...] = ("AAPL", "MSFT", "GOOG", "TSLA", "NVDA"),

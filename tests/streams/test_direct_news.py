@@ -14,9 +14,8 @@ import pytest
 from aiokafka import TopicPartition
 
 from gnosis.events import Bar, NewsItem, TradingSignal
-from gnosis.streams.runtime import Worker
 
-from .conftest import MINUTE_NS, START_NS
+from .conftest import MINUTE_NS, START_NS, worker_in_loop
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -30,16 +29,11 @@ def _headline(i: int) -> NewsItem:
 
 
 async def _scenario(settings) -> None:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    async with worker_in_loop(settings) as (worker, producer, signals):
+        await _steps(settings, worker, producer, signals)
 
-    worker = Worker(settings)
-    running = asyncio.create_task(worker.run())
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
-    signals = AIOKafkaConsumer(settings.kafka.signals_topic, group_id=None,
-                               bootstrap_servers=settings.kafka.bootstrap_servers,
-                               auto_offset_reset="earliest", isolation_level="read_committed")
-    await producer.start()
-    await signals.start()
+
+async def _steps(settings, worker, producer, signals) -> None:
     got: dict[int, TradingSignal] = {}
 
     async def signal_of(i: int) -> TradingSignal:
@@ -59,21 +53,15 @@ async def _scenario(settings) -> None:
         await producer.send_and_wait(settings.kafka.bars_topic, _bar(i).to_json(),
                                      key=b"AAPL")
 
-    try:
-        # The first headline goes through Kafka: its bar waits for the mark behind it.
-        await send(1)
-        assert (await signal_of(1)).sentiment_count == 1
-        rekeyed = [TopicPartition(worker.topics.news_by_ticker, p)
-                   for p in range(settings.kafka.partitions)]
-        worker.consumer.pause(*rekeyed)
-        await send(2)
-        assert (await signal_of(2)).sentiment_count == 2
-        assert worker.consumer.paused() >= set(rekeyed)
-    finally:
-        worker.stopping.set()
-        await running
-        await producer.stop()
-        await signals.stop()
+    # The first headline goes through Kafka: its bar waits for the mark behind it.
+    await send(1)
+    assert (await signal_of(1)).sentiment_count == 1
+    rekeyed = [TopicPartition(worker.topics.news_by_ticker, p)
+               for p in range(settings.kafka.partitions)]
+    worker.consumer.pause(*rekeyed)
+    await send(2)
+    assert (await signal_of(2)).sentiment_count == 2
+    assert worker.consumer.paused() >= set(rekeyed)
 
 
 def test_a_headline_for_a_ticker_the_worker_owns_needs_no_round_trip(kafka_settings,

@@ -15,9 +15,8 @@ import pytest
 
 from gnosis.events import Bar, NewsItem, TradingSignal
 from gnosis.streams.records import ticker_partition
-from gnosis.streams.runtime import Worker
 
-from .conftest import MINUTE_NS, START_NS
+from .conftest import MINUTE_NS, START_NS, worker_in_loop
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -58,18 +57,17 @@ def _bar(ticker: str, i: int) -> Bar:
 
 
 async def _scenario(settings) -> None:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
     named, other = _tickers()
     model = GatedModel()
-    worker = Worker(settings, scorer=model)
-    running = asyncio.create_task(worker.run())
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
-    signals = AIOKafkaConsumer(settings.kafka.signals_topic, group_id=None,
-                               bootstrap_servers=settings.kafka.bootstrap_servers,
-                               auto_offset_reset="earliest", isolation_level="read_committed")
-    await producer.start()
-    await signals.start()
+    async with worker_in_loop(settings, model) as (_, producer, signals):
+        try:
+            await _steps(settings, model, producer, signals, named, other)
+        finally:
+            model.go.set()  # before the worker stops: it waits for the model in flight
+
+
+async def _steps(settings, model: GatedModel, producer, signals, named: str,
+                 other: str) -> None:
     got: dict[tuple[str, int], TradingSignal] = {}
 
     async def until(predicate, what: str) -> None:
@@ -83,34 +81,27 @@ async def _scenario(settings) -> None:
                     got[(s.ticker, s.ts)] = s
         raise AssertionError(f"timed out waiting for {what}")
 
-    try:
-        for i in (1, 2):
-            for t in (named, other):
-                await producer.send_and_wait(settings.kafka.bars_topic, _bar(t, i).to_json(),
-                                             key=t.encode())
-        await until(lambda: len(got) == 4, "the first bars' signals")
-        headline = NewsItem("n1", START_NS + 2 * MINUTE_NS + 1, (named,), "HOLD-ME: news")
-        await producer.send_and_wait(settings.kafka.news_topic, headline.to_json(),
-                                     key=named.encode())
-        await asyncio.get_running_loop().run_in_executor(None, model.holding.wait, 60)
+    for i in (1, 2):
         for t in (named, other):
-            await producer.send_and_wait(settings.kafka.bars_topic, _bar(t, 3).to_json(),
+            await producer.send_and_wait(settings.kafka.bars_topic, _bar(t, i).to_json(),
                                          key=t.encode())
-        # The other partition's bar is not held back by the model...
-        await until(lambda: (other, _bar(other, 3).ts) in got, "the other ticker's bar")
-        assert (named, _bar(named, 3).ts) not in got, "the named ticker did not wait"
-        assert model.holding.is_set() and not model.go.is_set()
-        # ...the named ticker's bar waits for its headline, then counts it.
-        model.go.set()
-        await until(lambda: (named, _bar(named, 3).ts) in got, "the named ticker's bar")
-        assert got[(named, _bar(named, 3).ts)].sentiment_count == 1
-        assert got[(other, _bar(other, 3).ts)].sentiment_count == 0
-    finally:
-        model.go.set()
-        worker.stopping.set()
-        await running
-        await producer.stop()
-        await signals.stop()
+    await until(lambda: len(got) == 4, "the first bars' signals")
+    headline = NewsItem("n1", START_NS + 2 * MINUTE_NS + 1, (named,), "HOLD-ME: news")
+    await producer.send_and_wait(settings.kafka.news_topic, headline.to_json(),
+                                 key=named.encode())
+    await asyncio.get_running_loop().run_in_executor(None, model.holding.wait, 60)
+    for t in (named, other):
+        await producer.send_and_wait(settings.kafka.bars_topic, _bar(t, 3).to_json(),
+                                     key=t.encode())
+    # The other partition's bar is not held back by the model...
+    await until(lambda: (other, _bar(other, 3).ts) in got, "the other ticker's bar")
+    assert (named, _bar(named, 3).ts) not in got, "the named ticker did not wait"
+    assert model.holding.is_set() and not model.go.is_set()
+    # ...the named ticker's bar waits for its headline, then counts it.
+    model.go.set()
+    await until(lambda: (named, _bar(named, 3).ts) in got, "the named ticker's bar")
+    assert got[(named, _bar(named, 3).ts)].sentiment_count == 1
+    assert got[(other, _bar(other, 3).ts)].sentiment_count == 0
 
 
 def test_a_slow_model_holds_back_only_the_bars_its_headline_names(kafka_settings,
