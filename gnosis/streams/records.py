@@ -23,7 +23,7 @@ import orjson
 from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
 
-from gnosis.events import InvalidEvent
+from gnosis.events import InvalidEvent, NewsItem
 
 MARK_KEY = b"\x00mark"
 
@@ -51,6 +51,14 @@ class ScoredHeadline:
     def to_json(self) -> bytes:
         return orjson.dumps({"ticker": self.ticker, "ts": self.ts, "score": self.score,
                              "id": self.id, "q": self.q, "o": self.o})
+
+
+def scored_headlines(item: NewsItem, score: float, q: int, offset: int,
+                     partitions: int) -> list[tuple[int, ScoredHeadline]]:
+    """A headline's score for each ticker it names, with that ticker's partition."""
+    return [(ticker_partition(ticker, partitions),
+             ScoredHeadline(ticker, item.ts, score, item.id, q, offset))
+            for ticker in item.tickers]
 
 
 def encode_mark(q: int, n: int) -> bytes:

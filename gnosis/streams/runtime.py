@@ -49,6 +49,7 @@ from gnosis.streams.records import (
     decode_offsets,
     decode_rekeyed,
     encode_offsets,
+    scored_headlines,
     ticker_partition,
 )
 from gnosis.streams.store import restore_tables
@@ -392,14 +393,15 @@ class Worker:
                     out = [task.deadletter(self.topics.news, news.key, news.value, news.offset,
                                            news.item)]
                 else:
-                    score = next(it)
-                    out = task.rekey(news.item, score, news.offset)
-                    self._apply_local(news, score)
+                    scored = scored_headlines(news.item, next(it), news.q, news.offset,
+                                              task.partitions)
+                    out = task.rekey(scored)
+                    self._apply_local(scored)
                 self._outbox.setdefault(news.q, []).extend(out)
             del self.pending_news[:len(batch)]
             self.first_pending_at = self.clock() if self.pending_news else None
 
-    def _apply_local(self, news: _News, score: float) -> None:
+    def _apply_local(self, scored: list[tuple[int, ScoredHeadline]]) -> None:
         """Apply a scored headline at once to the tickers it names that this worker owns.
 
         Their bars then wait for no Kafka round trip; the re-keyed record, sent all the
@@ -407,18 +409,13 @@ class Worker:
         in offset order per news partition (see ``TickerState.is_applied``), so this
         starts only once the re-keyed records sent before it have come back.
         """
-        item = news.item
-        assert isinstance(item, NewsItem)
-        for ticker in item.tickers:
-            r = ticker_partition(ticker, self.settings.kafka.partitions)
+        for r, rec in scored:
             if r not in self.tasks:
                 continue
-            if self._direct(news.q, r):
-                rec = ScoredHeadline(ticker, item.ts, score, item.id, news.q, news.offset)
+            if self._direct(rec.q, r):
                 self._outbox.setdefault(r, []).extend(self.tasks[r].on_scored_headline(rec))
-            elif (news.q, r) in self.direct_from:  # through Kafka; so, all before a later one
-                self.direct_from[(news.q, r)] = max(news.offset + 1,
-                                                    self.direct_from[(news.q, r)])
+            elif (rec.q, r) in self.direct_from:  # through Kafka; so, all before a later one
+                self.direct_from[(rec.q, r)] = max(rec.o + 1, self.direct_from[(rec.q, r)])
 
     def _direct(self, q: int, r: int) -> bool:
         """Whether headlines of news partition ``q`` apply to task ``r`` here directly:

@@ -122,14 +122,13 @@ class PartitionTask:
         metrics.child(metrics.RECORD_OUTCOMES, topic, "applied").inc()
         return self._persist(state, entry)
 
-    def rekey(self, item: NewsItem, score: float, offset: int) -> list[Out]:
-        """The re-keyed records of a headline read from news partition ``p``: one per ticker."""
+    def rekey(self, scored: list[tuple[int, ScoredHeadline]]) -> list[Out]:
+        """The re-keyed records of a headline read from news partition ``p``: one per ticker
+        (see :func:`~gnosis.streams.records.scored_headlines`)."""
         metrics.NEWS_CONSUMED.inc()
         metrics.child(metrics.RECORD_OUTCOMES, self.topics.news, "rekeyed").inc()
-        return [(self.topics.news_by_ticker, ticker.encode(),
-                 ScoredHeadline(ticker, item.ts, score, item.id, self.p, offset).to_json(),
-                 ticker_partition(ticker, self.partitions))
-                for ticker in item.tickers]
+        return [(self.topics.news_by_ticker, rec.ticker.encode(), rec.to_json(), r)
+                for r, rec in scored]
 
     def mark(self, r: int, offset: int) -> Out:
         """A progress mark for partition ``r``: every headline of news partition ``p`` below
