@@ -185,6 +185,6 @@ def test_compose_stack_with_two_workers(engine, gnosis_image, standins, tmp_path
             return len(up) == 2 and bool(result) and float(result[0]["value"][1]) == n_bars
 
         stack.wait("Prometheus scraping both workers", scraped, timeout=120)
-        assert not differ, "two workers: " + differences(differ, n_bars)
+        assert not differ, f"two workers: {differences(differ, n_bars)}\n{stack.logs()}"
     finally:
         stack.remove()
