@@ -72,13 +72,16 @@ class FeatureConfig(_Section):
     vsa_window: int = 20
     """Rolling window for the mean volume and spread that VSA compares a bar against."""
     hurst_stride: int = 8
-    """Recompute the Hurst exponent every this many bars (held in between)."""
+    """Recompute the Hurst exponent every this many bars (held in between; each ticker on
+    bars of its own, so that tickers closing together do not all recompute on the same
+    bar)."""
     hawkes_window: int = 2048
     """Bars of volume events the Hawkes branching ratio is estimated from (at least
     ``window``; all bars so far until that many are seen): its error is about 0.1 at
     2048 bars and 0.1 events per bar."""
     hawkes_stride: int = 64
-    """Re-estimate the Hawkes branching ratio every this many bars (held in between)."""
+    """Re-estimate the Hawkes branching ratio every this many bars (held in between; each
+    ticker on bars of its own, as for hurst_stride)."""
     event_threshold: float = 1.5
     """A bar is a Hawkes 'event' when its volume exceeds this multiple of the mean volume."""
     vol_short: int = 16
@@ -232,7 +235,9 @@ class WorkerConfig(_Section):
     log_level: Literal["debug", "info", "warning", "warn", "error", "critical"] = "info"
     """Log level of the worker."""
     snapshot_every: int = 256
-    """Journal entries between two snapshots of a ticker's engine state."""
+    """Journal entries between two snapshots of a ticker's engine state (each ticker at
+    positions of its own, so that tickers closing together do not all snapshot on one
+    bar)."""
     max_news_wait: float = 0.0
     """Seconds after which a bar still waiting for news is processed anyway: a stall guard
     that trades exactness for liveness; 0 (the default) waits as long as it takes."""
