@@ -243,6 +243,10 @@ class WorkerConfig(_Section):
     that trades exactness for liveness; 0 (the default) waits as long as it takes."""
     session_timeout: float = 10.0
     """Consumer-group session timeout: how soon a crashed worker's partitions move on."""
+    rebalance_timeout: float = 60.0
+    """Seconds the group waits for every worker to rejoin a rebalance (commit what it
+    processed, restore what it gains). A worker slower than this misses a generation and
+    then restores all its tasks from their changelogs."""
     retry_backoff_max: float = 30.0
     """Longest wait in seconds between two attempts to start while Kafka refuses the worker
     (or it failed): the wait starts at 1 s (or this, if smaller) and doubles."""

@@ -6,6 +6,10 @@ worker, and under exactly-once one transaction covers them. So the assignor hand
 whole partition numbers. It is sticky: each member reports the tasks it owns in its
 subscription's user data, and keeps them where the balance allows, so a worker joining
 or leaving moves only the tasks it must (each move costs a changelog restore).
+
+:func:`group_generation` tells the worker which generation an assignment belongs to: a
+worker that kept a task may keep its state in memory only if no generation passed
+without it (in one it missed, another worker may have owned the task and moved it on).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 from collections.abc import Iterable, Mapping
 
 import orjson
+from aiokafka import AIOKafkaConsumer
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberAssignment,
@@ -88,3 +93,15 @@ def _owned(user_data: bytes | None) -> list[int]:
         return [int(p) for p in orjson.loads(user_data or b"[]")]
     except (orjson.JSONDecodeError, TypeError, ValueError):
         return []
+
+
+def group_generation(consumer: AIOKafkaConsumer) -> int | None:
+    """The group generation of ``consumer``'s current assignment (``None``: not known).
+
+    aiokafka has no public accessor: 0.12 to 0.14 keep the generation the coordinator
+    joined in ``_coordinator.generation``, set before the rebalance listener runs. If a
+    later version moves it, this returns ``None`` and the worker restores every task on
+    each assignment: correct, only slower (tests/streams/test_generation.py pins it).
+    """
+    generation = getattr(getattr(consumer, "_coordinator", None), "generation", None)
+    return generation if isinstance(generation, int) and generation > 0 else None

@@ -19,7 +19,9 @@ batch, under one lock:
 A background task asks the broker for the news end offsets whenever bars wait for a
 barrier. A rebalance commits everything, forgets what is held (it is re-delivered from
 the committed offsets), keeps the tasks this worker still owns, and restores the state
-of the tasks it gains from their changelogs.
+of the tasks it gains from their changelogs. A worker that missed a generation (too slow
+to rejoin, or put out of the group) may have lost a task to another worker meanwhile, so
+it restores every task, kept ones included.
 """
 
 from __future__ import annotations
@@ -28,17 +30,18 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError
 
 from gnosis.config import Settings, duration_ns
 from gnosis.events import Bar, InvalidEvent, NewsItem
 from gnosis.sinks import metrics
-from gnosis.streams.assignor import CopartitionedAssignor
+from gnosis.streams.assignor import CopartitionedAssignor, group_generation
 from gnosis.streams.checkpoint import Checkpoint, offsets_by_task
 from gnosis.streams.gate import ReleaseGate
 from gnosis.streams.records import (
@@ -111,6 +114,10 @@ class Worker:
         self.gate = ReleaseGate()
         self.tasks: dict[int, PartitionTask] = {}
         self.generation = 0
+        self.assigned_in: int | None = None
+        """Group generation of the last assignment (see :meth:`on_assigned`)."""
+        self.left_group = False
+        """Whether a commit was refused because the group went on without this worker."""
         self.ready = False
         self.rebalancing = True
         self.assignor = CopartitionedAssignor()
@@ -120,6 +127,7 @@ class Worker:
             isolation_level="read_committed",
             partition_assignment_strategy=(self.assignor,),
             session_timeout_ms=int(w.session_timeout * 1000),
+            rebalance_timeout_ms=int(w.rebalance_timeout * 1000),
             heartbeat_interval_ms=max(100, int(w.session_timeout * 1000) // 4),
             max_partition_fetch_bytes=4 * 1024 * 1024)
         self.checkpoint = Checkpoint(self.options, w.app_id, self.exactly_once, self.consumer,
@@ -509,16 +517,30 @@ class Worker:
         if log.isEnabledFor(logging.DEBUG):  # off the commit path unless asked for
             log.debug("commit %s", {f"{tp.topic}:{tp.partition}": o
                                     for tp, o in changed.items()})
-        if self.exactly_once or not reopen:
+        if self.exactly_once:
             await self._settled()
             await self.checkpoint.commit(offsets_by_task(changed), reopen=reopen)
-        else:
+        elif reopen:
             # At-least-once: waiting for acknowledgements happens off the loop's path, so
             # bars keep flowing meanwhile; one commit is in flight at a time.
-            self.committing = asyncio.create_task(self._guard(
-                self.checkpoint.cut(offsets_by_task(changed))))
+            self.committing = asyncio.create_task(self._guard(self._unless_left(
+                self.checkpoint.cut(offsets_by_task(changed)))))
+        else:
+            await self._settled()  # its state records go first
+            await self._unless_left(self.checkpoint.cut(offsets_by_task(changed)))
         self.committed.update(changed)
         self.last_commit = self.clock()
+
+    async def _unless_left(self, commit: Awaitable[None]) -> None:
+        """Await an at-least-once commit. The group refuses it if it went on without this
+        worker (paused for longer than ``worker.session_timeout``): then the tasks' state
+        may be ahead of what is committed, and the next assignment restores them all."""
+        try:
+            await commit
+        except CommitFailedError:
+            log.warning("offset commit refused: the group went on without this worker; it "
+                        "rejoins and restores its tasks from their changelogs")
+            self.left_group = True
 
     def _committing(self) -> bool:
         return self.committing is not None and not self.committing.done()
@@ -615,7 +637,19 @@ class Worker:
         async with self.lock:
             self.generation += 1
             tasks = {tp.partition for tp in assigned}
-            gone = [p for p in self.tasks if p not in tasks]
+            # Kept state is current only if every generation since it was built had this
+            # worker in it: in one it missed, another worker may have owned the task.
+            generation = group_generation(self.consumer)
+            continuous = (not self.left_group and generation is not None
+                          and self.assigned_in is not None
+                          and generation == self.assigned_in + 1)
+            if self.tasks and not continuous:
+                log.warning("group generation %s after %s, in which this worker owned tasks "
+                            "%s: it missed a rebalance (or left the group), so it restores "
+                            "every task from its changelog", generation, self.assigned_in,
+                            sorted(self.tasks))
+            self.assigned_in, self.left_group = generation, False
+            gone = [p for p in self.tasks if p not in tasks or not continuous]
             for p in gone:
                 del self.tasks[p]
             await self.checkpoint.close(gone)
