@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from gnosis.config import Settings
 
 _DAY_MS = 24 * 3600 * 1000
+_CHANGELOG_SEGMENT = 64 * 2**20  # bytes; see topic_specs
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic the worker reads or writes, with partitions and configuration."""
     names, k = topic_names(settings), settings.kafka
     events = {"cleanup.policy": "delete", "retention.ms": str(k.retention_days * _DAY_MS)}
-    compact = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+    # The cleaner never compacts the active segment, and a worker taking a task over reads
+    # all of it: 64 MiB (not Kafka's 1 GiB) bounds that read to a few seconds.
+    compact = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000",
+               "segment.bytes": str(_CHANGELOG_SEGMENT)}
     n = k.partitions
     return [
         TopicSpec(names.bars, n, events),
