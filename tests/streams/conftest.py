@@ -7,7 +7,7 @@ import contextlib
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -119,6 +119,14 @@ def wait_for_records(bootstrap: str, topic: str, records: int, timeout: float) -
             await consumer.stop()
 
     return asyncio.run(run())
+
+
+def wait_until(what: str, ready: Callable[[], bool], timeout: float = 120.0) -> None:
+    """Poll ``ready`` every 0.2 s; fail, naming ``what``, after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, f"{what}: not after {timeout:.0f} s"
+        time.sleep(0.2)
 
 
 def kill_when(worker: Any, bootstrap: str, topic: str, records: int, timeout: float) -> int:

@@ -4,7 +4,6 @@ healed with ``gnosis state`` while the worker runs, and every record is accounte
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import replace
 
 import orjson
@@ -15,7 +14,7 @@ from gnosis.replay.kafka import collect_signals, publish
 from gnosis.streams.kafka.broker import free_port
 from gnosis.streams.task import REJECTED_RUN
 
-from .conftest import MINUTE_NS, http_get, market_events
+from .conftest import MINUTE_NS, http_get, market_events, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -29,13 +28,6 @@ def _metric(text: str, name: str, **labels: str) -> float:
                                                       for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-def _wait(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def test_poisoned_ticker_is_reported_shown_and_healed(kafka_settings, kafka_topics,
@@ -54,7 +46,8 @@ def test_poisoned_ticker_is_reported_shown_and_healed(kafka_settings, kafka_topi
     url = f"http://127.0.0.1:{settings.worker.web_port}"
     publish([*first, future], [n for n in news if n.ts <= good.ts], settings, progress=False)
     publish(rest[: 2 * REJECTED_RUN * 2], [], settings, progress=False)
-    _wait(lambda: orjson.loads(http_get(f"{url}/health")[1]).get("status") == "degraded")
+    wait_until("/health says degraded", lambda: orjson.loads(
+        http_get(f"{url}/health")[1]).get("status") == "degraded", 60)
     status, body = http_get(f"{url}/health")
     health = orjson.loads(body)
     assert status == 200 and health["rejecting_tickers"] == ["AAPL"]
@@ -67,13 +60,15 @@ def test_poisoned_ticker_is_reported_shown_and_healed(kafka_settings, kafka_topi
     healed = gnosis_cli(settings, "state", "reset", "AAPL", "--to", format_timestamp(good.ts))
     assert healed.returncode == 0, healed.stderr
     assert format_timestamp(good.ts) in healed.stdout
-    _wait(lambda: orjson.loads(http_get(f"{url}/health")[1]).get("status") == "ok")
+    wait_until("/health says ok", lambda: orjson.loads(
+        http_get(f"{url}/health")[1]).get("status") == "ok", 60)
 
     # Bars after the reset produce signals again, continuing from the good state.
     later = [b for b in rest[2 * REJECTED_RUN * 2:] if b.ticker == "AAPL"][:10]
     publish(later, [], settings, progress=False)
-    _wait(lambda: {b.ts for b in later} <= {
-        s.ts for s in collect_signals(settings, expected=None, timeout=10) if s.ticker == "AAPL"})
+    wait_until("signals after the reset", lambda: {b.ts for b in later} <= {
+        s.ts for s in collect_signals(settings, expected=None, timeout=10) if s.ticker == "AAPL"},
+        60)
 
     # Accounting: every bar consumed became exactly one signal or one deadletter.
     text = http_get(f"{url}/metrics")[1].decode()

@@ -31,7 +31,7 @@ from gnosis.replay.kafka import collect_signals, publish
 from gnosis.streams.kafka.broker import LocalKafka, free_port
 from gnosis.streams.records import ticker_partition
 
-from .conftest import http_get, kill_when, market_events, wait_for_records
+from .conftest import http_get, kill_when, market_events, wait_for_records, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -212,13 +212,6 @@ def owned_bars(settings: Settings) -> set[int] | None:
     prefix = f"{settings.kafka.bars_topic}:"
     return {int(tp[len(prefix):]) for tp in json.loads(body)["assigned_partitions"]
             if tp.startswith(prefix)}
-
-
-def wait_until(what: str, ready, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert time.monotonic() < deadline, f"{what} after {timeout:.0f} s"
-        time.sleep(0.2)
 
 
 def test_a_worker_the_group_went_on_without(kafka_settings, kafka_topics,
