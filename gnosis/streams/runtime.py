@@ -114,6 +114,8 @@ class Worker:
         self.gate = ReleaseGate()
         self.tasks: dict[int, PartitionTask] = {}
         self.generation = 0
+        """Hand-overs this worker went through (its own count, not the group's generation):
+        a batch fetched across one is fetched again."""
         self.assigned_in: int | None = None
         """Group generation of the last assignment (see :meth:`on_assigned`)."""
         self.left_group = False
