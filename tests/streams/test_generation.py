@@ -13,9 +13,9 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from gnosis.streams.assignor import group_generation
+from gnosis.streams.topics import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -53,16 +53,13 @@ async def _settle(consumers: list[AIOKafkaConsumer], recorders: list[Recorder],
     raise AssertionError(f"assignments seen: {[r.generations for r in recorders]}")
 
 
-def test_the_listener_sees_each_generation_it_is_part_of(kafka_bootstrap) -> None:
+def test_the_listener_sees_each_generation_it_is_part_of(kafka_settings) -> None:
+    settings = kafka_settings()
+    kafka_bootstrap = settings.kafka.bootstrap_servers
     topic, group = f"gen-{uuid.uuid4().hex[:8]}", f"gen-{uuid.uuid4().hex[:8]}"
 
     async def run() -> tuple[list[int | None], list[int | None]]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(topic, 2, 1)])
-        finally:
-            await admin.close()
+        await ensure_topics(settings, [TopicSpec(topic, 2)])
         first, seen_first = await _member(kafka_bootstrap, topic, group)
         try:
             await _settle([first], [seen_first], [1])
