@@ -48,7 +48,7 @@ def changelog(settings: Settings, topics: Topics, bars: list[Bar]) -> list[Out]:
     task = PartitionTask(0, settings, topics, "lexicon", {}, {})
     state_topics = {topics.snapshots_changelog, topics.journal_changelog}
     return [r for offset, bar in enumerate(bars)
-            for r in task.on_bar(bar, offset, time.perf_counter()) if r[0] in state_topics]
+            for r in task.on_bar(bar, offset, bar.ts, time.perf_counter()) if r[0] in state_topics]
 
 
 async def produce(bootstrap: str, records: list[Out]) -> None:
@@ -93,7 +93,7 @@ def recompute(settings: Settings, bars: list[Bar]) -> float:
         engine = engines.get(bar.ticker)
         if engine is None:
             engine = engines[bar.ticker] = TickerEngine(bar.ticker, settings, "lexicon")
-        engine.on_bar(bar)
+        engine.on_bar(bar, bar.ts)
     return time.perf_counter() - started
 
 

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, NewType, Self, get_args, get_origin, get_type_hints
+
+log = logging.getLogger(__name__)
 
 Duration = NewType("Duration", str)
 """A span of time written ``0`` or ``<whole number><s|m|h|d>``, e.g. ``30s``, ``5m``, ``1d``."""
@@ -226,9 +229,6 @@ class WorkerConfig(_Section):
     (Kafka transactions; signals become visible to read_committed consumers on commit)."""
     commit_interval: float = 0.2
     """Seconds between offset commits (in exactly_once: between transaction commits)."""
-    allowed_lateness: Duration = Duration("0s")
-    """News stamped earlier than the last bar's close minus this (a duration) is counted
-    and ignored."""
     max_future: Duration = Duration("1d")
     """Bars and news stamped more than this (a duration) ahead of the wall clock are
     refused as ``bad_timestamp``, live and in replay."""
@@ -241,6 +241,11 @@ class WorkerConfig(_Section):
     max_news_wait: float = 0.0
     """Seconds after which a bar still waiting for news is processed anyway: a stall guard
     that trades exactness for liveness; 0 (the default) waits as long as it takes."""
+    broker_clock_skew: float = 0.005
+    """Seconds by which the brokers' clocks may differ from this worker's. A bar is known at
+    its record's timestamp; the worker asks for the news end offsets only once its clock
+    is this far past it, so that every headline appended later is known later (raise it to
+    the spread your clock sync keeps; each live bar waits at most this long)."""
     session_timeout: float = 10.0
     """Consumer-group session timeout: how soon a crashed worker's partitions move on."""
     rebalance_timeout: float = 60.0
@@ -250,6 +255,20 @@ class WorkerConfig(_Section):
     retry_backoff_max: float = 30.0
     """Longest wait in seconds between two attempts to start while Kafka refuses the worker
     (or it failed): the wait starts at 1 s (or this, if smaller) and doubles."""
+
+
+@dataclass(frozen=True)
+class ReplayConfig(_Section):
+    """Point-in-time replay of files (``gnosis replay``, ``sweep``, ``walkforward``)."""
+
+    _name = "replay"
+
+    news_latency: Duration = Duration("1m")
+    """When a headline without a ``received_at`` column is taken to have been known: this
+    long after its stamp (a bar without one is known at its close). One minute puts a
+    headline after the one-minute bar it was stamped in, as most vendors' delays (seconds
+    to a minute) would; 0 assumes news arrives the instant it is stamped, which no feed
+    does and which makes a backtest optimistic."""
 
 
 @dataclass(frozen=True)
@@ -286,6 +305,7 @@ class Settings:
     sentiment: SentimentConfig = field(default_factory=SentimentConfig)
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
 
     @classmethod
@@ -378,10 +398,21 @@ def _problem(value: Any, kind: Any) -> str | None:
     return None
 
 
+RETIRED: dict[tuple[str, str], str] = {
+    ("worker", "allowed_lateness"): "a headline is no longer dropped for lateness: it counts "
+    "for every bar known after it whose sentiment window covers its stamp",
+}
+"""Settings an earlier version had, with why they went: read, warned about and ignored."""
+
+
 def _apply(section: Any, values: dict[str, Any], origin: str) -> Any:
     types = _field_types(type(section))
     clean: dict[str, Any] = {}
     for key, value in values.items():
+        if (section._name, key) in RETIRED:
+            log.warning("%s: %s.%s is retired and ignored: %s", origin, section._name, key,
+                        RETIRED[(section._name, key)])
+            continue
         if key not in types:
             raise ConfigError(f"{origin}: [{section._name}]: unknown key {key!r}")
         kind = types[key]

@@ -1,13 +1,20 @@
 """The functional core: per-ticker state, features, as-of sentiment and rules.
 
-Nothing here knows about Kafka, Faust or asyncio. The live shell (``gnosis.streams``)
+Nothing here knows about Kafka or asyncio. The live shell (``gnosis.streams``)
 keeps one :class:`TickerEngine` per ticker in its partitions' state (with a feature state
 per bar interval inside, and the news window shared by the ticker's intervals); the replay shell
 drives :class:`SignalEngine` (or the vectorised :mod:`gnosis.replay.inprocess`) over
 history. Both call the same code, so live trading and backtests cannot disagree.
 
-Event time: a bar's timestamp is its close. The signal for a bar closing at ``t`` sees
-only bars stamped ``<= t`` and news stamped in ``(t - sentiment_window, t]``.
+Point in time: a bar's timestamp is its close, and every bar and headline also carries
+its *knowledge time*, when Gnosis knew it (live: the input record's Kafka timestamp; in
+files: ``received_at``, else a modelled delay, see :mod:`gnosis.replay.knowledge`). The
+signal of a bar ``b`` of ticker ``k`` counts headline ``h`` iff ``h`` names ``k``, its
+stamp lies in ``(b.ts - sentiment_window, b.ts]`` and ``h.known <= b.known``. A headline
+that arrives late counts for every later bar whose window covers it; nothing is dropped
+for lateness. Example, with one-minute bars known at their close: a headline stamped
+10:00:30 that arrived at 10:01:20 is not in the 10:01 signal (known at 10:01:00) but is
+in the 10:02 one, live and in every backtest.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import base64
 import bisect
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +37,7 @@ if TYPE_CHECKING:
     from gnosis.models.sentiment import SentimentScorer
 
 _NS = 1_000_000_000
-_STATE_VERSION = 4
+_STATE_VERSION = 5
 _SCORE_CHUNK = 256
 
 
@@ -80,7 +87,7 @@ class TickerEngine:
     interval), while a headline counts for all of them.
     """
 
-    __slots__ = ("_late_ns", "_news_scores", "_news_ts", "_window_ns", "model_id", "series",
+    __slots__ = ("_news_known", "_news_scores", "_news_ts", "_window_ns", "model_id", "series",
                  "settings", "ticker")
 
     def __init__(self, ticker: str, settings: Settings, model_id: str = "lexicon") -> None:
@@ -88,11 +95,12 @@ class TickerEngine:
         self.settings = settings
         self.model_id = model_id
         self.series: dict[str, BarSeries] = {}
-        # News kept sorted by time; may run ahead of bars when the news topic is ahead.
+        # News kept sorted by stamp, with its knowledge time and score alongside; it may run
+        # ahead of bars when the news topic is ahead.
         self._news_ts: list[int] = []
+        self._news_known: list[int] = []
         self._news_scores: list[float] = []
         self._window_ns = duration_ns(settings.rules.sentiment_window)
-        self._late_ns = duration_ns(settings.worker.allowed_lateness)
 
     @property
     def last_ts(self) -> int | None:
@@ -100,17 +108,20 @@ class TickerEngine:
         return max((s.last_ts for s in self.series.values() if s.last_ts is not None),
                    default=None)
 
-    def add_sentiment(self, ts: int, score: float) -> bool:
-        """Add one scored headline; ``False`` (ignored) when it is too late to count.
+    def add_sentiment(self, ts: int, score: float, known: int) -> bool:
+        """Add one scored headline stamped ``ts`` and known at ``known`` (epoch ns).
 
-        Late means stamped before the last bar's close (of any interval) minus the
-        allowed lateness; such an item could only have changed signals already emitted.
+        It counts for every later bar whose window covers its stamp and which was known
+        no earlier than it, however late it came. ``False`` (nothing kept) only when no
+        later bar's window can cover it: stamped at or before the laggiest interval's last
+        close minus the window.
         """
-        last = self.last_ts
-        if last is not None and ts < last - self._late_ns:
+        oldest = self._oldest_close()
+        if oldest is not None and ts <= oldest - self._window_ns:
             return False
         i = bisect.bisect_right(self._news_ts, ts)
         self._news_ts.insert(i, ts)
+        self._news_known.insert(i, known)
         self._news_scores.insert(i, score)
         return True
 
@@ -118,14 +129,20 @@ class TickerEngine:
         """Stamps of the headlines held for the as-of window (pruned as bars advance)."""
         return tuple(self._news_ts)
 
-    def sentiment_at(self, ts: int) -> tuple[float, float, int]:
-        """As-of sentiment (mean, std, count) over news stamped in ``(ts - window, ts]``."""
+    def sentiment_at(self, ts: int, known: int) -> tuple[float, float, int]:
+        """As-of sentiment (mean, std, count) over the news stamped in ``(ts - window, ts]``
+        and known at or before ``known``."""
         lo = bisect.bisect_right(self._news_ts, ts - self._window_ns)
         hi = bisect.bisect_right(self._news_ts, ts)
-        return window_stats(self._news_scores[lo:hi])
+        scores = self._news_scores[lo:hi]
+        if any(k > known for k in self._news_known[lo:hi]):
+            scores = [s for s, k in zip(scores, self._news_known[lo:hi], strict=True)
+                      if k <= known]
+        return window_stats(scores)
 
-    def on_bar(self, bar: Bar) -> TradingSignal:
-        """Update the features of the bar's interval with it and return its signal.
+    def on_bar(self, bar: Bar, known: int) -> TradingSignal:
+        """Update the features of the bar's interval with it and return its signal, which
+        counts the headlines known at or before ``known``, the bar's knowledge time.
 
         Raises :class:`InvalidEvent` (``duplicate_bar`` or ``out_of_order``) for a bar
         not strictly after the previous one of its interval; the state is then unchanged.
@@ -142,18 +159,25 @@ class TickerEngine:
         snap = series.features.update(bar.ts, bar.open, bar.high, bar.low, bar.close,
                                       bar.volume)
         series.last_ts = bar.ts
-        mean, std, count = self.sentiment_at(bar.ts)
+        mean, std, count = self.sentiment_at(bar.ts, known)
         self._prune()
         return build_signal(self.ticker, bar.ts, bar.close, bar.interval, snap, mean, std, count,
                             self.settings, self.model_id)
 
+    def _oldest_close(self) -> int | None:
+        return min((s.last_ts for s in self.series.values() if s.last_ts is not None),
+                   default=None)
+
     def _prune(self) -> None:
         # News at or before (the laggiest interval's close - window) can never count again:
         # each interval's bars only move forward.
-        oldest = min(s.last_ts for s in self.series.values() if s.last_ts is not None)
+        oldest = self._oldest_close()
+        if oldest is None:
+            return
         cut = bisect.bisect_right(self._news_ts, oldest - self._window_ns)
         if cut:
             del self._news_ts[:cut]
+            del self._news_known[:cut]
             del self._news_scores[:cut]
 
     def to_state(self) -> bytes:
@@ -163,6 +187,7 @@ class TickerEngine:
             "series": {interval: {"last_ts": s.last_ts, **_saved_to_json(s.features.history())}
                        for interval, s in self.series.items()},
             "news_ts": self._news_ts,
+            "news_known": self._news_known,
             "news_scores": self._news_scores,
         }, option=orjson.OPT_SERIALIZE_NUMPY)
 
@@ -173,8 +198,9 @@ class TickerEngine:
 
         Raises :class:`StateVersionError` for a snapshot of another state version:
         versions 1 and 2 kept bar rows that do not reach back over the Hawkes window, 3
-        re-estimated every ticker on the same bars (no :func:`ticker_phase`), so their
-        tickers start afresh (the live worker does so, and says it).
+        re-estimated every ticker on the same bars (no :func:`ticker_phase`), 4 kept no
+        knowledge time with its headlines, so their tickers start afresh (the live worker
+        does so, and says it).
         """
         obj = orjson.loads(data)
         version = obj.get("v")
@@ -187,6 +213,7 @@ class TickerEngine:
                                               ticker_phase(ticker))
             engine.series[interval] = BarSeries(features, saved["last_ts"])
         engine._news_ts = list(obj["news_ts"])
+        engine._news_known = list(obj["news_known"])
         engine._news_scores = list(obj["news_scores"])
         return engine
 
@@ -293,40 +320,48 @@ class SignalEngine:
             self.engines[ticker] = engine
         return engine
 
-    def add_scored_news(self, item: NewsItem, score: float) -> None:
-        """Apply an already-scored headline to every ticker it names."""
+    def add_scored_news(self, item: NewsItem, score: float, known: int) -> None:
+        """Apply an already-scored headline, known at ``known``, to every ticker it names."""
         for ticker in item.tickers:
-            self.engine(ticker).add_sentiment(item.ts, score)
+            self.engine(ticker).add_sentiment(item.ts, score, known)
 
-    def on_news(self, item: NewsItem) -> None:
-        """Score one headline and apply it to every ticker it names."""
-        self.add_scored_news(item, self.scorer.score_batch([item.headline])[0].score)
-
-    def on_bar(self, bar: Bar) -> TradingSignal:
-        """The signal for one bar (see :meth:`TickerEngine.on_bar`)."""
-        return self.engine(bar.ticker).on_bar(bar)
+    def on_bar(self, bar: Bar, known: int) -> TradingSignal:
+        """The signal for one bar known at ``known`` (see :meth:`TickerEngine.on_bar`)."""
+        return self.engine(bar.ticker).on_bar(bar, known)
 
 
-def run_events(bars: Iterable[Bar], news: Iterable[NewsItem], settings: Settings | None = None,
-               scorer: SentimentScorer | None = None) -> list[TradingSignal]:
+def run_events(bars: Sequence[Bar], news: Sequence[NewsItem], settings: Settings | None = None,
+               scorer: SentimentScorer | None = None, *,
+               bars_known: Sequence[int] | None = None,
+               news_known: Sequence[int] | None = None) -> list[TradingSignal]:
     """Signals for a batch of history, ordered by (bar close, ticker, interval): the
     reference result.
 
-    News stamped at or before a bar's close is applied before that bar. A bar that
-    repeats the close of an earlier bar of its ticker and interval is skipped, as the
-    live worker deadletters it.
+    ``bars_known`` and ``news_known`` are the knowledge times (epoch ns) of ``bars`` and
+    ``news``, in their order; without them a bar is known at its close and a headline
+    ``replay.news_latency`` after its stamp, as :mod:`gnosis.replay.knowledge` models files
+    without ``received_at``. A bar that repeats the close of an earlier bar of its ticker
+    and interval is skipped, as the live worker deadletters it.
     """
     engine = SignalEngine(settings, scorer)
-    news = sorted(news, key=lambda item: item.ts)
-    scores = score_headlines(engine.scorer, [n.headline for n in news])
+    delay = duration_ns(engine.settings.replay.news_latency)
+    if news_known is None:
+        news_known = [item.ts + delay for item in news]
+    if bars_known is None:
+        bars_known = [bar.ts for bar in bars]
+    order = sorted(range(len(news)), key=lambda j: news[j].ts)
+    scores = score_headlines(engine.scorer, [news[j].headline for j in order])
     out: list[TradingSignal] = []
     i = 0
-    for bar in sorted(bars, key=lambda b: (b.ts, b.ticker, b.interval)):
-        while i < len(news) and news[i].ts <= bar.ts:
-            engine.add_scored_news(news[i], float(scores[i]))
+    for b in sorted(range(len(bars)), key=lambda b: (bars[b].ts, bars[b].ticker,
+                                                      bars[b].interval)):
+        bar = bars[b]
+        # Every headline stamped up to the close is held; its knowledge time decides.
+        while i < len(order) and news[order[i]].ts <= bar.ts:
+            engine.add_scored_news(news[order[i]], float(scores[i]), news_known[order[i]])
             i += 1
         try:
-            out.append(engine.on_bar(bar))
+            out.append(engine.on_bar(bar, bars_known[b]))
         except InvalidEvent:
             continue
     return out

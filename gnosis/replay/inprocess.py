@@ -4,7 +4,9 @@
 for it (``gnosis.engine.TickerEngine.on_bar``), but a series at a time with numpy:
 batch features, as-of sentiment windows by binary search, vectorised rules. A series is
 one ticker's bars of one interval (1m and 5m bars of a ticker are two series, as in the
-engine); news counts for every series of the tickers it names. The result is a *signal
+engine); news counts for every series of the tickers it names. Like the live engine it is
+point in time: a bar's signal counts only the headlines known no later than the bar
+(:mod:`gnosis.replay.knowledge`). The result is a *signal
 frame*: one row per bar with the TradingSignal columns, cheap to hand to the
 backtester. :func:`to_signals` turns rows into :class:`TradingSignal` events with
 :func:`gnosis.engine.signal_from_row`, the constructor the streaming core uses, so ids
@@ -24,6 +26,7 @@ from gnosis.engine import duration_ns, score_headlines, signal_from_row, window_
 from gnosis.events import TradingSignal, signal_id
 from gnosis.features import VSA_CLASSES, compute_features, ticker_phase
 from gnosis.models.rules import RULES, decide_arrays
+from gnosis.replay.knowledge import bar_known, news_known
 
 if TYPE_CHECKING:
     from gnosis.models.sentiment import SentimentScorer
@@ -36,21 +39,24 @@ SIGNAL_COLUMNS: tuple[str, ...] = (
 )
 
 
-def explode_news(news: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
-    """One (ticker, ts, score) row per ticker a headline names, sorted by time."""
+def explode_news(news: pd.DataFrame, scores: np.ndarray, known: np.ndarray) -> pd.DataFrame:
+    """One (ticker, ts, score, known) row per ticker a headline names, sorted by time."""
     tickers = news["tickers"].to_numpy()
     counts = np.fromiter((len(t) for t in tickers), dtype=np.int64, count=len(tickers))
     flat = pd.DataFrame({
         "ticker": [t for group in tickers for t in group],
         "ts": np.repeat(news["ts"].to_numpy(dtype=np.int64), counts),
         "score": np.repeat(scores, counts),
+        "known": np.repeat(known, counts),
     })
     return flat.sort_values("ts", kind="stable", ignore_index=True)
 
 
-def asof_sentiment(bar_ts: np.ndarray, news_ts: np.ndarray, news_scores: np.ndarray,
-                   window_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sentiment (mean, std, count) over news stamped in ``(t - window, t]`` for each bar."""
+def asof_sentiment(bar_ts: np.ndarray, bar_known: np.ndarray, news_ts: np.ndarray,
+                   news_known: np.ndarray, news_scores: np.ndarray, window_ns: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sentiment (mean, std, count) for each bar over the news stamped in
+    ``(t - window, t]`` and known no later than the bar (``news_ts`` sorted)."""
     n = len(bar_ts)
     mean = np.zeros(n)
     std = np.zeros(n)
@@ -59,22 +65,34 @@ def asof_sentiment(bar_ts: np.ndarray, news_ts: np.ndarray, news_scores: np.ndar
         return mean, std, count
     lo = np.searchsorted(news_ts, bar_ts - window_ns, side="right")
     hi = np.searchsorted(news_ts, bar_ts, side="right")
-    count = hi - lo
-    has = count > 0
-    # Consecutive bars mostly share a window: compute each distinct window once.
-    pairs, inverse = np.unique(np.stack([lo[has], hi[has]], axis=1), axis=0,
-                               return_inverse=True)
-    stats = np.array([window_stats(news_scores[a:b].tolist())[:2] for a, b in pairs])
+    has = hi > lo
+    # Which headlines of a window a bar knows depends on its knowledge time only through
+    # how many knowledge times are <= it (its rank): bars sharing window and rank share
+    # the result, and consecutive bars mostly do, so each distinct triple is computed once.
+    ordered = np.sort(news_known)
+    rank = np.searchsorted(ordered, bar_known, side="right")
+    triples, inverse = np.unique(np.stack([lo[has], hi[has], rank[has]], axis=1), axis=0,
+                                 return_inverse=True)
+    known = news_known.tolist()
+    scores = news_scores.tolist()
+    stats = np.zeros((len(triples), 3))
+    for i, (a, b, r) in enumerate(triples.tolist()):
+        if r == 0:
+            continue
+        limit = int(ordered[r - 1])
+        stats[i] = window_stats([s for s, k in zip(scores[a:b], known[a:b], strict=True)
+                                 if k <= limit])
     if len(stats):
-        mean[has] = stats[inverse.ravel(), 0]
-        std[has] = stats[inverse.ravel(), 1]
+        picked = stats[inverse.ravel()]
+        mean[has], std[has], count[has] = picked[:, 0], picked[:, 1], picked[:, 2]
     return mean, std, count
 
 
 def replay_ticker(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Settings,
                   model_id: str) -> pd.DataFrame:
     """The signal frame for one series: one ticker's bars of one interval (sorted by
-    time, no duplicates). ``news`` is the ticker's scored news (``ts``, ``score``)."""
+    time, no duplicates, knowledge times in ``known``). ``news`` is the ticker's scored
+    news (``ts``, ``score``, ``known``), sorted by ``ts``."""
     ts = bars["ts"].to_numpy(dtype=np.int64)
     close = bars["close"].to_numpy(dtype=np.float64)
     feats = compute_features(ts, bars["open"].to_numpy(dtype=np.float64),
@@ -83,7 +101,9 @@ def replay_ticker(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Setti
                              bars["volume"].to_numpy(dtype=np.float64), settings.features,
                              ticker_phase(str(bars["ticker"].iat[0])) if len(bars) else 0)
     if news is not None and len(news):
-        mean, std, count = asof_sentiment(ts, news["ts"].to_numpy(dtype=np.int64),
+        mean, std, count = asof_sentiment(ts, bars["known"].to_numpy(dtype=np.int64),
+                                          news["ts"].to_numpy(dtype=np.int64),
+                                          news["known"].to_numpy(dtype=np.int64),
                                           news["score"].to_numpy(dtype=np.float64),
                                           duration_ns(settings.rules.sentiment_window))
     else:
@@ -120,13 +140,15 @@ def replay_frame(bars: pd.DataFrame, news: pd.DataFrame | None = None,
         bars: columns ``ticker, ts`` (int64 ns, bar close), ``open, high, low, close,
             volume`` and optionally ``interval`` (default ``1m``), e.g. as
             :func:`gnosis.replay.readers.read_bars` returns them (which also applies the
-            edge's timestamp rules). Each (ticker, interval) is a series of its own; a
-            bar repeating the close of an earlier bar of its series is skipped, as the
-            live worker deadletters it (:func:`duplicate_bars` finds them).
-        news: columns ``ts``, ``tickers`` (sequences) and ``headline``, and ``score``
-            when the headlines are already scored; otherwise they are scored through the
-            score store when ``sentiment.store_dir`` is set (only what it lacks goes to
-            the model), else by the scorer.
+            edge's timestamp rules), and optionally ``received_at`` (int64 ns, when each
+            bar was known; else at its close). Each (ticker, interval) is a series of its
+            own; a bar repeating the close of an earlier bar of its series is skipped, as
+            the live worker deadletters it (:func:`duplicate_bars` finds them).
+        news: columns ``ts``, ``tickers`` (sequences) and ``headline``, optionally
+            ``received_at`` (else a headline is known ``replay.news_latency`` after its
+            stamp), and ``score`` when the headlines are already scored; otherwise they
+            are scored through the score store when ``sentiment.store_dir`` is set (only
+            what it lacks goes to the model), else by the scorer.
         settings: configuration; defaults apply when omitted.
         scorer: headline scorer; the configured one when omitted.
         on_ticker: called with (ticker, bars) after each series, e.g. to drive a
@@ -148,14 +170,14 @@ def replay_frame(bars: pd.DataFrame, news: pd.DataFrame | None = None,
                                      settings.sentiment.store_dir)
         else:
             scores = score_headlines(scorer, news["headline"].tolist())
-        flat = explode_news(news, scores)
+        flat = explode_news(news, scores, news_known(news, settings))
         news_by_ticker = dict(tuple(flat.groupby("ticker", sort=False)))
     else:
         news_by_ticker = {}
     model_id = scorer.model_id
     if "interval" not in bars:
         bars = bars.assign(interval="1m")
-    bars = bars.sort_values(SERIES_KEY, kind="stable")
+    bars = bars.assign(known=bar_known(bars)).sort_values(SERIES_KEY, kind="stable")
     bars = bars[~duplicate_bars(bars)]
     frames = []
     for (ticker, _), group in bars.groupby(["ticker", "interval"], sort=True):

@@ -1,7 +1,11 @@
-"""Replay history through Kafka: publish bars and news in event-time order, collect signals.
+"""Replay history through Kafka: publish bars and news in knowledge-time order, collect
+signals.
 
 This is how the live path is checked against the in-process one: publish the same input
-the backtester uses, let a worker process it, read the signals back and compare.
+the backtester uses, let a worker process it, read the signals back and compare. Records
+are published in the order they were known (``received_at``, else as
+:mod:`gnosis.replay.knowledge` models it), so the broker's append times, the live
+knowledge times, keep that order.
 """
 
 from __future__ import annotations
@@ -9,60 +13,78 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from gnosis.config import Settings
+from gnosis.config import Settings, duration_ns
 from gnosis.events import Bar, NewsItem, TradingSignal
 
 _NS = 1_000_000_000
 
 
-def event_order(bars: Iterable[Bar], news: Iterable[NewsItem]) -> Iterator[Bar | NewsItem]:
-    """Bars and news merged by event time; news stamped ``t`` comes before bars at ``t``."""
-    keyed_news = ((n.ts, 0, i, n) for i, n in enumerate(sorted(news, key=lambda n: n.ts)))
-    keyed_bars = ((b.ts, 1, i, b) for i, b in enumerate(sorted(bars, key=lambda b: b.ts)))
-    for *_, event in heapq.merge(keyed_news, keyed_bars, key=lambda k: k[:3]):
-        yield event
+def event_order(bars: Sequence[Bar], news: Sequence[NewsItem], bars_known: Sequence[int],
+                news_known: Sequence[int]) -> Iterator[tuple[int, Bar | NewsItem]]:
+    """``(knowledge time, event)`` of bars and news merged by knowledge time; news known at
+    ``t`` comes before bars known at ``t`` (ties then stay ties, or keep their order)."""
+    keyed_news = sorted((news_known[i], 0, news[i].ts, i) for i in range(len(news)))
+    keyed_bars = sorted((bars_known[i], 1, bars[i].ts, i) for i in range(len(bars)))
+    for known, kind, _, i in heapq.merge(keyed_news, keyed_bars):
+        yield known, news[i] if kind == 0 else bars[i]
 
 
-async def publish_async(bars: Iterable[Bar], news: Iterable[NewsItem], settings: Settings,
-                        speed: float | None = None, progress: bool = False) -> int:
-    """Publish in event-time order; returns the number of records sent.
+async def publish_async(bars: Sequence[Bar], news: Sequence[NewsItem], settings: Settings,
+                        speed: float | None = None, progress: bool = False, *,
+                        bars_known: Sequence[int] | None = None,
+                        news_known: Sequence[int] | None = None) -> int:
+    """Publish in knowledge-time order; returns the number of records sent.
 
-    ``speed`` ``None`` sends as fast as possible; ``60.0`` replays a minute of event time
-    per second. A bar is only sent once every headline before it was acknowledged, so
-    news stamped ``<= t`` is in the log before any bar stamped ``t`` (the worker's
-    event-time rule relies on this).
+    ``bars_known`` and ``news_known`` are the events' knowledge times (epoch ns, in their
+    order); without them a bar is known at its close and a headline
+    ``replay.news_latency`` after its stamp (:mod:`gnosis.replay.knowledge`). ``speed``
+    ``None`` sends as fast as possible; ``60.0`` replays a minute of knowledge time per
+    second. What was known first is appended first: a bar is only sent once every
+    headline before it was acknowledged, and a headline known after a bar only once that
+    bar was acknowledged and the clock has moved past its append time, so the broker's
+    append times order them as their knowledge times do (the brokers' clocks being this
+    machine's, as for a local broker).
     """
     from aiokafka import AIOKafkaProducer
 
     from gnosis.streams.topics import client_options
 
+    if bars_known is None:
+        bars_known = [b.ts for b in bars]
+    if news_known is None:
+        delay = duration_ns(settings.replay.news_latency)
+        news_known = [n.ts + delay for n in news]
     k = settings.kafka
     producer = AIOKafkaProducer(**client_options(settings), acks="all",
                                 enable_idempotence=True, linger_ms=5,
                                 max_batch_size=256 * 1024)
     sent = 0
     news_in_flight: list[asyncio.Future] = []
-    first_ts: int | None = None
+    bars_in_flight: list[asyncio.Future] = []
+    first: int | None = None
     started = time.monotonic()
     try:
         await producer.start()  # inside: a refused start must still close the client
-        for event in event_order(bars, news):
+        for known, event in event_order(bars, news, bars_known, news_known):
             if speed:
-                first_ts = event.ts if first_ts is None else first_ts
-                due = started + (event.ts - first_ts) / _NS / speed
-                if (delay := due - time.monotonic()) > 0:
-                    await asyncio.sleep(delay)
+                first = known if first is None else first
+                due = started + (known - first) / _NS / speed
+                if (wait := due - time.monotonic()) > 0:
+                    await asyncio.sleep(wait)
             if isinstance(event, NewsItem):
+                if bars_in_flight:
+                    await _after(bars_in_flight)
                 key = event.tickers[0].encode()
                 news_in_flight.append(await producer.send(k.news_topic, event.to_json(), key=key))
             else:
                 if news_in_flight:
                     await asyncio.gather(*news_in_flight)
                     news_in_flight.clear()
-                await producer.send(k.bars_topic, event.to_json(), key=event.ticker.encode())
+                bars_in_flight.append(await producer.send(k.bars_topic, event.to_json(),
+                                                          key=event.ticker.encode()))
             sent += 1
             if progress and sent % 10_000 == 0:
                 print(f"published {sent:,} records", flush=True)
@@ -72,10 +94,24 @@ async def publish_async(bars: Iterable[Bar], news: Iterable[NewsItem], settings:
     return sent
 
 
-def publish(bars: Iterable[Bar], news: Iterable[NewsItem], settings: Settings,
-            speed: float | None = None, progress: bool = True) -> int:
+async def _after(in_flight: list[asyncio.Future]) -> None:
+    """Wait for the records in flight, then until the wall clock is past the millisecond of
+    the last one's timestamp, so that what is sent next is stamped later; clears the
+    list."""
+    acked = await asyncio.gather(*in_flight)
+    in_flight.clear()
+    last_ms = max(meta.timestamp for meta in acked)
+    while (wait := (last_ms + 1) / 1000 - time.time()) > 0:
+        await asyncio.sleep(wait)
+
+
+def publish(bars: Sequence[Bar], news: Sequence[NewsItem], settings: Settings,
+            speed: float | None = None, progress: bool = True, *,
+            bars_known: Sequence[int] | None = None,
+            news_known: Sequence[int] | None = None) -> int:
     """Blocking :func:`publish_async`."""
-    return asyncio.run(publish_async(bars, news, settings, speed, progress))
+    return asyncio.run(publish_async(bars, news, settings, speed, progress,
+                                     bars_known=bars_known, news_known=news_known))
 
 
 async def read_committed(options: dict[str, Any], topic: str, *, expected: int | None = None,
@@ -137,7 +173,9 @@ def collect_signals(settings: Settings, expected: int | None = None,
 
 async def replay_via_kafka(bars: list[Bar], news: list[NewsItem], settings: Settings, *,
                            speed: float | None = None, idle: float = 30.0,
-                           on_signal: Any = None) -> tuple[list[TradingSignal], set[str]]:
+                           on_signal: Any = None, bars_known: Sequence[int] | None = None,
+                           news_known: Sequence[int] | None = None
+                           ) -> tuple[list[TradingSignal], set[str]]:
     """Publish ``bars`` and ``news`` and collect the signals of exactly these bars.
 
     The signals topic's end offsets are noted before publishing, so signals written
@@ -162,7 +200,9 @@ async def replay_via_kafka(bars: list[Bar], news: list[NewsItem], settings: Sett
             await asyncio.sleep(0.05)
         for tp, offset in (await consumer.end_offsets(list(consumer.assignment()))).items():
             consumer.seek(tp, offset)
-        publisher = asyncio.create_task(publish_async(bars, news, settings, speed))
+        publisher = asyncio.create_task(publish_async(bars, news, settings, speed,
+                                                      bars_known=bars_known,
+                                                      news_known=news_known))
         last_new = time.monotonic()
         while len(found) < len(want):
             batch = await consumer.getmany(timeout_ms=200)

@@ -6,6 +6,10 @@ Columns (names are exact, extra columns are ignored):
   ``open``, ``high``, ``low``, ``close``, ``volume``, optional ``interval`` (default ``1m``).
 * news: ``id``, ``timestamp``, ``tickers`` (``;``- or ``|``-separated in CSV, a list in
   Parquet), ``headline``, optional ``body`` and ``source``.
+* both: optional ``received_at`` (as ``timestamp``): when the row was known, which decides
+  what a signal may count (:mod:`gnosis.replay.knowledge`); it becomes the frames'
+  ``received_at`` column (int64 epoch ns). A file that has the column needs it in every
+  row.
 
 Rows are validated by the same rules as the live edge (:meth:`gnosis.events.Bar.from_dict`,
 :meth:`gnosis.events.NewsItem.from_dict`), timestamps included: one that cannot be
@@ -57,6 +61,7 @@ from gnosis.events import (
     format_timestamp,
     interval_seconds,
 )
+from gnosis.replay.knowledge import RECEIVED_AT
 
 BAR_COLUMNS = ("ticker", "timestamp", "open", "high", "low", "close", "volume")
 NEWS_COLUMNS = ("id", "timestamp", "tickers", "headline")
@@ -162,6 +167,11 @@ def read_bars(path: str | Path, *, strict: bool = False, now_ns: int | None = No
             values[name][i] = getattr(bar, name)
         interval[i] = bar.interval
 
+    received = _received_at(raw.get(RECEIVED_AT), limit)
+    if received is not None and not received[1].all():
+        lines = _row_numbers(path, len(raw), is_csv) if lines is None else lines
+        errors.extend(_received_errors(path, lines, ok & ~received[1]))
+        ok &= received[1]
     tickers = raw["ticker"].to_numpy(dtype=object)
     repeats = _repeated_bars(tickers, interval, ts, ok)
     if repeats:
@@ -181,9 +191,29 @@ def read_bars(path: str | Path, *, strict: bool = False, now_ns: int | None = No
         "ts": ts[ok],
         **{name: values[name][ok] for name in _PRICE_FIELDS},
         "interval": interval[ok],
+        **({} if received is None else {RECEIVED_AT: received[0][ok]}),
     })
     frame = frame.sort_values(["ts", "ticker"], kind="stable", ignore_index=True)
     return BarsLoad(frame, errors, str(path))
+
+
+def _received_at(column: pd.Series | pa.ChunkedArray | None, limit: int
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Knowledge times (epoch ns) of a ``received_at`` column and where they are valid
+    (``None`` without the column)."""
+    if column is None:
+        return None
+    if not isinstance(column, pd.Series):
+        column = column.to_pandas()
+    if column.dtype == object:
+        column = column.where(column != "", None)
+    return _vector_timestamps(column, limit)
+
+
+def _received_errors(path: Path, lines: np.ndarray, bad: np.ndarray) -> list[RowError]:
+    return [RowError(path.name, int(lines[i]), RECEIVED_AT, "bad_timestamp",
+                     "received_at is missing or not a time (ISO-8601 or epoch ms, not in "
+                     "the future)") for i in np.flatnonzero(bad).tolist()]
 
 
 def _repeated_bars(tickers: np.ndarray, interval: np.ndarray, ts: np.ndarray,
@@ -345,8 +375,26 @@ def read_news(path: str | Path, *, strict: bool = False, now_ns: int | None = No
                                        exc.detail))
                 if strict:
                     raise ReaderError(str(errors[0])) from None
+    received = _received_at(table[RECEIVED_AT] if RECEIVED_AT in table.column_names else None,
+                            limit)
+    if received is not None:
+        for i, _ in rescued:
+            ok[i] = True
+        bad = ok & ~received[1]
+        if bad.any():
+            lines = _row_numbers(path, n, is_csv)
+            errors.extend(_received_errors(path, lines, bad))
+            errors.sort(key=lambda e: e.row)
+            if strict:
+                raise ReaderError(str(errors[0]))
+            rescued = [(i, item) for i, item in rescued if not bad[i]]
+            ok &= ~bad
+        for i, _ in rescued:
+            ok[i] = False
     # Valid rows stay in Arrow; the few that only the row-wise check accepted join them.
     columns = {"id": ids, "ts": pa.array(ts), "row": pa.array(np.arange(n)), **texts}
+    if received is not None:
+        columns[RECEIVED_AT] = pa.array(received[0])
     every_tickers = tickers
     if not ok.all():
         keep = pa.array(ok)
@@ -357,6 +405,8 @@ def read_news(path: str | Path, *, strict: bool = False, now_ns: int | None = No
         extra = {"id": [r.id for r in items], "ts": [r.ts for r in items],
                  "row": [i for i, _ in rescued], "headline": [r.headline for r in items],
                  "body": [r.body for r in items], "source": [r.source for r in items]}
+        if received is not None:
+            extra[RECEIVED_AT] = [int(received[0][i]) for i, _ in rescued]
         columns = {name: pa.concat_arrays([column, pa.array(extra[name], column.type)])
                    for name, column in columns.items()}
         every_tickers = np.concatenate([every_tickers, np.fromiter(
@@ -373,6 +423,7 @@ def read_news(path: str | Path, *, strict: bool = False, now_ns: int | None = No
         "headline": merged["headline"].to_pandas(),
         "body": pd.Series(merged["body"].to_numpy(zero_copy_only=False), dtype=object),
         "source": pd.Series(merged["source"].to_numpy(zero_copy_only=False), dtype=object),
+        **({} if received is None else {RECEIVED_AT: merged[RECEIVED_AT].to_numpy()}),
     })
     return NewsLoad(frame, errors, str(path))
 

@@ -114,17 +114,20 @@ def _replay_kafka(bars: pd.DataFrame, news: pd.DataFrame | None, settings: Setti
     import asyncio
 
     from gnosis.replay.kafka import replay_via_kafka
+    from gnosis.replay.knowledge import bar_known, news_known
     from gnosis.replay.synthetic import bars_to_events, news_to_events
     from gnosis.security import explained
 
     events = bars_to_events(bars)
+    items = news_to_events(news) if news is not None else []
     with explained(settings), Progress(
             TextColumn("through Kafka"), BarColumn(), MofNCompleteColumn(), TextColumn("signals"),
             TimeElapsedColumn(), transient=True) as progress:
         task = progress.add_task("kafka", total=expected_signals(bars))
         signals, missing = asyncio.run(replay_via_kafka(
-            events, news_to_events(news) if news is not None else [], settings, speed=speed,
-            on_signal=lambda _s: progress.advance(task)))
+            events, items, settings, speed=speed, on_signal=lambda _s: progress.advance(task),
+            bars_known=bar_known(bars).tolist(),
+            news_known=news_known(news, settings).tolist() if news is not None else []))
     if missing:
         raise ReplayError(
             f"{len(missing):,} of {len(signals) + len(missing):,} signals did not arrive; is "

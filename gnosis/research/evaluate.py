@@ -53,6 +53,10 @@ class TickerData:
     volume: np.ndarray
     news_ts: np.ndarray
     news_score: np.ndarray
+    known: np.ndarray
+    """Knowledge time of each bar (see :mod:`gnosis.replay.knowledge`)."""
+    news_known: np.ndarray
+    """Knowledge time of each headline."""
     number: int
     """Position of the ticker in the whole sweep (seeds its permutations)."""
     phase: int = 0
@@ -119,7 +123,8 @@ def run_task(tickers: Sequence[TickerData], task: Batch) -> list[list[Part]]:
                     settings.features, data.phase)
             window = settings.rules.sentiment_window
             if window not in sentiment:
-                mean, _, count = asof_sentiment(data.ts, data.news_ts, data.news_score,
+                mean, _, count = asof_sentiment(data.ts, data.known, data.news_ts,
+                                                data.news_known, data.news_score,
                                                 duration_ns(window))
                 sentiment[window] = (mean, count)
             mean, count = sentiment[window]
@@ -206,17 +211,20 @@ def part_stats(part: Part, bars: np.ndarray, settings: Settings) -> dict[str, fl
     return stats
 
 
-def ticker_data(bars: pd.DataFrame, news: pd.DataFrame | None, scores: np.ndarray | None
-                ) -> list[TickerData]:
-    """Per-ticker arrays from a bars frame (``read_bars`` columns) and scored news,
-    deduplicated like ``replay_frame`` (a bar not after its ticker's previous is skipped)."""
+def ticker_data(bars: pd.DataFrame, news: pd.DataFrame | None, scores: np.ndarray | None,
+                settings: Settings) -> list[TickerData]:
+    """Per-ticker arrays from a bars frame (``read_bars`` columns) and scored news, with
+    their knowledge times, deduplicated like ``replay_frame`` (a bar not after its
+    ticker's previous is skipped)."""
     from gnosis.replay.inprocess import explode_news
+    from gnosis.replay.knowledge import bar_known, news_known
 
-    bars = bars.sort_values(["ticker", "ts"], kind="stable")
+    bars = bars.assign(known=bar_known(bars)).sort_values(["ticker", "ts"], kind="stable")
     bars = bars[~bars.duplicated(["ticker", "ts"], keep="first")]
     by_ticker: dict[str, pd.DataFrame] = {}
     if news is not None and len(news) and scores is not None:
-        by_ticker = dict(tuple(explode_news(news, scores).groupby("ticker", sort=False)))
+        flat = explode_news(news, scores, news_known(news, settings))
+        by_ticker = dict(tuple(flat.groupby("ticker", sort=False)))
     out = []
     for number, (ticker, group) in enumerate(bars.groupby("ticker", sort=True)):
         flat = by_ticker.get(ticker)
@@ -227,5 +235,8 @@ def ticker_data(bars: pd.DataFrame, news: pd.DataFrame | None, scores: np.ndarra
                      else np.empty(0, np.int64)),
             news_score=(flat["score"].to_numpy(dtype=np.float64) if flat is not None
                         else np.empty(0)),
+            known=group["known"].to_numpy(dtype=np.int64),
+            news_known=(flat["known"].to_numpy(dtype=np.int64) if flat is not None
+                        else np.empty(0, np.int64)),
             number=number, phase=ticker_phase(str(ticker))))
     return out

@@ -80,13 +80,14 @@ def prepare_market(bars: pd.DataFrame, news: pd.DataFrame | None = None,
     if news is not None and len(news):
         scorer = scorer or load_scorer(settings.sentiment)
         scores = score_headlines(scorer, news["headline"].tolist())
-    data = ticker_data(bars, news, scores)
+    data = ticker_data(bars, news, scores, settings)
     size = max(1, math.ceil(len(data) / _CHUNKS))
     chunks = [data[i:i + size] for i in range(0, len(data), size)]
     union = np.unique(np.concatenate([d.ts for d in data])) if data else np.empty(0, np.int64)
     digest = hashlib.sha1(usedforsecurity=False)
     for d in data:
-        for array in (d.ts, d.open, d.high, d.low, d.close, d.volume, d.news_ts, d.news_score):
+        for array in (d.ts, d.open, d.high, d.low, d.close, d.volume, d.news_ts, d.news_score,
+                      d.known, d.news_known):
             digest.update(np.ascontiguousarray(array).tobytes())
     return Market(chunks, union, digest.hexdigest()[:16])
 

@@ -49,9 +49,10 @@ SIGNALS_EMITTED = Counter("gnosis_signals_emitted_total", "Trading signals produ
 DEADLETTER_EVENTS = Counter("gnosis_deadletter_events_total",
                             "Invalid events sent to the deadletter topic, by reason and source.",
                             ["reason", "topic"], registry=REGISTRY)
-LATE_EVENTS = Counter("gnosis_late_events_total",
-                      "Events older than the allowed lateness, counted and ignored.",
-                      ["topic"], registry=REGISTRY)
+LATE_NEWS = Counter("gnosis_late_news_total",
+                    "Headlines applied after a bar their stamp precedes (they arrived late): "
+                    "they count for the later bars whose window covers them, never dropped.",
+                    ["topic"], registry=REGISTRY)
 SENTIMENT_CACHE_HITS = Counter("gnosis_sentiment_cache_hits_total",
                                "Headline scores served from the cache.", registry=REGISTRY)
 SENTIMENT_CACHE_MISSES = Counter("gnosis_sentiment_cache_misses_total",
@@ -87,7 +88,8 @@ RECORDS_IN = Counter("gnosis_records_in_total", "Input records taken, by source 
 RECORD_OUTCOMES = Counter(
     "gnosis_record_outcomes_total",
     "What became of each input record, by source topic: signal, deadletter, rekeyed (a "
-    "headline scored and sent to its tickers), applied or late (a re-keyed headline), mark "
+    "headline scored and sent to its tickers), applied or expired (a re-keyed headline; "
+    "expired: stamped before the window of every bar to come), mark "
     "(a progress mark) or repeat (already applied: delivered again after a crash, or "
     "applied directly by the worker that re-keyed it).",
     ["topic", "outcome"], registry=REGISTRY)

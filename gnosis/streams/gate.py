@@ -1,8 +1,10 @@
-"""The event-time release rule: when a held bar may be processed. Pure: no I/O, no clock.
+"""The point-in-time release rule: when a held bar may be processed. Pure: no I/O, no clock.
 
-The signal for a bar closing at ``t`` must see every headline stamped ``<= t`` that
-producers published before the bar. Headlines reach a bar's partition ``p`` only after
-being scored and re-keyed, possibly by another worker, so a bar waits for them:
+The signal of a bar known at ``B`` (its record's Kafka timestamp) counts every headline
+of its window known at or before ``B`` (see :mod:`gnosis.engine`), so before it is
+processed every such headline must have reached the bar's ticker. Headlines reach a bar's
+partition ``p`` only after being scored and re-keyed, possibly by another worker, so a
+bar waits for them, and for no others:
 
 1. **Progress marks.** Whoever re-keys news partition ``q`` writes, after the re-keyed
    records of a batch, a mark ``(q, n)`` to *every* partition ``p`` of the re-keyed topic:
@@ -14,17 +16,24 @@ being scored and re-keyed, possibly by another worker, so a bar waits for them:
    marks exist after any rebalance or restart. A worker that owns both ``q`` and ``p``
    may apply ``q``'s headlines to ``p`` and mark them itself, once ``p`` has consumed
    the re-keyed records sent before (the runtime's ``_apply_local``).
-2. **Barriers.** After a bar arrives, the shell asks the broker for the end offsets of
-   *all* news partitions (read_committed). One request serves every bar that arrived
-   before it was sent: bars are grouped in *epochs*, and closing an epoch starts the
-   request whose answer becomes that epoch's barrier.
+2. **Barriers.** For bars known up to ``B``, the shell asks the broker for the end
+   offsets of *all* news partitions (read_committed), once the wall clock is past
+   ``B + skew``: every headline appended after that answer is known after ``B``, and
+   every one before it lies below the barrier. (Knowledge times are the brokers' append
+   times, so ``skew`` bounds how far the brokers' clocks and the worker's may differ.)
+   One request serves every bar that arrived before it was sent: bars are grouped in
+   *epochs*, and closing an epoch starts the request whose answer becomes that epoch's
+   barrier. Headlines below it that are known after a bar still reach its ticker first;
+   the engine leaves them out of that bar's signal by their knowledge time.
 3. **Release.** A bar on ``p`` is released when its epoch's barrier is known and the marks
    consumed on ``p`` reach it for every news partition. Bars leave in arrival order per
    partition; items that only wait their turn (invalid bars, to be deadlettered in
    offset order) leave as soon as they reach the head of the line.
 
-This holds for any number of workers and any assignment of news partitions (Flink's
-minimum-over-input-channels watermark after a ``keyBy`` is the same idea). An optional
+So what a signal counts is decided by the records in the topics, not by when they were
+read: the same topics give the same signals for any number of workers, any assignment of
+news partitions and any timing (Flink's minimum-over-input-channels watermark after a
+``keyBy`` is the same idea). An optional
 stall guard releases a bar that has waited longer than ``stall_after`` seconds, trading
 exactness for liveness; it is off unless configured.
 """
@@ -46,25 +55,41 @@ class Held:
     since: float
     gated: bool
     """``False`` for items that only keep their place in line (e.g. invalid bars)."""
+    known: int
+    """Knowledge time (epoch ns) of a gated item."""
 
 
 class ReleaseGate:
-    """Held bars, progress marks and barriers of the partitions one worker owns."""
+    """Held bars, progress marks and barriers of the partitions one worker owns.
 
-    def __init__(self) -> None:
+    ``skew_ns`` is how far past a bar's knowledge time the wall clock must be before its
+    barrier is asked for (``worker.broker_clock_skew``).
+    """
+
+    def __init__(self, skew_ns: int = 0) -> None:
         self._lines: dict[int, deque[Held]] = {}
         self._marks: dict[int, dict[int, int]] = {}
         self._barriers: dict[int, Mapping[int, int]] = {}
         self._epoch = 0  # epoch of bars arriving now; its barrier has not been asked for
+        self._epoch_known: int | None = None  # latest knowledge time of its gated bars
         self._asking: int | None = None  # epoch whose barrier request is in flight
         self._dirty: set[int] = set()
+        self._skew_ns = skew_ns
 
     # ------------------------------------------------------------------ input
 
-    def hold(self, p: int, item: Any, now: float, *, gated: bool = True) -> None:
-        """Queue ``item`` (a bar, or with ``gated=False`` anything that keeps its place)."""
-        self._lines.setdefault(p, deque()).append(Held(item, self._epoch, now, gated))
+    def hold(self, p: int, item: Any, now: float, *, known: int = 0,
+             gated: bool = True) -> None:
+        """Queue ``item``: a bar known at ``known`` (epoch ns), or with ``gated=False``
+        anything that only keeps its place in line."""
+        self._lines.setdefault(p, deque()).append(Held(item, self._epoch, now, gated, known))
+        if gated:
+            self._note(known)
         self._dirty.add(p)
+
+    def _note(self, known: int) -> None:
+        if self._epoch_known is None or known > self._epoch_known:
+            self._epoch_known = known
 
     def mark(self, p: int, q: int, offset: int) -> None:
         """Partition ``p`` consumed a progress mark: news ``q`` is re-keyed below ``offset``."""
@@ -77,16 +102,18 @@ class ReleaseGate:
         """The progress of news partition ``q`` that partition ``p`` knows of (-1: none)."""
         return self._marks.get(p, {}).get(q, -1)
 
-    def wants_barrier(self) -> bool:
-        """Whether a barrier request should be sent now (bars wait for one, none in flight)."""
-        if self._asking is not None:
-            return False
-        return any(line and line[-1].epoch == self._epoch for line in self._lines.values())
+    def barrier_due(self) -> int | None:
+        """Wall-clock time (epoch ns) from which the current epoch's barrier may be asked
+        for, or ``None`` while none is wanted (no bar waits for one, or one is in flight)."""
+        if self._asking is not None or self._epoch_known is None:
+            return None
+        return self._epoch_known + self._skew_ns
 
     def ask_barrier(self) -> int:
         """Close the current epoch; call just *before* requesting the end offsets."""
         self._asking = self._epoch
         self._epoch += 1
+        self._epoch_known = None
         return self._asking
 
     def barrier(self, epoch: int, end_offsets: Mapping[int, int]) -> None:
@@ -104,6 +131,8 @@ class ReleaseGate:
             for held in line:
                 if held.epoch == epoch:
                     held.epoch = self._epoch
+                    if held.gated:
+                        self._note(held.known)
 
     # ------------------------------------------------------------------ output
 

@@ -3,8 +3,9 @@
 The re-keyed topic ``<app>-news-by-ticker`` carries two kinds of record:
 
 * a **scored headline** for one ticker, key = ticker,
-  ``{"ticker", "ts", "score", "id", "q", "o"}`` (``q``/``o``: the headline's news
-  partition and offset, so a repeat after a crash is recognised);
+  ``{"ticker", "ts", "score", "id", "q", "o", "k"}`` (``q``/``o``: the headline's news
+  partition and offset, so a repeat after a crash is recognised; ``k``: its knowledge
+  time, the original news record's timestamp in epoch ns, not the re-keyed copy's);
 * a **progress mark**, key ``MARK_KEY``, ``{"q", "n"}``: every headline of news
   partition ``q`` below offset ``n`` has been re-keyed (see :mod:`gnosis.streams.gate`).
 
@@ -47,17 +48,24 @@ class ScoredHeadline:
     id: str
     q: int
     o: int
+    known: int
+    """Knowledge time (epoch ns): the timestamp of the news record it came from."""
 
     def to_json(self) -> bytes:
         return orjson.dumps({"ticker": self.ticker, "ts": self.ts, "score": self.score,
-                             "id": self.id, "q": self.q, "o": self.o})
+                             "id": self.id, "q": self.q, "o": self.o, "k": self.known})
 
 
-def scored_headlines(item: NewsItem, score: float, q: int, offset: int,
+def record_known(timestamp_ms: int) -> int:
+    """Knowledge time (epoch ns) of an input record from its Kafka timestamp (ms)."""
+    return timestamp_ms * 1_000_000
+
+
+def scored_headlines(item: NewsItem, score: float, q: int, offset: int, known: int,
                      partitions: int) -> list[tuple[int, ScoredHeadline]]:
     """A headline's score for each ticker it names, with that ticker's partition."""
     return [(ticker_partition(ticker, partitions),
-             ScoredHeadline(ticker, item.ts, score, item.id, q, offset))
+             ScoredHeadline(ticker, item.ts, score, item.id, q, offset, known))
             for ticker in item.tickers]
 
 
@@ -71,7 +79,8 @@ def decode_rekeyed(key: bytes | None, value: bytes) -> ScoredHeadline | tuple[in
     obj = orjson.loads(value)
     if key == MARK_KEY:
         return obj["q"], obj["n"]
-    return ScoredHeadline(obj["ticker"], obj["ts"], obj["score"], obj["id"], obj["q"], obj["o"])
+    return ScoredHeadline(obj["ticker"], obj["ts"], obj["score"], obj["id"], obj["q"], obj["o"],
+                          obj["k"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ from gnosis.streams.records import (
     decode_offsets,
     decode_rekeyed,
     encode_offsets,
+    record_known,
     scored_headlines,
     ticker_partition,
 )
@@ -70,6 +71,8 @@ class _Bar:
     key: bytes | None
     value: bytes | None
     bar: Bar | InvalidEvent
+    known: int
+    """Knowledge time (epoch ns): the record's Kafka timestamp."""
     received: float
 
 
@@ -80,6 +83,7 @@ class _News:
     key: bytes | None
     value: bytes | None
     item: NewsItem | InvalidEvent
+    known: int
     targets: frozenset[int]
     """Partitions its re-keyed records go to (none for an invalid headline)."""
 
@@ -111,7 +115,8 @@ class Worker:
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self.failure: BaseException | None = None
-        self.gate = ReleaseGate()
+        self.skew_ns = int(w.broker_clock_skew * 1e9)
+        self.gate = ReleaseGate(self.skew_ns)
         self.tasks: dict[int, PartitionTask] = {}
         self.generation = 0
         """Hand-overs this worker went through (its own count, not the group's generation):
@@ -286,8 +291,9 @@ class Worker:
                                                             task.partitions, **edge)
                     except InvalidEvent as exc:
                         bar = exc
-                    self.gate.hold(tp.partition, _Bar(r.offset, r.key, r.value, bar, now), now,
-                                   gated=isinstance(bar, Bar))
+                    known = record_known(r.timestamp)
+                    self.gate.hold(tp.partition, _Bar(r.offset, r.key, r.value, bar, known, now),
+                                   now, known=known, gated=isinstance(bar, Bar))
                 if self.gate.held(tp.partition) > _MAX_HELD:
                     self.consumer.pause(tp)
                     self.paused.add(tp)
@@ -300,7 +306,7 @@ class Worker:
                     targets = frozenset() if isinstance(item, InvalidEvent) else frozenset(
                         ticker_partition(t, task.partitions) for t in item.tickers)
                     self.pending_news.append(_News(tp.partition, r.offset, r.key, r.value, item,
-                                                   targets))
+                                                   record_known(r.timestamp), targets))
             elif tp.topic == self.topics.news_by_ticker:
                 self._take_rekeyed(task, records)
             else:
@@ -345,7 +351,7 @@ class Worker:
         for p, held in self.gate.release(now, self.stall_after):
             task = self.tasks[p]
             if isinstance(held.bar, Bar):
-                out = task.on_bar(held.bar, held.offset, held.received)
+                out = task.on_bar(held.bar, held.offset, held.known, held.received)
             else:
                 out = [task.deadletter(self.topics.bars, held.key, held.value, held.offset,
                                        held.bar)]
@@ -404,7 +410,7 @@ class Worker:
                                            news.item)]
                 else:
                     scored = scored_headlines(news.item, next(it), news.q, news.offset,
-                                              task.partitions)
+                                              news.known, task.partitions)
                     out = task.rekey(scored)
                     self._apply_local(scored)
                 self._outbox.setdefault(news.q, []).extend(out)
@@ -556,16 +562,24 @@ class Worker:
     # ------------------------------------------------------------------ helpers
 
     async def _barriers(self) -> None:
-        """Answer the gate's barrier requests with the news end offsets (read_committed)."""
+        """Answer the gate's barrier requests with the news end offsets (read_committed),
+        each once the wall clock is past its bars' knowledge time (see the gate)."""
         partitions = self.settings.kafka.partitions
         news = [TopicPartition(self.topics.news, q) for q in range(partitions)]
         while True:
             await self.barrier_wanted.wait()
             self.barrier_wanted.clear()
             async with self.lock:
-                if not self.gate.wants_barrier():
+                due = self.gate.barrier_due()
+                if due is None:
                     continue
-                epoch, generation = self.gate.ask_barrier(), self.generation
+                early = due - self.wall_clock()
+                if early <= 0:
+                    epoch, generation = self.gate.ask_barrier(), self.generation
+            if early > 0:
+                await asyncio.sleep(early / 1e9)
+                self.barrier_wanted.set()
+                continue
             try:
                 ends = await self.consumer.end_offsets(news)
             except Exception:  # e.g. during a rebalance; ask again shortly
@@ -580,7 +594,7 @@ class Worker:
                 if generation == self.generation:
                     self.gate.barrier(epoch, {tp.partition: off for tp, off in ends.items()})
                     await self._advance()
-                if self.gate.wants_barrier():
+                if self.gate.barrier_due() is not None:
                     self.barrier_wanted.set()
 
     async def _ticker(self) -> None:
@@ -616,7 +630,7 @@ class Worker:
                 self._apply_scored()
                 await self._flush_outbox()
                 await self._commit(reopen=False)
-            self.gate = ReleaseGate()
+            self.gate = ReleaseGate(self.skew_ns)
             self.pending_news.clear()
             self.scored.clear()
             self.first_pending_at = None

@@ -7,7 +7,8 @@ compacted changelog topic):
 * ``snapshots[ticker]`` holds ``engine.to_state()`` plus the journal position, written
   every ``snapshot_every`` journal entries (at positions of the ticker's own);
 * ``journal[f"{ticker}:{seq % snapshot_every}"]`` holds each event applied since, one
-  small record per scored headline or bar (slot-keyed, so compaction keeps the ring).
+  small record per scored headline or bar with its knowledge time (slot-keyed, so
+  compaction keeps the ring).
 
 Recovery loads the snapshot and re-applies journal entries ``seq, seq + 1, ...`` while
 each slot holds the expected sequence number. Everything here is pure: the live shell
@@ -66,20 +67,23 @@ class TickerState:
         """Whether the headline at news ``(q, offset)`` was already applied (a re-delivery)."""
         return offset <= self.news_offsets.get(q, -1)
 
-    def add_news(self, ts: int, score: float, q: int = 0, offset: int = -1) -> bytes | None:
-        """Apply a scored headline from news ``(q, offset)``; the journal entry to write, or
-        ``None`` if it was late (then nothing changed)."""
-        if not self.engine.add_sentiment(ts, score):
+    def add_news(self, ts: int, score: float, q: int, offset: int, known: int
+                 ) -> bytes | None:
+        """Apply a scored headline from news ``(q, offset)``, known at ``known``; the journal
+        entry to write, or ``None`` if no later bar's window can cover it (then nothing
+        changed)."""
+        if not self.engine.add_sentiment(ts, score, known):
             return None
         self.news_offsets[q] = max(offset, self.news_offsets.get(q, -1))
-        return self._entry([NEWS, ts, score, q, offset])
+        return self._entry([NEWS, ts, score, q, offset, known])
 
-    def add_bar(self, bar: Bar, offset: int) -> tuple[TradingSignal, bytes]:
-        """Apply a bar; its signal and journal entry. Raises ``InvalidEvent`` unchanged."""
-        signal = self.engine.on_bar(bar)
+    def add_bar(self, bar: Bar, offset: int, known: int) -> tuple[TradingSignal, bytes]:
+        """Apply a bar known at ``known``; its signal and journal entry. Raises
+        ``InvalidEvent`` unchanged."""
+        signal = self.engine.on_bar(bar, known)
         self.bar_offset = offset
         return signal, self._entry([BAR, offset, bar.ts, bar.open, bar.high, bar.low, bar.close,
-                                     bar.volume, bar.interval])
+                                     bar.volume, bar.interval, known])
 
     def _entry(self, body: list) -> bytes:
         # orjson's result keeps its ~4 KB working buffer; the journal holds hundreds of
@@ -94,15 +98,18 @@ class TickerState:
         seq, kind, *rest = orjson.loads(entry)
         if seq != self.seq:
             return False
+        # Entries written before knowledge times were kept lack the last field: such an
+        # event was counted at its stamp.
         if kind == NEWS:
-            ts, score, q, offset = rest
-            self.engine.add_sentiment(ts, score)
+            ts, score, q, offset, *known = rest
+            self.engine.add_sentiment(ts, score, known[0] if known else ts)
             self.news_offsets[q] = max(offset, self.news_offsets.get(q, -1))
         else:
-            offset, ts, o, h, lo, c, v, interval = rest
+            offset, ts, o, h, lo, c, v, interval, *known = rest
             if until_ts is not None and ts > until_ts:
                 return False
-            self.engine.on_bar(Bar(self.engine.ticker, ts, o, h, lo, c, v, interval))
+            self.engine.on_bar(Bar(self.engine.ticker, ts, o, h, lo, c, v, interval),
+                               known[0] if known else ts)
             self.bar_offset = offset
         self.seq += 1
         return True

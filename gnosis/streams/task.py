@@ -76,15 +76,16 @@ class PartitionTask:
 
     # ------------------------------------------------------------------ inputs
 
-    def on_bar(self, bar: Bar, offset: int, received: float) -> list[Out]:
-        """Apply a released bar: its signal and state records (or its deadletter)."""
+    def on_bar(self, bar: Bar, offset: int, known: int, received: float) -> list[Out]:
+        """Apply a released bar known at ``known`` (epoch ns): its signal and state records
+        (or its deadletter)."""
         state = self.state(bar.ticker)
         if offset <= state.bar_offset:  # re-delivered after a crash; already applied
             metrics.child(metrics.RECORD_OUTCOMES, self.topics.bars, "repeat").inc()
             return []
         started = time.perf_counter()
         try:
-            signal, entry = state.add_bar(bar, offset)
+            signal, entry = state.add_bar(bar, offset, known)
             value = signal.to_json()
         except InvalidEvent as exc:
             if exc.code in {"out_of_order", "duplicate_bar"}:
@@ -114,11 +115,14 @@ class PartitionTask:
         if state.is_applied(rec.q, rec.o):
             metrics.child(metrics.RECORD_OUTCOMES, topic, "repeat").inc()
             return []
-        entry = state.add_news(rec.ts, rec.score, rec.q, rec.o)
-        if entry is None:
-            metrics.child(metrics.LATE_EVENTS, self.topics.news).inc()
-            metrics.child(metrics.RECORD_OUTCOMES, topic, "late").inc()
+        last = state.engine.last_ts
+        entry = state.add_news(rec.ts, rec.score, rec.q, rec.o, rec.known)
+        if entry is None:  # outside every later bar's window: it can count for none
+            metrics.child(metrics.RECORD_OUTCOMES, topic, "expired").inc()
             return []
+        if last is not None and rec.ts <= last:
+            # Stamped at or before a bar already processed: it counts from later bars on.
+            metrics.child(metrics.LATE_NEWS, self.topics.news).inc()
         metrics.child(metrics.RECORD_OUTCOMES, topic, "applied").inc()
         return self._persist(state, entry)
 

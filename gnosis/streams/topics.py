@@ -21,6 +21,13 @@ topic                         key                         purpose
 ``bars``, ``news``, the re-keyed topic, the changelogs and the control topic must have the
 same number of partitions (``kafka.partitions``): a ticker's bars, its re-keyed news, its
 state and commands about it then live in the same partition number, which one worker owns.
+
+``bars`` and ``news`` are created with ``message.timestamp.type=LogAppendTime``: a record's
+timestamp, its knowledge time (:mod:`gnosis.engine`), is then the broker's clock when the
+record arrived, whatever the producer put in it. On a topic created elsewhere with
+Kafka's default ``CreateTime`` the producer's timestamp is trusted instead: right only
+for an ingest producer that stamps each record as it receives it, with a clock the
+brokers' agree with (``worker.broker_clock_skew``).
 """
 
 from __future__ import annotations
@@ -81,10 +88,12 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     # all of it: 64 MiB (not Kafka's 1 GiB) bounds that read to a few seconds.
     compact = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000",
                "segment.bytes": str(_CHANGELOG_SEGMENT)}
+    # Knowledge time is the broker's arrival time, not what a producer claims.
+    inputs = {**events, "message.timestamp.type": "LogAppendTime"}
     n = k.partitions
     return [
-        TopicSpec(names.bars, n, events),
-        TopicSpec(names.news, n, events),
+        TopicSpec(names.bars, n, inputs),
+        TopicSpec(names.news, n, inputs),
         TopicSpec(names.news_by_ticker, n, events),
         TopicSpec(names.signals, n, events),
         TopicSpec(names.deadletter, k.deadletter_partitions, events),

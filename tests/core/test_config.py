@@ -68,8 +68,7 @@ def test_shipped_defaults_file_matches_code():
     ("GNOSIS_KAFKA__SECURITY_PROTOCOL", "TLS", "kafka.security_protocol", "'SASL_SSL'"),
     ("GNOSIS_KAFKA__SASL_MECHANISM", "GSSAPI", "kafka.sasl_mechanism", "'SCRAM-SHA-512'"),
     ("GNOSIS_RULES__SENTIMENT_WINDOW", "1", "rules.sentiment_window", "a duration like"),
-    ("GNOSIS_WORKER__ALLOWED_LATENESS", "5 minutes", "worker.allowed_lateness",
-     "a duration like"),
+    ("GNOSIS_REPLAY__NEWS_LATENCY", "5 minutes", "replay.news_latency", "a duration like"),
     ("GNOSIS_WORKER__MAX_FUTURE", "-1d", "worker.max_future", "a duration like"),
 ])
 def test_choices_and_durations_are_checked_when_read(tmp_path, name, raw, setting, allowed):
@@ -104,3 +103,16 @@ def test_durations():
                                   "GNOSIS_RULES__SENTIMENT_WINDOW": "0"})
     assert (settings.worker.max_future, settings.rules.sentiment_window) == ("12h", "0")
     assert duration_ns(Settings().worker.max_future) == 86_400 * 10**9
+
+
+def test_a_retired_setting_is_named_and_ignored(tmp_path, caplog) -> None:
+    """A configuration written for an earlier version still loads: the retired key is
+    named with why it went, and changes nothing."""
+    path = tmp_path / "old.toml"
+    path.write_text('[worker]\nallowed_lateness = "5m"\napp_id = "old"\n')
+    with caplog.at_level("WARNING", logger="gnosis.config"):
+        settings = Settings.load(path, env={})
+    assert settings.worker.app_id == "old"
+    assert not hasattr(settings.worker, "allowed_lateness")
+    assert "worker.allowed_lateness is retired" in caplog.text
+    assert "no longer dropped for lateness" in caplog.text

@@ -74,24 +74,55 @@ def test_sentiment_window_is_as_of_and_half_open():
     engine = TickerEngine("AAA", SETTINGS)
     hour = 3_600 * 10**9
     t = 10 * hour
-    engine.add_sentiment(t - hour, 1.0)      # exactly window old: excluded
-    engine.add_sentiment(t - hour + 1, 0.5)  # inside
-    engine.add_sentiment(t, -0.1)            # at the close: included
-    engine.add_sentiment(t + 1, 0.9)         # after the close: not yet
-    mean, std, count = engine.sentiment_at(t)
+    engine.add_sentiment(t - hour, 1.0, t - hour)          # exactly window old: excluded
+    engine.add_sentiment(t - hour + 1, 0.5, t - hour + 1)  # inside
+    engine.add_sentiment(t, -0.1, t)                       # at the close: included
+    engine.add_sentiment(t + 1, 0.9, t + 1)                # after the close: not yet
+    mean, std, count = engine.sentiment_at(t, t)
     assert count == 2
     assert mean == pytest.approx(0.2)
     assert std == pytest.approx(0.3)
     bar = Bar("AAA", t, 10, 11, 9, 10.5, 100)
-    signal = engine.on_bar(bar)
+    signal = engine.on_bar(bar, t)
     assert signal.sentiment_count == 2
-    # News older than the last close minus the allowed lateness is late and ignored.
-    late = dataclasses.replace(SETTINGS, worker=dataclasses.replace(SETTINGS.worker,
-                                                                    allowed_lateness="1m"))
-    strict = TickerEngine("AAA", late)
-    strict.on_bar(bar)
-    assert not strict.add_sentiment(t - 2 * 60 * 10**9, 0.3)
-    assert strict.add_sentiment(t - 30 * 10**9, 0.3)
+
+
+MINUTE = 60 * 10**9
+
+
+def test_a_headline_counts_from_the_first_bar_known_after_it():
+    """The worked example: stamped 10:00:30, arrived 10:01:20; one-minute bars known at
+    their close. Not in the 10:01 signal, in the 10:02 one and every later one its
+    window covers, although it arrived after the bar its stamp precedes."""
+    engine = TickerEngine("AAA", SETTINGS)
+    ten = 10 * 60 * MINUTE
+    engine.on_bar(Bar("AAA", ten, 10, 11, 9, 10, 100), ten)
+    late_stamp, arrived = ten + 30 * 10**9, ten + MINUTE + 20 * 10**9
+    assert engine.add_sentiment(late_stamp, 0.8, arrived)
+    at_1001 = engine.on_bar(Bar("AAA", ten + MINUTE, 10, 11, 9, 10, 100), ten + MINUTE)
+    assert at_1001.sentiment_count == 0
+    # It arrived after the 10:01 bar was processed: stamped before it, still counted later.
+    at_1002 = engine.on_bar(Bar("AAA", ten + 2 * MINUTE, 10, 11, 9, 10, 100), ten + 2 * MINUTE)
+    assert (at_1002.sentiment_count, at_1002.sentiment_mean) == (1, pytest.approx(0.8))
+    last_in_window = ten + 60 * MINUTE  # window (t - 1h, t] still covers 10:00:30
+    for minute in range(3, 61):
+        signal = engine.on_bar(Bar("AAA", ten + minute * MINUTE, 10, 11, 9, 10, 100),
+                               ten + minute * MINUTE)
+    assert signal.ts == last_in_window and signal.sentiment_count == 1
+    after = engine.on_bar(Bar("AAA", ten + 61 * MINUTE, 10, 11, 9, 10, 100), ten + 61 * MINUTE)
+    assert after.sentiment_count == 0
+    # Once no later bar's window can cover a stamp, the headline is not kept at all.
+    assert not engine.add_sentiment(ten, 0.5, ten + 61 * MINUTE)
+    assert engine.add_sentiment(ten + 2 * MINUTE, 0.5, ten + 61 * MINUTE)
+
+
+def test_knowledge_ties_count():
+    """A headline known at the very instant the bar is known counts for it."""
+    engine = TickerEngine("AAA", SETTINGS)
+    engine.add_sentiment(5, 0.4, 1_000)
+    engine.add_sentiment(6, 0.9, 1_001)
+    signal = engine.on_bar(Bar("AAA", 10, 10, 11, 9, 10, 100), 1_000)
+    assert (signal.sentiment_count, signal.sentiment_mean) == (1, pytest.approx(0.4))
 
 
 def test_window_stats_do_not_depend_on_order():
@@ -102,10 +133,10 @@ def test_window_stats_do_not_depend_on_order():
 
 def test_duplicate_and_out_of_order_bars_are_rejected_without_changing_state():
     engine = TickerEngine("AAA", SETTINGS)
-    engine.on_bar(Bar("AAA", 2_000, 10, 11, 9, 10, 100))
+    engine.on_bar(Bar("AAA", 2_000, 10, 11, 9, 10, 100), 2_000)
     for ts, code in [(2_000, "duplicate_bar"), (1_000, "out_of_order")]:
         with pytest.raises(InvalidEvent) as err:
-            engine.on_bar(Bar("AAA", ts, 10, 11, 9, 10, 100))
+            engine.on_bar(Bar("AAA", ts, 10, 11, 9, 10, 100), ts)
         assert (err.value.code, err.value.field) == (code, "timestamp")
     assert engine.series["1m"].features.bars == 1 and engine.last_ts == 2_000
 
@@ -120,20 +151,30 @@ def test_state_snapshot_restores_the_engine_exactly(market):
     half = len(events) // 2
     for k, bar in enumerate(events):
         while i < len(items) and items[i].ts <= bar.ts:
-            engine.on_news(items[i])
+            add_news(engine, items[i])
             i += 1
         if k == half:  # crash and recover from the snapshot
             data = engine.engines["T000"].to_state()
             engine.engines["T000"] = TickerEngine.from_state("T000", SETTINGS, data)
-        out.append(engine.on_bar(bar))
+        out.append(engine.on_bar(bar, bar.ts))
     assert_same_signals(out, reference)
+
+
+def add_news(engine: SignalEngine, item: NewsItem) -> None:
+    """Score a headline and apply it as :func:`run_events` does (known after the latency)."""
+    score = engine.scorer.score_batch([item.headline])[0].score
+    engine.add_scored_news(item, score, item.ts + NEWS_LATENCY)
+
+
+NEWS_LATENCY = 60 * 10**9  # replay.news_latency's default, which run_events applies
 
 
 def test_news_naming_several_tickers_reaches_each():
     engine = SignalEngine(SETTINGS)
-    engine.on_news(NewsItem("n", 5, ("AAA", "BBB"), "AAA and BBB shares rally on record profit"))
-    a = engine.on_bar(Bar("AAA", 10, 10, 11, 9, 10, 100))
-    b = engine.on_bar(Bar("BBB", 10, 10, 11, 9, 10, 100))
+    item = NewsItem("n", 5, ("AAA", "BBB"), "AAA and BBB shares rally on record profit")
+    engine.add_scored_news(item, engine.scorer.score_batch([item.headline])[0].score, 5)
+    a = engine.on_bar(Bar("AAA", 10, 10, 11, 9, 10, 100), 10)
+    b = engine.on_bar(Bar("BBB", 10, 10, 11, 9, 10, 100), 10)
     assert a.sentiment_count == b.sentiment_count == 1
     assert a.sentiment_mean == b.sentiment_mean > 0
 
@@ -174,32 +215,33 @@ def test_snapshot_keeps_every_interval(two_intervals):
     out, i = [], 0
     for k, bar in enumerate(events):
         while i < len(items) and items[i].ts <= bar.ts:
-            engine.on_news(items[i])
+            add_news(engine, items[i])
             i += 1
         if k in (len(events) // 3, 2 * len(events) // 3):
             data = engine.engines["T001"].to_state()
             engine.engines["T001"] = TickerEngine.from_state("T001", SETTINGS, data)
-        out.append(engine.on_bar(bar))
+        out.append(engine.on_bar(bar, bar.ts))
     assert_same_signals(out, reference)
     assert set(engine.engines["T001"].series) == {"1m", "5m"}
 
 
 def test_a_repeated_bar_is_refused_per_interval():
     engine = TickerEngine("AAA", SETTINGS)
-    engine.on_bar(Bar("AAA", 2_000, 10, 11, 9, 10, 100, "1m"))
-    engine.on_bar(Bar("AAA", 2_000, 10, 11, 9, 10, 100, "5m"))  # another series: fine
-    engine.on_bar(Bar("AAA", 1_500, 10, 11, 9, 10, 100, "1h"))  # its first bar: fine
+    engine.on_bar(Bar("AAA", 2_000, 10, 11, 9, 10, 100, "1m"), 2_000)
+    engine.on_bar(Bar("AAA", 2_000, 10, 11, 9, 10, 100, "5m"), 2_000)  # another series: fine
+    engine.on_bar(Bar("AAA", 1_500, 10, 11, 9, 10, 100, "1h"), 2_000)  # its first bar: fine
     with pytest.raises(InvalidEvent) as err:
-        engine.on_bar(Bar("AAA", 2_000, 10, 11, 9, 10, 100, "5m"))
+        engine.on_bar(Bar("AAA", 2_000, 10, 11, 9, 10, 100, "5m"), 2_000)
     assert err.value.code == "duplicate_bar"
     assert engine.last_ts == 2_000
     assert {iv: s.features.bars for iv, s in engine.series.items()} == {"1m": 1, "5m": 1,
                                                                         "1h": 1}
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 4])
 def test_an_old_snapshot_is_refused_with_a_clear_error(version):
-    """Versions 1 and 2 kept bar rows that do not reach back over the Hawkes window."""
+    """Versions 1 and 2 kept bar rows that do not reach back over the Hawkes window, 4 no
+    knowledge times."""
     series = {"bars": 200, "last_ts": 200, "history": [[1.0] * 6] * 200}
     old = orjson.dumps({"v": version, "news_ts": [], "news_scores": [],
                         **({"series": {"1m": series}} if version == 2 else series)})
@@ -214,7 +256,7 @@ def test_snapshot_of_a_warm_ticker_is_small():
     bars = synthetic_bars(1, 3_000, seed=13)
     engine = TickerEngine("T000", settings)
     for bar in bars_to_events(bars):
-        engine.on_bar(bar)
+        engine.on_bar(bar, bar.ts)
     data = engine.to_state()
     assert len(data) < 32_000
     restored = TickerEngine.from_state("T000", settings, data)

@@ -21,16 +21,20 @@ def test_restore_from_snapshot_and_journal_continues_identically() -> None:
     state = TickerState(TickerEngine("AAPL", settings))
     snapshots: dict[str, bytes] = {}
     journal: dict[str, bytes] = {}
-    stream = sorted([(n.ts, 0, n) for n in news] + [(b.ts, 1, b) for b in bars],
-                    key=lambda k: k[:2])
+    # Headlines arrive 0 to 5 minutes after their stamp, in arrival order: the journal must
+    # keep each one's knowledge time for the recovered state to count it as the live one.
+    lags = np.random.default_rng(5).integers(0, 300, len(news)) * 10**9
+    stream = sorted([(n.ts + int(lag), 0, n) for n, lag in zip(news, lags, strict=True)]
+                    + [(b.ts, 1, b) for b in bars], key=lambda k: k[:2])
     crash_at = len(stream) * 2 // 3
-    for i, (_, kind, event) in enumerate(stream):
+    scores = iter(np.random.default_rng(6).uniform(-1, 1, len(stream)).tolist())
+    for i, (known, kind, event) in enumerate(stream):
         if i == crash_at:
             break
         if kind == 0:
-            entry = state.add_news(event.ts, 0.5)
+            entry = state.add_news(event.ts, next(scores), 0, i, known)
         else:
-            _, entry = state.add_bar(event, offset=i)
+            _, entry = state.add_bar(event, i, known)
         if entry is not None:
             journal[journal_key("AAPL", state.seq - 1, every)] = entry
             if state.snapshot_due(every):
@@ -38,11 +42,17 @@ def test_restore_from_snapshot_and_journal_continues_identically() -> None:
     recovered = restore("AAPL", settings, "lexicon", snapshots.get("AAPL"), journal.get, every)
     assert recovered.seq == state.seq
     assert recovered.bar_offset == state.bar_offset
-    for _, kind, event in stream[crash_at:]:
+    counted = 0
+    for i, (known, kind, event) in enumerate(stream[crash_at:]):
         if kind == 0:
-            assert recovered.add_news(event.ts, 0.5) == state.add_news(event.ts, 0.5)
+            score = next(scores)
+            assert (recovered.add_news(event.ts, score, 0, i, known)
+                    == state.add_news(event.ts, score, 0, i, known))
         else:
-            assert recovered.add_bar(event, 0)[0] == state.add_bar(event, 0)[0]
+            signal = state.add_bar(event, i, known)[0]
+            assert recovered.add_bar(event, i, known)[0] == signal
+            counted += signal.sentiment_count
+    assert counted > 0
 
 
 def test_snapshots_fall_on_positions_of_each_tickers_own() -> None:
@@ -72,14 +82,28 @@ def test_a_snapshot_from_an_older_version_starts_the_ticker_afresh(caplog) -> No
     bars, _ = market_events(tickers=("AAPL",), bars_per_ticker=40, news_per_bar=0.0)
     state = TickerState(TickerEngine("AAPL", settings))
     for i, bar in enumerate(bars[:32]):
-        state.add_bar(bar, offset=100 + i)
+        state.add_bar(bar, 100 + i, bar.ts)
     current = state.snapshot()
     engine_start = len(current) - len(state.engine.to_state())
-    old = current[:engine_start] + orjson.dumps({"v": 2, "news_ts": [], "news_scores": []})
+    old = current[:engine_start] + orjson.dumps({"v": 4, "news_ts": [], "news_scores": []})
     with caplog.at_level(logging.WARNING, logger="gnosis.streams.state"):
         recovered = restore("AAPL", settings, "lexicon", old, {}.get, 16)
-    assert "AAPL: state version 2 cannot be restored" in caplog.text
+    assert "AAPL: state version 4 cannot be restored" in caplog.text
     assert (recovered.seq, recovered.bar_offset) == (state.seq, state.bar_offset)
     fresh = TickerEngine("AAPL", settings)
     for bar in bars[32:]:
-        assert recovered.add_bar(bar, 0)[0] == fresh.on_bar(bar)
+        assert recovered.add_bar(bar, 0, bar.ts)[0] == fresh.on_bar(bar, bar.ts)
+
+
+def test_journal_entries_written_before_knowledge_times_still_replay() -> None:
+    """An entry of the earlier format (no knowledge time) replays as known at its stamp."""
+    settings = Settings()
+    bars, _ = market_events(tickers=("AAPL",), bars_per_ticker=3, news_per_bar=0.0)
+    b = bars[0]
+    old = {journal_key("AAPL", 0, 16): orjson.dumps([0, 0, b.ts - 5, 0.7, 0, 9]),
+           journal_key("AAPL", 1, 16): orjson.dumps(
+               [1, 1, 3, b.ts, b.open, b.high, b.low, b.close, b.volume, b.interval])}
+    recovered = restore("AAPL", settings, "lexicon", None, old.get, 16)
+    assert (recovered.seq, recovered.bar_offset, recovered.news_offsets) == (2, 3, {0: 9})
+    signal, _ = recovered.add_bar(bars[1], 4, bars[1].ts)
+    assert (signal.sentiment_count, signal.sentiment_mean) == (1, 0.7)
