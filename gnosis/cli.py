@@ -88,6 +88,30 @@ def replay(
 
 
 @app.command()
+def record(
+    out: Annotated[Path, typer.Argument(help="Folder for bars.parquet, news.parquet and "
+                                             "rejected.parquet; a rerun resumes from it.")
+                   ] = Path("out/recording"),
+    config: ConfigOption = None,
+) -> None:
+    """Record what the bars and news topics hold, with when each record arrived, into files
+    `gnosis replay` reads: the recording replays to the live signals."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from gnosis.security import explained
+    from gnosis.streams.recorder import record as record_topics
+
+    settings = _settings(config)
+    with explained(settings), Progress(TextColumn("recording"), BarColumn(),
+                                       MofNCompleteColumn(), TextColumn("records"),
+                                       console=console, transient=True) as progress:
+        task = progress.add_task("record", total=None)
+        result = record_topics(settings, out, lambda done, total: progress.update(
+            task, completed=done, total=total))
+    console.print(result.summary(out), soft_wrap=True)
+
+
+@app.command()
 def backtest(
     signals: Annotated[Path, typer.Argument(help="Signals file from `gnosis replay`.",
                                             exists=True, dir_okay=False)],
@@ -244,11 +268,12 @@ def main() -> None:
     from gnosis.replay.run import ReplayError
     from gnosis.research.parameter_sweep import SweepError
     from gnosis.security import KafkaAccessError
+    from gnosis.streams.recorder import RecordError
 
     try:
         app()
     except (ConfigError, InvalidEvent, ProviderError, ReaderError, ReplayError, SweepError,
-            FileNotFoundError) as exc:
+            RecordError, FileNotFoundError) as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
     except KafkaAccessError as exc:

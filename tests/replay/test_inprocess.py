@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -64,3 +65,30 @@ def test_replay_equals_the_streaming_core_field_for_field(tmp_path_factory, seed
     for a, b in zip(replayed[list(expected.columns)].to_dict("records"),
                     expected.to_dict("records"), strict=True):
         assert_same_fields(a, b)
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10_000), tickers=st.integers(1, 3), minutes=st.integers(150, 300),
+       per_bar=st.floats(0.1, 0.8), late=st.floats(0.0, 1.0))
+def test_knowledge_times_decide_the_same_way_in_both_forms(seed, tickers, minutes, per_bar,
+                                                           late):
+    """With ``received_at`` on bars and news (headlines up to ten bars late, some arriving
+    exactly with a bar), the vectorised replay and the streaming core count the same
+    headlines for every bar, and late ones only from the first bar known after them."""
+    rng = np.random.default_rng(seed)
+    bars, news = market(seed, tickers, minutes, 1, per_bar)
+    bars = bars.assign(received_at=bars["ts"] + rng.integers(0, 2 * 10**9, len(bars)))
+    lag = np.where(rng.uniform(size=len(news)) < late,
+                   rng.integers(0, 600, len(news)) * 10**9, rng.integers(0, 3, len(news)) * 10**9)
+    news = news.assign(received_at=news["ts"].to_numpy() + lag)
+    tied = rng.uniform(size=len(news)) < 0.2  # arrives with a bar: the tie counts
+    news.loc[tied, "received_at"] = rng.choice(bars["received_at"].to_numpy(), int(tied.sum()))
+    frame = replay_frame(bars, news, SETTINGS)
+    live = run_events(bars_to_events(bars), news_to_events(news), SETTINGS,
+                      bars_known=bars["received_at"].tolist(),
+                      news_known=news["received_at"].tolist())
+    for streamed, replayed in zip(live, to_signals(frame), strict=True):
+        assert_same_fields(replayed.to_dict(), streamed.to_dict())
+    stamped_only = replay_frame(bars.drop(columns="received_at"),
+                                news.assign(received_at=news["ts"]), SETTINGS)
+    assert (frame["sentiment_count"] <= stamped_only["sentiment_count"]).all()

@@ -371,3 +371,37 @@ def test_news_missing_column_and_empty_file(tmp_path):
         read_news(write(tmp_path, "empty.csv", ""))
     empty = read_news(write(tmp_path, "header.csv", "id,timestamp,tickers,headline\n"))
     assert len(empty.frame) == 0 and not empty.errors
+
+
+def test_received_at_is_read_as_knowledge_time_and_named_when_bad(tmp_path):
+    """``received_at`` takes the timestamp's forms; a file that has it needs it per row."""
+    bars = write(tmp_path, "bars.csv", """\
+ticker,timestamp,open,high,low,close,volume,received_at
+AAPL,2024-01-02T15:30:00Z,10,11,9,10.5,100,2024-01-02T15:30:00.7Z
+AAPL,2024-01-02T15:31:00Z,10,11,9,10.5,100,1704209461000
+AAPL,2024-01-02T15:32:00Z,10,11,9,10.5,100,
+AAPL,2024-01-02T15:33:00Z,10,11,9,10.5,100,soon
+""")
+    load = read_bars(bars)
+    assert load.frame["received_at"].tolist() == [1_704_209_400_700_000_000,
+                                                  1_704_209_461_000_000_000]
+    assert [str(e) for e in load.errors] == [
+        f"bars.csv:{line}: field 'received_at': received_at is missing or not a time "
+        "(ISO-8601 or epoch ms, not in the future) [bad_timestamp]" for line in (4, 5)]
+
+    news = tmp_path / "news.parquet"
+    pd.DataFrame({"id": ["a", "b", "c"],
+                  "timestamp": pd.to_datetime(["2024-01-02T15:30:00Z"] * 3, utc=True),
+                  "tickers": [["AAPL"], ["AAPL", "MSFT"], ["MSFT"]],
+                  "headline": ["x", "y", "z"],
+                  "received_at": pd.to_datetime(["2024-01-02T15:31:20Z", None,
+                                                 "2024-01-02T15:30:05Z"], utc=True)}
+                 ).to_parquet(news)
+    loaded = read_news(news)
+    assert loaded.frame["id"].tolist() == ["a", "c"]
+    assert loaded.frame["received_at"].tolist() == [1_704_209_480_000_000_000,
+                                                    1_704_209_405_000_000_000]
+    assert [(e.row, e.field, e.code) for e in loaded.errors] == [(2, "received_at",
+                                                                  "bad_timestamp")]
+    with pytest.raises(ReaderError, match="news.parquet:2: field 'received_at'"):
+        read_news(news, strict=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -39,7 +40,13 @@ def bars():
 
 @pytest.fixture(scope="session")
 def news(bars):
-    return synthetic_news(bars, per_bar=0.05, seed=4)
+    """Headlines with when they arrived: most within seconds, a third up to ten bars late,
+    so the sweep's point-in-time rule is exercised against replay_frame's."""
+    news = synthetic_news(bars, per_bar=0.05, seed=4)
+    rng = np.random.default_rng(5)
+    lag = np.where(rng.uniform(size=len(news)) < 0.3, rng.integers(60, 600, len(news)),
+                   rng.integers(0, 5, len(news))) * 10**9
+    return news.assign(received_at=news["ts"].to_numpy() + lag)
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +76,10 @@ def write_files(bars: pd.DataFrame, news: pd.DataFrame, folder: Path) -> tuple[P
     bars_path, news_path = folder / "bars.csv", folder / "news.csv"
     stamp = pd.to_datetime(bars["ts"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     bars.assign(timestamp=stamp).drop(columns="ts").to_csv(bars_path, index=False)
-    news.assign(timestamp=pd.to_datetime(news["ts"], utc=True).dt.strftime(
-        "%Y-%m-%dT%H:%M:%S.%fZ"), tickers=news["tickers"].map(";".join)).drop(
+    iso = "%Y-%m-%dT%H:%M:%S.%fZ"
+    news.assign(timestamp=pd.to_datetime(news["ts"], utc=True).dt.strftime(iso),
+                received_at=pd.to_datetime(news["received_at"], utc=True).dt.strftime(iso),
+                tickers=news["tickers"].map(";".join)).drop(
         columns="ts").to_csv(news_path, index=False)
     grid = folder / "grid.toml"
     grid.write_text("[rules]\ntrending_hurst = [0.5, 0.6]\nmin_confidence = [0.0, 0.4]\n"

@@ -7,13 +7,18 @@ import contextlib
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
+import pytest
 
-from gnosis.events import Bar, NewsItem
+from gnosis.config import Settings
+from gnosis.events import Bar, NewsItem, TradingSignal
 from gnosis.models.sentiment.synthetic import synthetic_headlines
+from gnosis.replay.kafka import collect_signals
 
 MINUTE_NS = 60 * 1_000_000_000
 START_NS = 1_704_204_000 * 1_000_000_000  # 2024-01-02 14:00 UTC
@@ -145,3 +150,57 @@ def http_get(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
     except urllib.error.URLError:
         return 0, b"{}"
+
+
+def small_windows(settings: Settings) -> Settings:
+    """Windows short enough that a few hundred bars reach every rule, not only warm-up."""
+    features = replace(settings.features, window=160, vol_long=48, vol_short=8,
+                       vsa_window=10, trend_lookback=10)
+    return replace(settings, features=features)
+
+
+def active_rules(settings: Settings) -> Settings:
+    """:func:`small_windows`, and thresholds a random-walk market meets now and then, so that
+    a few hundred bars per ticker give BUY and SELL signals, not only HOLDs."""
+    settings = small_windows(settings)
+    rules = replace(settings.rules, hurst_significance=0.0, trending_hurst=0.5,
+                    mean_reverting_hurst=0.5, positive_sentiment=0.02,
+                    negative_sentiment=-0.02, low_clustering=1.5, no_supply_vsa=0.0)
+    return replace(settings, rules=rules)
+
+
+def assert_same_signals(got: list[TradingSignal], expected: list[TradingSignal], *,
+                        exactly_once: bool) -> None:
+    """Every expected signal arrived with every field equal (floats to 1e-9)."""
+    counts = Counter(s.signal_id for s in got)
+    missing = {s.signal_id for s in expected} - set(counts)
+    assert not missing, f"{len(missing)} of {len(expected)} signals never arrived: " + ", ".join(
+        sorted(f"{s.ticker}@{s.ts}" for s in expected if s.signal_id in missing)[:10])
+    assert set(counts) == {s.signal_id for s in expected}, "unexpected signals"
+    if exactly_once:
+        assert max(counts.values()) == 1, "a signal arrived twice under exactly-once"
+    want = {s.signal_id: s for s in expected}
+    differ = 0
+    for live in got:
+        ref = want[live.signal_id]
+        for f in fields(TradingSignal):
+            a, b = getattr(live, f.name), getattr(ref, f.name)
+            same = a == pytest.approx(b, abs=1e-9) if isinstance(b, float) else a == b
+            differ += not same
+    assert differ == 0, f"{differ} fields differ from the in-process replay"
+
+
+def collect_all(settings: Settings, expected: int, *, exactly_once: bool
+                ) -> list[TradingSignal]:
+    """The signals topic once ``expected`` distinct signals are in it (or after 180 s)."""
+    deadline = time.monotonic() + 180
+    got = collect_signals(settings, expected=expected, timeout=180)
+    # Repeats, which at-least-once allows, count as records: read on until every
+    # distinct signal is there, one more record at a time.
+    while len({s.signal_id for s in got}) < expected and time.monotonic() < deadline:
+        got = collect_signals(settings, expected=len(got) + 1,
+                              timeout=max(1.0, deadline - time.monotonic()))
+    if exactly_once and len(got) >= expected:
+        # Anything that would arrive twice has had time to.
+        got = collect_signals(settings, expected=None, timeout=30)
+    return got

@@ -232,13 +232,18 @@ class Record:
     partition: int
     reason: str | None
     offset: int = -1
+    known: int = -1
+    """Knowledge time (epoch ns): the broker's timestamp of the record once sent."""
 
 
 def build_stream(settings: Settings) -> tuple[list[Record], list[Bar], list[NewsItem]]:
     """The valid market with the generated malformed records interleaved, in send order."""
     bars, news = market_events(tickers=TICKERS, bars_per_ticker=BARS_PER_TICKER,
                                news_per_bar=0.2, seed=11)
-    valid = list(event_order(bars, news))
+    # The valid events go out in the order a feed would know them (each headline a minute
+    # after its stamp); the expected signals use the times the broker actually gave them.
+    valid = [event for _, event in event_order(bars, news, [b.ts for b in bars],
+                                               [n.ts + MINUTE_NS for n in news])]
     bad_bars = _sample(st.builds(BadBar, malformed_bar_payloads, st.integers(0, PARTITIONS - 1),
                                  st.integers(0, len(valid))), N_BAD_BARS, 1)
     stale = _sample(st.builds(StaleBar, st.sampled_from(TICKERS),
@@ -328,7 +333,8 @@ async def _send_all(settings: Settings, records: list[Record]) -> None:
                 news_in_flight.append(future)
         await producer.flush()
         for rec, future in sent:
-            rec.offset = (await future).offset
+            meta = await future
+            rec.offset, rec.known = meta.offset, meta.timestamp * 1_000_000
     finally:
         await producer.stop()
 
@@ -357,13 +363,15 @@ def test_malformed_events_go_to_deadletter_and_valid_ones_are_unaffected(
             "high_below_body", "low_above_body", "bad_timestamp", "bad_ticker", "oversized",
             "duplicate_bar", "out_of_order", "bad_interval", "wrong_partition", "key_mismatch",
             } <= set(reasons), reasons
-    valid_bars = [Bar.from_json(r.payload) for r in records if r.topic == "bars" and not r.reason]
-    valid_news = [NewsItem.from_json(r.payload) for r in records
-                  if r.topic == "news" and not r.reason]
-    assert len(valid_bars) == len(bars) and len(valid_news) == len(news)
-    expected = run_events(valid_bars, valid_news, cfg)
-
     asyncio.run(_send_all(cfg, records))
+    valid = {topic: [r for r in records if r.topic == topic and not r.reason]
+             for topic in ("bars", "news")}
+    valid_bars = [Bar.from_json(r.payload) for r in valid["bars"]]
+    valid_news = [NewsItem.from_json(r.payload) for r in valid["news"]]
+    assert len(valid_bars) == len(bars) and len(valid_news) == len(news)
+    expected = run_events(valid_bars, valid_news, cfg,
+                          bars_known=[r.known for r in valid["bars"]],
+                          news_known=[r.known for r in valid["news"]])
     worker = worker_process(cfg)
     got = collect_signals(cfg, expected=len(expected), timeout=120)
     dead = consume_committed(cfg.kafka.bootstrap_servers, cfg.kafka.deadletter_topic,

@@ -16,8 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, seed
@@ -26,12 +25,21 @@ from hypothesis import strategies as st
 
 from gnosis.config import Settings
 from gnosis.engine import run_events
-from gnosis.events import Bar, NewsItem, TradingSignal
-from gnosis.replay.kafka import collect_signals, publish
+from gnosis.events import Bar, NewsItem
+from gnosis.replay.kafka import publish
 from gnosis.streams.kafka.broker import LocalKafka, free_port
 from gnosis.streams.records import ticker_partition
 
-from .conftest import http_get, kill_when, market_events, wait_for_records, wait_until
+from .conftest import (
+    assert_same_signals,
+    collect_all,
+    http_get,
+    kill_when,
+    market_events,
+    small_windows,
+    wait_for_records,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -68,13 +76,6 @@ def generated_market(key: int) -> Market:
     return out[0]
 
 
-def small_windows(settings: Settings) -> Settings:
-    """Windows short enough that a few hundred bars reach every rule, not only warm-up."""
-    features = replace(settings.features, window=160, vol_long=48, vol_short=8,
-                       vsa_window=10, trend_lookback=10)
-    return replace(settings, features=features)
-
-
 def market_input(market: Market) -> tuple[list[Bar], list[NewsItem]]:
     bars, news = market_events(market.tickers, market.bars_per_ticker, market.news_per_bar,
                                market.seed)
@@ -83,27 +84,6 @@ def market_input(market: Market) -> tuple[list[Bar], list[NewsItem]]:
                                                          for t in n.tickers})]
     assert shared, "the market should name tickers that share a partition"
     return bars, news
-
-
-def assert_same_signals(got: list[TradingSignal], expected: list[TradingSignal], *,
-                        exactly_once: bool) -> None:
-    """Every expected signal arrived with every field equal (floats to 1e-9)."""
-    counts = Counter(s.signal_id for s in got)
-    missing = {s.signal_id for s in expected} - set(counts)
-    assert not missing, f"{len(missing)} of {len(expected)} signals never arrived: " + ", ".join(
-        sorted(f"{s.ticker}@{s.ts}" for s in expected if s.signal_id in missing)[:10])
-    assert set(counts) == {s.signal_id for s in expected}, "unexpected signals"
-    if exactly_once:
-        assert max(counts.values()) == 1, "a signal arrived twice under exactly-once"
-    want = {s.signal_id: s for s in expected}
-    differ = 0
-    for live in got:
-        ref = want[live.signal_id]
-        for f in fields(TradingSignal):
-            a, b = getattr(live, f.name), getattr(ref, f.name)
-            same = a == pytest.approx(b, abs=1e-9) if isinstance(b, float) else a == b
-            differ += not same
-    assert differ == 0, f"{differ} fields differ from the in-process replay"
 
 
 # Event time runs this many times faster than wall time while publishing: a market of
@@ -117,22 +97,6 @@ def publish_in_background(bars: list[Bar], news: list[NewsItem], settings: Setti
                               kwargs={"progress": False, "speed": speed}, daemon=True)
     thread.start()
     return thread
-
-
-def collect_all(settings: Settings, expected: int, *, exactly_once: bool
-                ) -> list[TradingSignal]:
-    """The signals topic once ``expected`` distinct signals are in it (or after 180 s)."""
-    deadline = time.monotonic() + 180
-    got = collect_signals(settings, expected=expected, timeout=180)
-    # Repeats, which at-least-once allows, count as records: read on until every
-    # distinct signal is there, one more record at a time.
-    while len({s.signal_id for s in got}) < expected and time.monotonic() < deadline:
-        got = collect_signals(settings, expected=len(got) + 1,
-                              timeout=max(1.0, deadline - time.monotonic()))
-    if exactly_once and len(got) >= expected:
-        # Anything that would arrive twice has had time to.
-        got = collect_signals(settings, expected=None, timeout=30)
-    return got
 
 
 @pytest.mark.parametrize(("workers", "guarantee", "key"), [
@@ -220,6 +184,9 @@ def test_a_worker_the_group_went_on_without(kafka_settings, kafka_topics,
     its tasks and moves their state on; when it rejoins, what it kept in memory is stale,
     and the signals of the tasks it gets back must still equal the replay."""
     settings = small_windows(kafka_settings(partitions=PARTITIONS, session_timeout=6.0))
+    # The input goes out in three parts cut at bar closes: a headline is known at its stamp,
+    # so that each part holds exactly what was known before the next.
+    settings = replace(settings, replay=replace(settings.replay, news_latency="0"))
     kafka_topics(settings)
     bars, news = market_input(generated_market(7))
     times = sorted({b.ts for b in bars})
