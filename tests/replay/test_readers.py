@@ -403,5 +403,5 @@ AAPL,2024-01-02T15:33:00Z,10,11,9,10.5,100,soon
                                                     1_704_209_405_000_000_000]
     assert [(e.row, e.field, e.code) for e in loaded.errors] == [(2, "received_at",
                                                                   "bad_timestamp")]
-    with pytest.raises(ReaderError, match="news.parquet:2: field 'received_at'"):
+    with pytest.raises(ReaderError, match=r"news\.parquet:2: field 'received_at'"):
         read_news(news, strict=True)

@@ -10,16 +10,20 @@ import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, Phase, given, seed
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from gnosis.config import Settings
 from gnosis.events import Bar, NewsItem, TradingSignal
 from gnosis.models.sentiment.synthetic import synthetic_headlines
 from gnosis.replay.kafka import collect_signals
 
+T = TypeVar("T")
 MINUTE_NS = 60 * 1_000_000_000
 START_NS = 1_704_204_000 * 1_000_000_000  # 2024-01-02 14:00 UTC
 
@@ -150,6 +154,22 @@ def http_get(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
     except urllib.error.URLError:
         return 0, b"{}"
+
+
+def drawn(strategy: st.SearchStrategy[T], key: int) -> T:
+    """One example of ``strategy``, the same on every run for a given ``key`` (an input
+    drawn by hypothesis for a test too slow to run many examples of)."""
+    out: list[T] = []
+
+    @seed(key)
+    @hsettings(max_examples=1, database=None, phases=[Phase.generate],
+               suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def draw(example: T) -> None:
+        out.append(example)
+
+    draw()
+    return out[0]
 
 
 def small_windows(settings: Settings) -> Settings:

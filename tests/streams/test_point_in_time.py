@@ -30,8 +30,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, Phase, given, seed
-from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from gnosis.config import Settings, duration_ns
@@ -43,6 +41,7 @@ from .conftest import (
     active_rules,
     assert_same_signals,
     collect_all,
+    drawn,
     kill_when,
     market_events,
 )
@@ -69,17 +68,7 @@ feeds = st.builds(Feed, st.integers(0, 2**16), st.floats(0.2, 0.5), st.floats(0.
 
 def drawn_feed(key: int) -> Feed:
     """One feed from :data:`feeds`, the same on every run for a given ``key``."""
-    out: list[Feed] = []
-
-    @seed(key)
-    @hsettings(max_examples=1, database=None, phases=[Phase.generate],
-               suppress_health_check=list(HealthCheck))
-    @given(feeds)
-    def draw(feed: Feed) -> None:
-        out.append(feed)
-
-    draw()
-    return out[0]
+    return drawn(feeds, key)
 
 
 def arrivals(bars: list[Bar], news: list[NewsItem], feed: Feed

@@ -19,8 +19,6 @@ import time
 from dataclasses import dataclass, replace
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, seed
-from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from gnosis.config import Settings
@@ -33,6 +31,7 @@ from gnosis.streams.records import ticker_partition
 from .conftest import (
     assert_same_signals,
     collect_all,
+    drawn,
     http_get,
     kill_when,
     market_events,
@@ -63,17 +62,7 @@ markets = st.builds(
 
 def generated_market(key: int) -> Market:
     """One market drawn from :data:`markets`, the same on every run for a given ``key``."""
-    out: list[Market] = []
-
-    @seed(key)
-    @hsettings(max_examples=1, database=None, phases=[Phase.generate],
-               suppress_health_check=list(HealthCheck))
-    @given(markets)
-    def draw(market: Market) -> None:
-        out.append(market)
-
-    draw()
-    return out[0]
+    return drawn(markets, key)
 
 
 def market_input(market: Market) -> tuple[list[Bar], list[NewsItem]]:
