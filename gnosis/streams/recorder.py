@@ -118,7 +118,11 @@ async def _partition_counts(settings: Settings, topics: list[str]) -> dict[str, 
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
-        described = {t["topic"]: t for t in await admin.describe_topics(topics)}
+        # Listing first: a metadata request naming a topic may create it on a broker that
+        # creates topics on first use.
+        missing = [t for t in topics if t not in set(await admin.list_topics())]
+        described = {} if missing else {t["topic"]: t for t in
+                                        await admin.describe_topics(topics)}
     finally:
         await admin.close()
     for topic in topics:

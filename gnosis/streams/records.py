@@ -79,8 +79,9 @@ def decode_rekeyed(key: bytes | None, value: bytes) -> ScoredHeadline | tuple[in
     obj = orjson.loads(value)
     if key == MARK_KEY:
         return obj["q"], obj["n"]
+    # A record re-keyed before knowledge times were kept has no "k": known at its stamp.
     return ScoredHeadline(obj["ticker"], obj["ts"], obj["score"], obj["id"], obj["q"], obj["o"],
-                          obj["k"])
+                          obj.get("k", obj["ts"]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +64,7 @@ from gnosis.streams.topics import client_options, topic_names
 log = logging.getLogger(__name__)
 
 _MAX_HELD = 50_000  # held bars per partition before its fetching pauses
+_MAX_AHEAD_NS = 1_000_000_000  # a knowledge time further ahead of the clock is not waited for
 
 
 @dataclass(slots=True)
@@ -154,6 +156,7 @@ class Worker:
         self.last_commit = clock()
         self.paused: set[TopicPartition] = set()
         self.barrier_wanted = asyncio.Event()
+        self.warned_ahead_at = -math.inf
         self.restart_at: dict[TopicPartition, int] = {}
         self.news_seen: dict[int, int] = {}  # per news partition: position after taken records
         self._outbox: dict[int, list[Out]] = {}
@@ -574,6 +577,11 @@ class Worker:
                 if due is None:
                     continue
                 early = due - self.wall_clock()
+                if early > _MAX_AHEAD_NS:
+                    # Only a producer's clock can put a knowledge time this far ahead (a
+                    # CreateTime topic): waiting for it would stall every partition.
+                    self._warn_ahead(early)
+                    early = 0
                 if early <= 0:
                     epoch, generation = self.gate.ask_barrier(), self.generation
             if early > 0:
@@ -596,6 +604,15 @@ class Worker:
                     await self._advance()
                 if self.gate.barrier_due() is not None:
                     self.barrier_wanted.set()
+
+    def _warn_ahead(self, early_ns: int) -> None:
+        now = self.clock()
+        if now - self.warned_ahead_at >= 60.0:
+            self.warned_ahead_at = now
+            log.warning("a bar's knowledge time is %.1f s ahead of this worker's clock: its "
+                        "topic uses CreateTime and a producer's clock is ahead (use "
+                        "LogAppendTime, see docs/operations.md); asking for its barrier now",
+                        early_ns / 1e9)
 
     async def _ticker(self) -> None:
         """Time-driven work: news waiting for its batch, the stall guard, commits, lag."""

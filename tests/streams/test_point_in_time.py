@@ -220,3 +220,15 @@ def test_a_late_feed_live_equals_the_replay_of_its_recording(
     assert held < len(bars), "the kill did not land mid-stream"
     assert_same_signals(collect_all(other, len(bars), exactly_once=True), expected,
                         exactly_once=True)
+
+
+def test_record_names_a_missing_topic_and_writes_nothing(tmp_path, kafka_settings,
+                                                         gnosis_cli) -> None:
+    settings = kafka_settings()  # topics not created
+    out = tmp_path / "recording"
+    done = gnosis_cli(settings, "record", out)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"error: topic '{settings.kafka.bars_topic}' does not exist on "
+        f"{settings.kafka.bootstrap_servers}")
+    assert not any(out.glob("*.parquet"))

@@ -107,3 +107,21 @@ def test_journal_entries_written_before_knowledge_times_still_replay() -> None:
     assert (recovered.seq, recovered.bar_offset, recovered.news_offsets) == (2, 3, {0: 9})
     signal, _ = recovered.add_bar(bars[1], 4, bars[1].ts)
     assert (signal.sentiment_count, signal.sentiment_mean) == (1, 0.7)
+
+
+def test_a_rekeyed_record_keeps_the_original_knowledge_time() -> None:
+    """The re-keyed record carries the news record's knowledge time, not its own; one
+    written before knowledge times were kept reads as known at its stamp."""
+    from gnosis.events import NewsItem
+    from gnosis.streams.records import decode_rekeyed, record_known, scored_headlines
+
+    item = NewsItem("n1", 1_000, ("AAPL", "MSFT"), "AAPL and MSFT rally")
+    known = record_known(1_704_209_400_123)
+    scored = scored_headlines(item, 0.5, 3, 17, known, partitions=4)
+    assert {rec.ticker for _, rec in scored} == {"AAPL", "MSFT"}
+    for _, rec in scored:
+        assert decode_rekeyed(rec.ticker.encode(), rec.to_json()) == rec
+        assert rec.known == 1_704_209_400_123_000_000
+    old = orjson.dumps({"ticker": "AAPL", "ts": 1_000, "score": 0.5, "id": "n1", "q": 3,
+                        "o": 17})
+    assert decode_rekeyed(b"AAPL", old).known == 1_000
