@@ -201,14 +201,18 @@ def assert_same_signals(got: list[TradingSignal], expected: list[TradingSignal],
     if exactly_once:
         assert max(counts.values()) == 1, "a signal arrived twice under exactly-once"
     want = {s.signal_id: s for s in expected}
-    differ = 0
+    differ: Counter[str] = Counter()
+    first: dict[str, str] = {}
     for live in got:
         ref = want[live.signal_id]
         for f in fields(TradingSignal):
             a, b = getattr(live, f.name), getattr(ref, f.name)
-            same = a == pytest.approx(b, abs=1e-9) if isinstance(b, float) else a == b
-            differ += not same
-    assert differ == 0, f"{differ} fields differ from the in-process replay"
+            if not (a == pytest.approx(b, abs=1e-9) if isinstance(b, float) else a == b):
+                differ[f.name] += 1
+                first.setdefault(f.name, f"{live.ticker}@{live.ts}: {a!r} != {b!r}")
+    assert not differ, (f"{sum(differ.values())} fields differ from the replay: "
+                        + "; ".join(f"{name} x{n} (first {first[name]})"
+                                    for name, n in differ.most_common(5)))
 
 
 def collect_all(settings: Settings, expected: int, *, exactly_once: bool

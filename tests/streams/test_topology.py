@@ -187,8 +187,7 @@ def test_a_worker_the_group_went_on_without(kafka_settings, kafka_topics,
     news = [replace(n, ts=second_cut) if first_cut <= n.ts < second_cut else n for n in news]
     expected = run_events(bars, news, settings)
     parts = [([b for b in bars if lo <= b.ts < hi], [n for n in news if lo <= n.ts < hi])
-             for lo, hi in ((times[0], first_cut), (first_cut, second_cut),
-                            (second_cut, times[-1] + 1))]
+             for lo, hi in ((0, first_cut), (first_cut, second_cut), (second_cut, times[-1] + 1))]
     bootstrap, signals = settings.kafka.bootstrap_servers, settings.kafka.signals_topic
 
     def start():
