@@ -221,12 +221,17 @@ def svg_chart(index: pd.Index, series: list[tuple[np.ndarray, str]], *, height: 
 
 
 def value_ticks(lo: float, hi: float, fmt: str) -> tuple[list[float], Callable[[float], str]]:
-    """Round y-axis ticks over ``[lo, hi]`` (a 1, 2 or 5 step, 3 to 6 of them) and a
+    """Round y-axis ticks over ``[lo, hi]`` (a 1, 2 or 5 step, 4 to 10 of them) and a
     label function: ``fmt`` with as many more decimals as the step needs to tell
     neighbouring ticks apart (a range of 0.5 % gets ``-0.1%``, not ``-0%``)."""
-    raw = (hi - lo) / 5
-    magnitude = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    magnitude = 10.0 ** math.floor(math.log10(hi - lo))
+
+    def count(step: float) -> int:
+        return math.floor(hi / step + 1e-9) - math.ceil(lo / step - 1e-9) + 1
+
+    # the coarsest round step that still gives four ticks
+    step = next(m * magnitude / 10 ** k for k in range(3) for m in (5, 2, 1)
+                if count(m * magnitude / 10 ** k) >= 4)
     first = math.ceil(lo / step - 1e-9)
     ticks = [k * step for k in range(first, math.floor(hi / step + 1e-9) + 1)]
     match = _FORMAT.fullmatch(fmt)
