@@ -44,6 +44,11 @@ lint: setup
 bench: setup system kafka-jars
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# One bench with the flags a BENCHMARKS.md row names, e.g.
+#   make bench-pipeline ARGS='--partitions 8 --workers 2 --eos-commit "" --rate 2000'
+bench-%: setup system kafka-jars
+	$(BIN)/python bench/bench_$*.py $(ARGS)
+
 constraints: setup
 	$(BIN)/pip freeze --exclude-editable | grep -v '^gnosis' | sed '1i # The versions CI ran with (pip freeze of the dev environment), so a fresh install gets\n# them too; make setup installs with -c constraints.txt. Regenerate after changing\n# pyproject.toml: make constraints.' > constraints.txt
 

@@ -1,6 +1,6 @@
 """The functional core: per-ticker state, features, as-of sentiment and rules.
 
-Nothing here knows about Kafka, Faust or asyncio. The live shell (``gnosis.streams``)
+Nothing here knows about Kafka or asyncio. The live shell (``gnosis.streams``)
 keeps one :class:`TickerEngine` per ticker in its partitions' state (with a feature state
 per bar interval inside, and the news window shared by the ticker's intervals); the replay shell
 drives :class:`SignalEngine` (or the vectorised :mod:`gnosis.replay.inprocess`) over
