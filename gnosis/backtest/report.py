@@ -40,6 +40,7 @@ table{border-collapse:collapse;font-variant-numeric:tabular-nums}
 th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}
 th{text-align:left;font-weight:500;color:#444} svg{display:block;max-width:100%;height:auto}
 td.text{text-align:left} .note{color:#555;max-width:1100px}
+#trades th,#round-trips th{text-align:right}
 .axis{font-size:11px;fill:#666} .grid-line{stroke:#eee}
 """
 """The CSS of every HTML page (no external resources)."""
@@ -120,7 +121,8 @@ def write_html_report(
     if price is not None:
         close = _close(price).reindex(index) if isinstance(index, pd.DatetimeIndex) \
             else _close(price)
-        sections.append(("Price and trades (▲ buy, ▼ sell)",
+        sections.append((f"Price and {'signals' if signals is not None else 'fills'} "
+                         "(▲ buy, ▼ sell)",
                          _price_chart(index, close, result, price, signals)))
     sections.append(("Equity", svg_chart(index, [(result.equity_curve.to_numpy(), "#1f5fbf")],
                                          height=240, fmt="{:,.0f}")))
@@ -273,7 +275,15 @@ def _axis_time(index: pd.Index, fraction: float) -> str:
 def _price_chart(index: pd.Index, close: pd.Series, result: BacktestResult, price: Any,
                  signals: Any) -> str:
     values = close.to_numpy(dtype=np.float64)
-    if signals is not None:
+    if isinstance(signals, pd.DataFrame) and {"ts", "signal_type"} <= set(signals.columns) \
+            and isinstance(index, pd.DatetimeIndex):
+        # every BUY and SELL, also those adding to a position already held
+        acting = signals[signals["signal_type"].isin(("BUY", "SELL"))]
+        found = index.get_indexer(pd.DatetimeIndex(pd.to_datetime(acting["ts"], utc=True)))
+        bars = found[found >= 0]
+        sides = np.where(acting["signal_type"].to_numpy()[found >= 0] == "BUY", 1.0, -1.0)
+        at = values
+    elif signals is not None:
         direction = np.sign(target_weights(signals, index, 1.0, hold="keep"))
         # target_weights gives what is in force from the next open; shift back to the
         # bar whose close produced the signal, and keep only changes of direction.
