@@ -100,7 +100,15 @@ def write_sweep_html(result: SweepResult, path: str | Path, *, x: str | None = N
     sections.append("<h2>Best configurations</h2>" + _table(best[columns]))
     same = identical_trades(result)
     if same:
-        shown = "".join(f"<li>{html.escape(', '.join(ids))}</li>" for ids in same)
+        rows = result.table.set_index("config_id")
+
+        def values(ids: list[str]) -> str:
+            return "; ".join(f"{name}: {', '.join(map(str, dict.fromkeys(rows.loc[ids, name])))}"
+                             for name in result.grid.names)
+
+        shown = "".join(f"<li>{len(ids)} configurations, {html.escape(values(ids))} "
+                        f'<span class="sub">({html.escape(", ".join(ids))})</span></li>'
+                        for ids in same)
         sections.insert(0, f'<h2>Identical trades</h2><p class="note">'
                         f"{sum(len(ids) for ids in same):,} of {len(result.curves):,} "
                         f"configurations traded exactly as another one did (equal equity "
