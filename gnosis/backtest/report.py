@@ -194,7 +194,7 @@ def svg_chart(index: pd.Index, series: list[tuple[np.ndarray, str]], *, height: 
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}" '
              f'viewBox="0 0 {_WIDTH} {height}" role="img">']
-    ticks, label = value_ticks(lo, hi, fmt)
+    ticks, label = value_ticks(lo, hi, fmt, least=3 if plot_h < 100 else 4)
     for v in ticks:
         yy = float(y(np.array(v)))
         parts.append(f'<line class="grid-line" x1="{_PAD_L}" x2="{_WIDTH - _PAD_R}" '
@@ -222,18 +222,19 @@ def svg_chart(index: pd.Index, series: list[tuple[np.ndarray, str]], *, height: 
     return "".join(parts)
 
 
-def value_ticks(lo: float, hi: float, fmt: str) -> tuple[list[float], Callable[[float], str]]:
-    """Round y-axis ticks over ``[lo, hi]`` (a 1, 2 or 5 step, 4 to 10 of them) and a
-    label function: ``fmt`` with as many more decimals as the step needs to tell
-    neighbouring ticks apart (a range of 0.5 % gets ``-0.1%``, not ``-0%``)."""
+def value_ticks(lo: float, hi: float, fmt: str,
+                least: int = 4) -> tuple[list[float], Callable[[float], str]]:
+    """Round y-axis ticks over ``[lo, hi]`` (the coarsest 1, 2 or 5 step giving at least
+    ``least`` of them) and a label function: ``fmt`` with as many more decimals as the
+    step needs to tell neighbouring ticks apart (a range of 0.5 % gets ``-0.1%``, not
+    ``-0%``)."""
     magnitude = 10.0 ** math.floor(math.log10(hi - lo))
 
     def count(step: float) -> int:
         return math.floor(hi / step + 1e-9) - math.ceil(lo / step - 1e-9) + 1
 
-    # the coarsest round step that still gives four ticks
     step = next(m * magnitude / 10 ** k for k in range(3) for m in (5, 2, 1)
-                if count(m * magnitude / 10 ** k) >= 4)
+                if count(m * magnitude / 10 ** k) >= least)
     first = math.ceil(lo / step - 1e-9)
     ticks = [k * step for k in range(first, math.floor(hi / step + 1e-9) + 1)]
     match = _FORMAT.fullmatch(fmt)
@@ -381,14 +382,15 @@ def _column(price: Any, name: str) -> pd.Series | None:
 def _trades_table(trades: pd.DataFrame, table_id: str) -> str:
     if trades.empty:
         return "<p>No trades.</p>"
-    head = ("<tr><th>Entry</th><th>Exit</th><th>Side</th><th>Entry price</th>"
-            "<th>Exit price</th><th>Return</th></tr>")
+    book = "ticker" in trades.columns  # a book's trades: say whose
+    head = (f"<tr>{'<th>Ticker</th>' if book else ''}<th>Entry</th><th>Exit</th><th>Side</th>"
+            "<th>Entry price</th><th>Exit price</th><th>Return</th></tr>")
     rows = []
-    shown = trades.tail(25)
-    price = _price_format(shown["entry_price"])
-    for t in shown.to_dict("records"):
+    for t in trades.tail(25).to_dict("records"):
         side = "long" if t["direction"] > 0 else "short"
-        rows.append(f"<tr><td>{_time_label(t['entry_time'])}</td>"
+        price = _price_format([t["entry_price"]])
+        ticker = f"<td>{html.escape(str(t['ticker']))}</td>" if book else ""
+        rows.append(f"<tr>{ticker}<td>{_time_label(t['entry_time'])}</td>"
                     f"<td>{_time_label(t['exit_time'])}{'' if t['closed'] else ' (open)'}</td>"
                     f"<td>{side}</td><td>{price.format(t['entry_price'])}</td>"
                     f"<td>{price.format(t['exit_price'])}</td><td>{t['return']:+.2%}</td>"
