@@ -227,10 +227,11 @@ def demo(
     port: Annotated[int, typer.Option(help="Local Kafka broker port.")] = 19092,
     config: ConfigOption = None,
 ) -> None:
-    """The whole system on sample data: broker, worker, live signals, backtest report."""
-    from gnosis.demo import run_demo
+    """The whole system on sample data: broker, worker, live signals, backtest report
+    (with the demo's settings, gnosis/config/demo.toml, unless given --config)."""
+    from gnosis.demo import DEMO_SETTINGS, run_demo
 
-    run_demo(workdir, port=port, settings=_settings(config), console=console)
+    run_demo(workdir, port=port, settings=_settings(config or DEMO_SETTINGS), console=console)
 
 
 @app.command()

@@ -5,8 +5,12 @@
 3. Starts a live worker process and waits for its ``/health``.
 4. Publishes the sample through Kafka at a watchable pace while a live table shows the
    signals arriving on the ``signals`` topic.
-5. Checks the Kafka path against the in-process replay (same ids, types, confidences).
+5. Checks the Kafka path against the in-process replay: every field of every signal
+   equal (floats within 1e-9).
 6. Backtests the signals and writes the text and HTML reports.
+
+It runs with :data:`DEMO_SETTINGS` (shorter feature windows than the defaults, sized for
+the sample's few thousand bars per ticker) unless given other settings.
 
 Everything it started is stopped on the way out, including on Ctrl-C.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import os
 import shutil
 import signal
@@ -37,6 +42,37 @@ from gnosis.events import TradingSignal, format_timestamp
 from gnosis.replay.run import ReplayError
 
 _STYLE = {"BUY": "bold green", "SELL": "bold red", "HOLD": "dim"}
+_TOLERANCE = 1e-9
+DEMO_SETTINGS = Path(__file__).with_name("config") / "demo.toml"
+"""The demo's configuration file (why its windows are shorter: see its comments)."""
+
+
+def signal_differences(live: list[TradingSignal], reference: list[TradingSignal],
+                       tolerance: float = _TOLERANCE) -> list[str]:
+    """Every way two signal lists differ, matched by ``signal_id``: a signal missing from
+    either side, and each field of a matched pair that is not equal (floats: within
+    ``tolerance``, absolute or relative; NaN equals NaN). Empty when they are the same."""
+    by_id = {s.signal_id: s for s in live}
+    expected = {s.signal_id for s in reference}
+    out = [f"{i}: missing from the live signals" for i in expected - by_id.keys()]
+    out += [f"{i}: not in the in-process replay" for i in by_id.keys() - expected]
+    if len(by_id) < len(live):
+        out.append(f"{len(live) - len(by_id)} live signals repeat an id")
+    names = [f.name for f in dataclasses.fields(TradingSignal)]
+    for ref in reference:
+        got = by_id.get(ref.signal_id)
+        if got is None:
+            continue
+        for name in names:
+            a, b = getattr(got, name), getattr(ref, name)
+            if isinstance(a, float) and isinstance(b, float):
+                same = (math.isnan(a) and math.isnan(b)) or math.isclose(
+                    a, b, rel_tol=tolerance, abs_tol=tolerance)
+            else:
+                same = a == b
+            if not same:
+                out.append(f"{ref.signal_id}: {name} {a!r} live, {b!r} in-process")
+    return out
 
 
 def _settings(settings: Settings, port: int, web_port: int) -> Settings:
@@ -163,7 +199,7 @@ def run_demo(workdir: Path, *, port: int = 19092, settings: Settings | None = No
     """Run the demo end to end (see the module docstring)."""
     import threading
 
-    from gnosis.replay.inprocess import replay_frame, signal_ids
+    from gnosis.replay.inprocess import replay_frame, to_signals
     from gnosis.replay.readers import read_bars, read_news
     from gnosis.replay.run import backtest_files
     from gnosis.replay.sample import write_sample
@@ -213,28 +249,35 @@ def run_demo(workdir: Path, *, port: int = 19092, settings: Settings | None = No
                                       timeout=60.0 + 4 * len(bars) / pace))
         publisher.join(timeout=30)
 
-        reference = replay_frame(bars, news, settings)
-        by_id = {s.signal_id: s for s in live}
-        ids = signal_ids(reference)
-        agree = sum(1 for i, kind in zip(ids, reference["signal_type"], strict=True)
-                    if i in by_id and by_id[i].signal_type == kind)
-        gap = max((abs(by_id[i].confidence - c) for i, c in
-                   zip(ids, reference["confidence"], strict=True) if i in by_id), default=0.0)
-        colour = "green" if agree == len(ids) == len(live) else "red"
-        console.print(f"[bold {colour}]Kafka path vs in-process replay[/]: {agree:,} of "
-                      f"{len(ids):,} signals identical in id and type "
-                      f"({len(live):,} received; max confidence gap {gap:.1e})")
+        reference = to_signals(replay_frame(bars, news, settings))
+        differences = signal_differences(live, reference)
+        fields = len(dataclasses.fields(TradingSignal))
+        if differences:
+            console.print(f"[bold red]Kafka path vs in-process replay[/]: "
+                          f"{len(differences):,} differences ({len(live):,} received, "
+                          f"{len(reference):,} expected); the first:")
+            for line in differences[:10]:
+                console.print(f"  {line}", highlight=False)
+        else:
+            console.print(f"[bold green]Kafka path vs in-process replay[/]: all "
+                          f"{len(reference):,} signals identical in all {fields} fields "
+                          f"(floats within {_TOLERANCE:g})")
 
         signals_path = workdir / "signals.jsonl"
         write_signals(sorted(live, key=lambda s: (s.ts, s.ticker)), signals_path)
         text, html = backtest_files(signals_path, bars_csv, workdir / "report",
                                     settings=settings, console=console)
         console.print(Group(text.read_text()))
-        kinds = Counter(s.signal_type for s in live)
-        console.print(f"[bold]signals[/]: {signals_path} ({dict(kinds)}; mean confidence "
+        for ticker in sorted({s.ticker for s in live}):
+            kinds = Counter(s.signal_type for s in live if s.ticker == ticker)
+            mix = ", ".join(f"{kinds[k]:,} {k}" for k in ("BUY", "SELL", "HOLD"))
+            console.print(f"[bold]signals[/] {ticker}: {mix}")
+        console.print(f"[bold]signals[/]: {signals_path} (mean confidence "
                       f"{np.mean([s.confidence for s in live]) if live else 0:.2f})")
-        console.print(f"[bold green]report[/]: {text} and {html} "
-                      f"(open the HTML in a browser: equity, drawdown, signals over price)")
+        console.print(f"[bold green]report[/]: {html} (open it in a browser: one page per "
+                      f"instrument with price and signals, equity, drawdown) and {text}")
+        if differences:
+            raise ReplayError("the Kafka path and the in-process replay differ (see above)")
     finally:
         with console.status("stopping the worker and the broker…"):
             _stop(worker)

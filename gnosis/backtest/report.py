@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pandas as pd
 from gnosis.backtest.inputs import target_weights
 from gnosis.backtest.metrics import STATISTICS
 from gnosis.backtest.result import BacktestResult
+from gnosis.backtest.signal_mix import format_mix, has_mix, signal_mix
 from gnosis.config import RuleConfig
 from gnosis.events import NO_INFORMATION_SE
 
@@ -32,19 +34,22 @@ PAGE_STYLE = """
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
 max-width:1140px;color:#222;background:#fff}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:15px;margin:22px 0 4px;color:#444}
-.sub{color:#666;margin-bottom:12px} .grid{display:flex;gap:32px;align-items:flex-start}
+.sub{color:#666;margin-bottom:12px}
+.grid{display:flex;flex-wrap:wrap;gap:8px 32px;align-items:flex-start}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums}
 th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}
-th{text-align:left;font-weight:500;color:#444} svg{display:block}
+th{text-align:left;font-weight:500;color:#444} svg{display:block;max-width:100%;height:auto}
+td.text{text-align:left} .note{color:#555;max-width:1100px}
+#trades th,#round-trips th{text-align:right}
 .axis{font-size:11px;fill:#666} .grid-line{stroke:#eee}
 """
 """The CSS of every HTML page (no external resources)."""
 _PERCENT_ROWS = {s.label for s in STATISTICS if s.kind == "percent"}
 
 
-def generate_report(result: BacktestResult) -> str:
+def generate_report(result: BacktestResult, title: str = "Backtest report") -> str:
     """A fixed-width text report: every statistic, then the last trades."""
-    lines = ["Backtest report", "=" * 48]
+    lines = [title, "=" * 48]
     for name, value in result.as_series().items():
         lines.append(f"{name:<30}{_format(name, value):>18}")
     if result.permutation is not None:
@@ -91,7 +96,8 @@ def write_html_report(
     title: str = "Backtest report",
     price: pd.Series | pd.DataFrame | None = None,
     signals: Any = None,
-    hurst_significance: float = RuleConfig.hurst_significance,
+    rules: RuleConfig | None = None,
+    intro: str = "",
 ) -> Path:
     """Write a self-contained HTML report and return its path.
 
@@ -102,16 +108,21 @@ def write_html_report(
         price: close prices (a Series, or an OHLCV frame) to chart with trade markers.
         signals: if given, the BUY/SELL markers show these signals at the close of the bar
             they were computed on; otherwise they show the fills (position increases and
-            decreases) at the open they were filled at. A signals DataFrame with standard
-            errors also adds a table of :func:`feature_uncertainty`.
-        hurst_significance: the rules' ``k`` for that table's significance share.
+            decreases) at the open they were filled at. A signals DataFrame also adds
+            its signal mix (:func:`~gnosis.backtest.signal_mix.signal_mix`: why HOLD)
+            and, with standard errors, a table of :func:`feature_uncertainty`.
+        rules: the rules the signals were made with, for those tables (default rules if
+            omitted).
+        intro: HTML to show under the heading, above the charts.
     """
+    rules = rules or RuleConfig()
     index = result.equity_curve.index
     sections = []
     if price is not None:
         close = _close(price).reindex(index) if isinstance(index, pd.DatetimeIndex) \
             else _close(price)
-        sections.append(("Price and trades (▲ buy, ▼ sell)",
+        sections.append((f"Price and {'signals' if signals is not None else 'fills'} "
+                         "(▲ buy, ▼ sell)",
                          _price_chart(index, close, result, price, signals)))
     sections.append(("Equity", svg_chart(index, [(result.equity_curve.to_numpy(), "#1f5fbf")],
                                          height=240, fmt="{:,.0f}")))
@@ -123,19 +134,29 @@ def write_html_report(
                          "</td></tr>" for k, v in result.as_series().items())
     trades_html = _trades_table(result.trades, "trades")
     trips_html = _trades_table(result.round_trips, "round-trips")
+    mix_html = ""
     if isinstance(signals, pd.DataFrame):
-        trades_html += _uncertainty_table(feature_uncertainty(signals, hurst_significance))
+        trades_html += _uncertainty_table(feature_uncertainty(signals,
+                                                              rules.hurst_significance))
+        mix_html = mix_section(signals, rules)
     charts = "".join(f"<h2>{html.escape(name)}</h2>{svg}" for name, svg in sections)
+    sub = (f"{len(index):,} bars · {_span(index)} · p-value "
+           f"{_format('MCPT p-value', result.mcpt_p_value)}")
+    return write_page(path, title, sub, f"""{intro}{charts}{mix_html}
+<div class="grid"><div><h2>Statistics</h2><table id="metrics">{stats_rows}</table></div>
+<div><h2>Trades (lots, first in first out)</h2>{trades_html}
+<h2>Round trips (flat to flat, volume-weighted prices)</h2>{trips_html}</div></div>""")
+
+
+def write_page(path: str | Path, title: str, sub: str, body: str) -> Path:
+    """Write a self-contained HTML page: heading, a line of plain-text facts under it,
+    then ``body`` (HTML); returns its path."""
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{PAGE_STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<div class="sub">{len(index):,} bars · {_span(index)} · p-value
-{_format("MCPT p-value", result.mcpt_p_value)}</div>
-{charts}
-<div class="grid"><div><h2>Statistics</h2><table id="metrics">{stats_rows}</table></div>
-<div><h2>Trades (lots, first in first out)</h2>{trades_html}
-<h2>Round trips (flat to flat, volume-weighted prices)</h2>{trips_html}</div></div>
+<div class="sub">{html.escape(sub)}</div>
+{body}
 </body></html>
 """
     path = Path(path)
@@ -151,8 +172,9 @@ def svg_chart(index: pd.Index, series: list[tuple[np.ndarray, str]], *, height: 
               fmt: str, fill: bool = False, step: bool = False,
               markers: Callable[[Scale, Scale], str] | None = None) -> str:
     """An inline SVG line chart of ``(values, colour)`` series over ``index``, y labels
-    formatted with ``fmt``; long series are drawn as per-pixel min/max envelopes."""
-    n = len(index)
+    formatted with ``fmt`` (more decimals when the range needs them); a DatetimeIndex is
+    drawn on a true time axis (gaps as gaps); long series are drawn as per-pixel min/max
+    envelopes."""
     finite = [v[np.isfinite(v)] for v, _ in series]
     lo = min((float(f.min()) for f in finite if len(f)), default=0.0)
     hi = max((float(f.max()) for f in finite if len(f)), default=1.0)
@@ -162,29 +184,30 @@ def svg_chart(index: pd.Index, series: list[tuple[np.ndarray, str]], *, height: 
         lo, hi = lo - 1.0, hi + 1.0
     plot_w = _WIDTH - _PAD_L - _PAD_R
     plot_h = height - _PAD_T - _PAD_B
+    where = _positions(index)
 
     def x(i: np.ndarray) -> np.ndarray:
-        return _PAD_L + plot_w * (i / max(n - 1, 1))
+        return _PAD_L + plot_w * where[np.asarray(i, dtype=np.int64)]
 
     def y(v: np.ndarray) -> np.ndarray:
         return _PAD_T + plot_h * (1 - (v - lo) / (hi - lo))
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}" '
              f'viewBox="0 0 {_WIDTH} {height}" role="img">']
-    for k in range(5):
-        v = lo + (hi - lo) * k / 4
+    ticks, label = value_ticks(lo, hi, fmt, least=3 if plot_h < 100 else 4)
+    for v in ticks:
         yy = float(y(np.array(v)))
         parts.append(f'<line class="grid-line" x1="{_PAD_L}" x2="{_WIDTH - _PAD_R}" '
-                     f'y1="{yy:.1f}" y2="{yy:.1f}"/><text class="axis" x="{_PAD_L - 6}" '
-                     f'y="{yy + 4:.1f}" text-anchor="end">{html.escape(fmt.format(v))}</text>')
+                     f'y1="{yy:.1f}" y2="{yy:.1f}"/><text class="axis y-label" '
+                     f'x="{_PAD_L - 6}" y="{yy + 4:.1f}" text-anchor="end">'
+                     f'{html.escape(label(v))}</text>')
     for k in range(6):
-        i = round((n - 1) * k / 5) if n else 0
         anchor = "start" if k == 0 else ("end" if k == 5 else "middle")
-        label = _time_label(index[i]) if n else ""
-        parts.append(f'<text class="axis" x="{float(x(np.array(i))):.1f}" y="{height - 8}" '
-                     f'text-anchor="{anchor}">{html.escape(label)}</text>')
+        parts.append(f'<text class="axis x-label" x="{_PAD_L + plot_w * k / 5:.1f}" '
+                     f'y="{height - 8}" text-anchor="{anchor}">'
+                     f'{html.escape(_axis_time(index, k / 5))}</text>')
     for values, color in series:
-        xs, ys = _envelope(values, step=step)
+        xs, ys = _envelope(values, where, step=step)
         points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x(xs), y(ys), strict=True))
         if fill and len(xs):
             base = float(y(np.array(0.0)))
@@ -199,10 +222,69 @@ def svg_chart(index: pd.Index, series: list[tuple[np.ndarray, str]], *, height: 
     return "".join(parts)
 
 
+def value_ticks(lo: float, hi: float, fmt: str,
+                least: int = 4) -> tuple[list[float], Callable[[float], str]]:
+    """Round y-axis ticks over ``[lo, hi]`` (the coarsest 1, 2 or 5 step giving at least
+    ``least`` of them) and a label function: ``fmt`` with as many more decimals as the
+    step needs to tell neighbouring ticks apart (a range of 0.5 % gets ``-0.1%``, not
+    ``-0%``)."""
+    magnitude = 10.0 ** math.floor(math.log10(hi - lo))
+
+    def count(step: float) -> int:
+        return math.floor(hi / step + 1e-9) - math.ceil(lo / step - 1e-9) + 1
+
+    step = next(m * magnitude / 10 ** k for k in range(3) for m in (5, 2, 1)
+                if count(m * magnitude / 10 ** k) >= least)
+    first = math.ceil(lo / step - 1e-9)
+    ticks = [k * step for k in range(first, math.floor(hi / step + 1e-9) + 1)]
+    match = _FORMAT.fullmatch(fmt)
+    if match is None:
+        return ticks, fmt.format
+    flags, given, kind = match.group(1), int(match.group(2)), match.group(3)
+    shown = step * 100 if kind == "%" else step
+    decimals = max(given, -math.floor(math.log10(shown) + 1e-9))
+    spec = f"{{:{flags}.{decimals}{kind}}}"
+    # 0 stays "0", never "-0"
+    return ticks, lambda v: spec.format(0.0 if abs(v) < step / 2 else v)
+
+
+_FORMAT = re.compile(r"\{:([+,]*)\.(\d+)([f%])\}")
+
+
+def _positions(index: pd.Index) -> np.ndarray:
+    """Where each bar sits on the x axis, 0 to 1: by time for a DatetimeIndex, else by
+    position."""
+    n = len(index)
+    if isinstance(index, pd.DatetimeIndex) and n > 1 and index[-1] > index[0]:
+        stamps = index.asi8.astype(np.float64)
+        return (stamps - stamps[0]) / (stamps[-1] - stamps[0])
+    return np.arange(n, dtype=np.float64) / max(n - 1, 1)
+
+
+def _axis_time(index: pd.Index, fraction: float) -> str:
+    """The x-axis label at ``fraction`` of the axis."""
+    if len(index) == 0:
+        return ""
+    if not isinstance(index, pd.DatetimeIndex):
+        return str(index[round((len(index) - 1) * fraction)])
+    stamp = index[0] + (index[-1] - index[0]) * fraction
+    if index[-1] - index[0] >= pd.Timedelta(days=5):
+        return stamp.strftime("%Y-%m-%d")
+    return stamp.strftime("%Y-%m-%d %H:%M")
+
+
 def _price_chart(index: pd.Index, close: pd.Series, result: BacktestResult, price: Any,
                  signals: Any) -> str:
     values = close.to_numpy(dtype=np.float64)
-    if signals is not None:
+    if isinstance(signals, pd.DataFrame) and {"ts", "signal_type"} <= set(signals.columns) \
+            and isinstance(index, pd.DatetimeIndex):
+        # every BUY and SELL, also those adding to a position already held
+        acting = signals[signals["signal_type"].isin(("BUY", "SELL"))]
+        found = index.get_indexer(pd.DatetimeIndex(pd.to_datetime(acting["ts"], utc=True)))
+        bars = found[found >= 0]
+        sides = np.where(acting["signal_type"].to_numpy()[found >= 0] == "BUY", 1.0, -1.0)
+        at = values
+    elif signals is not None:
         direction = np.sign(target_weights(signals, index, 1.0, hold="keep"))
         # target_weights gives what is in force from the next open; shift back to the
         # bar whose close produced the signal, and keep only changes of direction.
@@ -230,6 +312,8 @@ def _price_chart(index: pd.Index, close: pd.Series, result: BacktestResult, pric
         label = "BUY" if side > 0 else "SELL"
         shapes.append((bar, at[bar], color, d, label))
 
+    price_format = _price_format(values)
+
     def draw(x: Scale, y: Scale) -> str:
         out = []
         for bar, level, color, d, label in shapes:
@@ -238,27 +322,31 @@ def _price_chart(index: pd.Index, close: pd.Series, result: BacktestResult, pric
             out.append(f'<polygon class="marker {label.lower()}" fill="{color}" '
                        f'points="{cx:.1f},{tip:.1f} {cx - 5:.1f},{base:.1f} '
                        f'{cx + 5:.1f},{base:.1f}"><title>{label} '
-                       f'{html.escape(_time_label(index[bar]))} @ {level:,.2f}</title></polygon>')
+                       f'{html.escape(_time_label(index[bar]))} @ {price_format.format(level)}'
+                       '</title></polygon>')
         return "".join(out)
 
     return svg_chart(index, [(values, "#333")], height=300, fmt="{:,.2f}",
                   markers=draw)
 
 
-def _envelope(values: np.ndarray, *, step: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Bar positions and values to draw: all of them, or per-bucket min and max."""
+def _envelope(values: np.ndarray, where: np.ndarray, *,
+              step: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Bars to draw and their values: all of them, or the min and max of each slice of
+    the x axis (``where``: each bar's place on it, 0 to 1)."""
     n = len(values)
-    idx = np.arange(n, dtype=np.float64)
+    idx = np.arange(n, dtype=np.int64)
     if n <= _MAX_POINTS:
         if step and n > 1:
             return np.repeat(idx, 2)[1:], np.repeat(values, 2)[:-1]
         return idx, values
     buckets = _MAX_POINTS // 2
-    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    edges = np.unique(np.searchsorted(where, np.linspace(0.0, 1.0, buckets + 1)[:-1]))
     clean = np.where(np.isfinite(values), values, np.nan)
-    lows = np.fmin.reduceat(clean, edges[:-1])
-    highs = np.fmax.reduceat(clean, edges[:-1])
-    xs = np.repeat(edges[:-1].astype(np.float64), 2)
+    lows = np.fmin.reduceat(clean, edges)
+    highs = np.fmax.reduceat(clean, edges)
+    ends = np.append(edges[1:], n) - 1
+    xs = np.column_stack((edges, ends)).ravel()
     ys = np.column_stack((lows, highs)).ravel()
     ok = np.isfinite(ys)
     return xs[ok], ys[ok]
@@ -294,17 +382,56 @@ def _column(price: Any, name: str) -> pd.Series | None:
 def _trades_table(trades: pd.DataFrame, table_id: str) -> str:
     if trades.empty:
         return "<p>No trades.</p>"
-    head = ("<tr><th>Entry</th><th>Exit</th><th>Side</th><th>Entry price</th>"
-            "<th>Exit price</th><th>Return</th></tr>")
+    book = "ticker" in trades.columns  # a book's trades: say whose
+    head = (f"<tr>{'<th>Ticker</th>' if book else ''}<th>Entry</th><th>Exit</th><th>Side</th>"
+            "<th>Entry price</th><th>Exit price</th><th>Return</th></tr>")
     rows = []
     for t in trades.tail(25).to_dict("records"):
         side = "long" if t["direction"] > 0 else "short"
-        rows.append(f"<tr><td>{_time_label(t['entry_time'])}</td>"
+        price = _price_format([t["entry_price"]])
+        ticker = f"<td>{html.escape(str(t['ticker']))}</td>" if book else ""
+        rows.append(f"<tr>{ticker}<td>{_time_label(t['entry_time'])}</td>"
                     f"<td>{_time_label(t['exit_time'])}{'' if t['closed'] else ' (open)'}</td>"
-                    f"<td>{side}</td><td>{t['entry_price']:,.2f}</td>"
-                    f"<td>{t['exit_price']:,.2f}</td><td>{t['return']:+.2%}</td></tr>")
+                    f"<td>{side}</td><td>{price.format(t['entry_price'])}</td>"
+                    f"<td>{price.format(t['exit_price'])}</td><td>{t['return']:+.2%}</td>"
+                    "</tr>")
     caption = f"<p>Last {len(rows)} of {len(trades)}.</p>" if len(trades) > len(rows) else ""
     return f'<table id="{table_id}">{head}{"".join(rows)}</table>{caption}'
+
+
+def mix_section(signals: pd.DataFrame, rules: RuleConfig) -> str:
+    """The signal mix as an HTML section: BUY / SELL / HOLD per ticker and why HOLD."""
+    if signals.empty or not has_mix(signals):
+        return ""
+    return ("<h2>Signal mix, and why HOLD</h2>"
+            '<p class="note">The HOLDs where no rule held, by the BUY and SELL conditions '
+            "they failed (each usually fails several); thresholds as configured.</p>"
+            + frame_table(format_mix(signal_mix(signals, rules)), "mix"))
+
+
+def frame_table(frame: pd.DataFrame, table_id: str, *, link: str = "") -> str:
+    """A DataFrame of text as an HTML table, its index as row headings (each a link to
+    ``link.format(name)`` if ``link`` is given)."""
+    head = "<tr><th></th>" + "".join(f"<th>{html.escape(str(c))}</th>"
+                                     for c in frame.columns) + "</tr>"
+
+    def heading(name: object) -> str:
+        text = html.escape(str(name))
+        return f'<a href="{html.escape(link.format(name))}">{text}</a>' if link else text
+
+    body = "".join(f"<tr><th>{heading(name)}</th>"
+                   + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+                   for name, row in zip(frame.index, frame.itertuples(index=False),
+                                        strict=True))
+    return f'<table id="{html.escape(table_id)}">{head}{body}</table>'
+
+
+def _price_format(prices: pd.Series | np.ndarray) -> str:
+    """A format giving prices about five significant digits (1.18734, 314.21)."""
+    finite = np.abs(np.asarray(prices, dtype=np.float64))
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    level = float(np.median(finite)) if len(finite) else 1.0
+    return f"{{:,.{max(2, 4 - math.floor(math.log10(level)))}f}}"
 
 
 def _uncertainty_table(table: pd.DataFrame) -> str:

@@ -142,13 +142,24 @@ def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
                    console: Console | None = None) -> tuple[Path, Path]:
     """Backtest a signals file against its bars; write ``report.txt`` and ``report.html``.
 
-    Every ticker trades its own equal share of the capital; the report shows the book
-    as a whole, a table per ticker, and one HTML page per ticker with its price and
-    signals. A ticker trades the bars of its signals' interval; when the signals hold
-    several intervals of one ticker, choose one with ``interval``.
+    Every ticker trades its own equal share of the capital, against the bars of its
+    signals' interval (when the signals hold several intervals of one ticker, choose one
+    with ``interval``). Each ticker gets a report and a page of its own
+    (``report-TICKER.html``: price and signals, equity, drawdown, why HOLD);
+    ``report.html`` compares them. When every ticker trades bars of one interval, the
+    book as a whole is reported too, on one time axis; with several intervals it is not:
+    its statistics (bars per year, duration) would mix incommensurable bars.
     """
     from gnosis.backtest import BacktestRunner
-    from gnosis.backtest.report import feature_uncertainty, generate_report, write_html_report
+    from gnosis.backtest.report import (
+        feature_uncertainty,
+        frame_table,
+        generate_report,
+        mix_section,
+        write_html_report,
+        write_page,
+    )
+    from gnosis.backtest.signal_mix import format_mix, signal_mix
     from gnosis.sinks.files import read_signals
 
     console = console or Console(stderr=True)
@@ -175,28 +186,70 @@ def backtest_files(signals_path: Path, bars_path: Path, report_dir: Path, *,
     tickers = sorted(set(signals["ticker"]) & set(bars.frame["ticker"]))
     if not tickers:
         raise ReplayError(f"{signals_path} and {bars_path} share no ticker")
+    signals = signals[signals["ticker"].isin(tickers)]
+    intervals = signals.groupby("ticker")["interval"].first()
+    one_axis = intervals.nunique() == 1 and len(tickers) > 1
     prices = {t: bars.prices(t) for t in tickers}
     with console.status("backtesting (with the permutation test)…"):
-        book = runner.run_portfolio(signals[signals["ticker"].isin(tickers)], prices)
+        book = runner.run_portfolio(signals, prices) if one_axis else None
         per_ticker = {t: runner.run(signals[signals["ticker"] == t], prices[t])
                       for t in tickers}
     report_dir.mkdir(parents=True, exist_ok=True)
-    table = runner.compare_strategies(per_ticker)
-    text = (generate_report(book) + "\n\nPer ticker\n" + "-" * 48 + "\n"
-            + table[["total_return", "sharpe_ratio", "max_drawdown", "num_trades",
-                     "win_rate", "mcpt_p_value"]].to_string(float_format=lambda v: f"{v:.4f}"))
-    k = settings.rules.hurst_significance
+    rules = settings.rules
+    table = runner.compare_strategies(per_ticker)[
+        ["total_return", "sharpe_ratio", "max_drawdown", "num_trades", "win_rate",
+         "mcpt_p_value"]]
+    table.insert(0, "interval", intervals.reindex(table.index))
+    if book is not None:
+        scope = f"equal-weight book of {len(tickers)} tickers, {intervals.iloc[0]} bars"
+        parts = [generate_report(book, f"Backtest report: {scope}")]
+    else:
+        scope = ("each ticker on its own: " + ", ".join(
+            f"{t} {intervals[t]}" for t in tickers) + " bars")
+        parts = [generate_report(per_ticker[t], f"Backtest report: {t} ({intervals[t]} bars)")
+                 for t in tickers]
+    parts.append("Per ticker\n" + "-" * 48 + "\n"
+                 + table.to_string(float_format=lambda v: f"{v:.4f}"))
+    parts.append("Signal mix, and why HOLD (the HOLDs where no rule held, by the conditions "
+                 "they failed)\n" + "-" * 48 + "\n"
+                 + format_mix(signal_mix(signals, rules)).to_string())
+    k = rules.hurst_significance
     uncertainty = feature_uncertainty(signals, k)
     if len(uncertainty):
-        text += (f"\n\nFeature uncertainty (medians over warm signals; significant: "
-                 f"|H - 0.5| > {k:g} se)\n" + "-" * 48 + "\n"
-                 + uncertainty.to_string(float_format=lambda v: f"{v:.4f}"))
+        parts.append(f"Feature uncertainty (medians over warm signals; significant: "
+                     f"|H - 0.5| > {k:g} se)\n" + "-" * 48 + "\n"
+                     + uncertainty.to_string(float_format=lambda v: f"{v:.4f}"))
     text_path = report_dir / "report.txt"
-    text_path.write_text(text + "\n")
-    html_path = write_html_report(book, report_dir / "report.html",
-                                  title=f"Backtest: {', '.join(tickers)} (equal-weight book)")
+    text_path.write_text("\n\n".join(parts) + "\n")
     for ticker in tickers:
         write_html_report(per_ticker[ticker], report_dir / f"report-{ticker}.html",
-                          title=f"Backtest: {ticker}", price=prices[ticker],
-                          signals=signals[signals["ticker"] == ticker], hurst_significance=k)
+                          title=f"Backtest: {ticker} ({intervals[ticker]} bars)",
+                          price=prices[ticker], signals=signals[signals["ticker"] == ticker],
+                          rules=rules, intro='<p><a href="report.html">← all tickers</a></p>')
+    overview = "<h2>Per ticker</h2>" + frame_table(_overview_rows(table), "tickers",
+                                                      link="report-{}.html")
+    title = f"Backtest: {', '.join(tickers)}"
+    if book is not None:
+        html_path = write_html_report(book, report_dir / "report.html", title=title,
+                                      signals=signals, rules=rules, intro=overview)
+    else:
+        note = ('<p class="note">No combined book: these tickers trade bars of different '
+                "intervals, so one equity curve, Sharpe ratio or bars-per-year figure for "
+                "them would splice incommensurable bars. Each ticker's page has its "
+                "price, signals, equity and drawdown.</p>")
+        html_path = write_page(report_dir / "report.html", title, scope,
+                               overview + note + mix_section(signals, rules))
     return text_path, html_path
+
+
+def _overview_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The per-ticker statistics as text."""
+    return pd.DataFrame({
+        "interval": table["interval"],
+        "total return": table["total_return"].map(lambda v: f"{v:+.2%}"),
+        "Sharpe": table["sharpe_ratio"].map(lambda v: f"{v:.2f}"),
+        "max drawdown": table["max_drawdown"].map(lambda v: f"{v:.2%}"),
+        "trades": table["num_trades"].map(lambda v: f"{int(v):,}"),
+        "win rate": table["win_rate"].map(lambda v: f"{v:.0%}" if pd.notna(v) else "—"),
+        "p-value": table["mcpt_p_value"].map(lambda v: f"{v:.3f}" if pd.notna(v) else "—"),
+    })

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gnosis.backtest.report import PAGE_STYLE, svg_chart
+from gnosis.backtest.report import PAGE_STYLE, mix_section, svg_chart
+from gnosis.config import RuleConfig
 from gnosis.research.parameter_sweep import SweepResult
 
 _COLOURS = ("#1f5fbf", "#c0392b", "#1e8449", "#8e44ad", "#d35400", "#555555")
-_CELL_W, _CELL_H, _LEFT, _TOP = 90, 34, 130, 30
+_CELL_W, _CELL_H, _LEFT, _TOP = 90, 34, 170, 44
 _SHOWN = ("total_return", "sharpe_ratio", "max_drawdown", "num_trades", "win_rate",
           "p_value", "max_p_value", "deflated_sharpe")
 
@@ -56,12 +57,25 @@ def heatmap(result: SweepResult, x: str, y: str, metric: str | None = None) -> s
     return "".join(parts)
 
 
+def identical_trades(result: SweepResult) -> list[list[str]]:
+    """Groups of configurations (two or more each, by ``config_id``) whose books had
+    exactly the same equity curve, hence the same trades: the settings they differ in
+    changed no decision on this data."""
+    groups: dict[bytes, list[str]] = {}
+    for config, curve in result.curves.items():
+        groups.setdefault(curve.to_numpy(dtype=np.float64).tobytes(), []).append(config)
+    return [ids for ids in groups.values() if len(ids) > 1]
+
+
 def write_sweep_html(result: SweepResult, path: str | Path, *, x: str | None = None,
                      y: str | None = None, top: int = 5,
-                     title: str = "Parameter sweep") -> Path:
+                     title: str = "Parameter sweep", signals: pd.DataFrame | None = None,
+                     rules: RuleConfig | None = None) -> Path:
     """Write the sweep page: heatmap of ``result.metric`` over settings ``x`` and ``y``
-    (default: the first two settings the grid varies over more than one value), the
-    equity curves of the ``top`` best configurations and their statistics."""
+    (default: the first two settings the grid varies over more than one value), which
+    configurations traded identically, the equity curves of the ``top`` best
+    configurations and their statistics, and (given the best configuration's
+    ``signals`` and ``rules``) its signal mix: why it held."""
     varied = [name for name, values in result.grid.axes.items() if len(values) > 1]
     x = x or (varied[0] if varied else None)
     y = y or next((v for v in varied if v != x), None)
@@ -84,6 +98,34 @@ def write_sweep_html(result: SweepResult, path: str | Path, *, x: str | None = N
                         + svg_chart(index, curves, height=280, fmt="{:,.0f}"))
     columns = ["config_id", *result.grid.names, *[c for c in _SHOWN if c in best.columns]]
     sections.append("<h2>Best configurations</h2>" + _table(best[columns]))
+    same = identical_trades(result)
+    if same:
+        rows = result.table.set_index("config_id")
+
+        def values(ids: list[str]) -> str:
+            return "; ".join(f"{name}: {', '.join(map(str, dict.fromkeys(rows.loc[ids, name])))}"
+                             for name in result.grid.names)
+
+        shown = "".join(f"<li>{len(ids)} configurations, {html.escape(values(ids))} "
+                        f'<span class="sub">({html.escape(", ".join(ids))})</span></li>'
+                        for ids in same)
+        sections.insert(0, f'<h2>Identical trades</h2><p class="note">'
+                        f"{sum(len(ids) for ids in same):,} of {len(result.curves):,} "
+                        f"configurations traded exactly as another one did (equal equity "
+                        f"curves): in each group below, the settings that differ changed "
+                        f"no BUY or SELL on this data. The signal mix below says which "
+                        f"conditions held the signals back.</p><ul>{shown}</ul>")
+    if signals is not None:
+        intervals = signals.groupby("ticker")["interval"].first()
+        if intervals.nunique() > 1:
+            mixed = ", ".join(f"{t} {i}" for t, i in intervals.items())
+            sections.insert(0, '<p class="note">The book holds tickers of different bar '
+                            f"intervals ({html.escape(mixed)}): its equity is drawn on one "
+                            "time axis, but its per-bar statistics (Sharpe ratio, bars per "
+                            "year) mix bars of different lengths; sweep one interval at a "
+                            "time for figures that compare.</p>")
+        sections.append(f"<h2>Best configuration ({html.escape(str(best['config_id'].iloc[0]))})"
+                        f"</h2>" + mix_section(signals, rules or RuleConfig()))
     chosen = result.chosen if len(result.table) else None
     summary = (f"{len(result.table):,} configurations · best by {html.escape(result.metric)}"
                + (f": {html.escape(str(chosen['config_id']))}, max-statistic p-value "
@@ -91,7 +133,8 @@ def write_sweep_html(result: SweepResult, path: str | Path, *, x: str | None = N
                   f"{_fmt(chosen.get('deflated_sharpe'))}" if chosen is not None else ""))
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>'
             f"{html.escape(title)}</title><style>{PAGE_STYLE}"
-            ".heatmap text{fill:#222}</style></head><body>"
+            ".heatmap text{fill:#222} th.wrap{white-space:normal;max-width:90px;"
+            "vertical-align:bottom;text-align:right}</style></head><body>"
             f'<h1>{html.escape(title)}</h1><div class="sub">{summary}</div>'
             f"{''.join(sections)}</body></html>\n")
     path = Path(path)
@@ -119,7 +162,10 @@ def _fmt(value: object) -> str:
 
 
 def _table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    # "rules.trending_hurst" → "trending hurst" (the section is in the grid file), and
+    # headings may wrap, so that the table fits the page.
+    head = "".join(f'<th class="wrap">{html.escape(str(c).split(".")[-1].replace("_", " "))}'
+                   "</th>" for c in frame.columns)
     body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>"
                    for row in frame.itertuples(index=False))
     return f'<table id="best"><tr>{head}</tr>{body}</table>'

@@ -48,6 +48,12 @@ def _progress(what: str, console: Console) -> Progress:
 
 def _market(bars_path: Path, news_path: Path | None, settings: Settings,
             console: Console) -> Market:
+    return _inputs(bars_path, news_path, settings, console)[0]
+
+
+def _inputs(bars_path: Path, news_path: Path | None, settings: Settings,
+            console: Console) -> tuple[Market, pd.DataFrame, pd.DataFrame | None]:
+    """The prepared market, and the bars and news it was prepared from."""
     bars = read_bars(bars_path)
     report_row_errors(bars.errors, console)
     news = None
@@ -56,7 +62,7 @@ def _market(bars_path: Path, news_path: Path | None, settings: Settings,
         report_row_errors(loaded.errors, console)
         news = loaded.frame
     with console.status("reading and scoring headlines…"):
-        return prepare_market(bars.frame, news, settings)
+        return prepare_market(bars.frame, news, settings), bars.frame, news
 
 
 def sweep_files(bars_path: Path, news_path: Path | None, grid_path: Path, out: Path, *,
@@ -65,20 +71,28 @@ def sweep_files(bars_path: Path, news_path: Path | None, grid_path: Path, out: P
                 top: int, console: Console) -> str:
     """Sweep the grid over the files; write ``results.parquet``, ``results.csv`` and
     ``sweep.html`` under ``out`` (resuming what is there). Returns a summary."""
+    from gnosis.replay.inprocess import replay_frame
     from gnosis.research.parameter_sweep import sweep
     from gnosis.research.report import write_sweep_html
 
     grid = Grid.load(grid_path)
-    market = _market(bars_path, news_path, settings, console)
+    market, bars, news = _inputs(bars_path, news_path, settings, console)
     with _client(scheduler, workers) as client, _progress("sweeping", console) as progress:
         task = progress.add_task("sweep", total=len(grid))
         result = sweep(market, grid=grid, settings=settings, permutations=permutations,
                        metric=metric, out_dir=out, client=client,
                        progress=lambda done, _: progress.update(task, completed=done))
     x, y = heatmap or (None, None)
-    page = write_sweep_html(result, out / "sweep.html", x=x, y=y, top=top,
-                            title=f"Sweep of {grid_path.name} on {bars_path.name}")
     best = result.chosen
+    # The best configuration's signals, for the page's signal mix (why HOLD).
+    overrides = {name: value.item() if hasattr(value, "item") else value  # numpy → Python
+                 for name, value in best[grid.names].items()}
+    chosen = Grid.apply(settings, overrides)
+    with console.status("replaying the best configuration for its signal mix…"):
+        signals = replay_frame(bars, news, chosen)
+    page = write_sweep_html(result, out / "sweep.html", x=x, y=y, top=top,
+                            title=f"Sweep of {grid_path.name} on {bars_path.name}",
+                            signals=signals, rules=chosen.rules)
     shown = ["config_id", *grid.names, metric, "total_return", "num_trades", "p_value",
              "max_p_value", "deflated_sharpe"]
     table = result.best(top)[[c for c in dict.fromkeys(shown) if c in result.table]]

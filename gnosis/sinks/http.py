@@ -1,5 +1,5 @@
-"""A small HTTP server for ``/metrics`` and ``/health``, for processes without the Faust web
-server (replay, backtest, benchmarks).
+"""A small HTTP server for ``/metrics`` and ``/health``, for processes without the worker's
+web server (replay, backtest, benchmarks).
 
 >>> server = serve_metrics(0, host="127.0.0.1")   # port 0: any free port
 >>> server.port > 0

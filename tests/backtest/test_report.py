@@ -12,7 +12,7 @@ import pytest
 from backtesting.test import GOOG
 
 from gnosis.backtest import BacktestRunner, generate_report, write_html_report
-from gnosis.backtest.report import feature_uncertainty
+from gnosis.backtest.report import feature_uncertainty, value_ticks
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -85,3 +85,15 @@ def test_feature_uncertainty_summarises_warm_signals(result, tmp_path):
     assert feature_uncertainty(signals.drop(columns="hurst_se"), 2.0).empty
     page = write_html_report(result, tmp_path / "r.html", signals=signals).read_text()
     assert 'id="uncertainty"' in page and "0.520 ± 0.030" in page
+
+
+@pytest.mark.parametrize(("lo", "hi", "fmt", "labels"), [
+    (-0.0047, 0.0, "{:.0%}", ["-0.4%", "-0.3%", "-0.2%", "-0.1%", "0.0%"]),
+    (-0.0395, 0.0, "{:.0%}", ["-3%", "-2%", "-1%", "0%"]),
+    (99_210.0, 100_074.0, "{:,.0f}", ["99,400", "99,600", "99,800", "100,000"]),
+    (1.07, 1.25, "{:,.2f}", ["1.10", "1.15", "1.20", "1.25"]),
+])
+def test_axis_labels_have_the_precision_their_range_needs(lo, hi, fmt, labels):
+    ticks, label = value_ticks(lo, hi, fmt)
+    assert [label(v) for v in ticks] == labels
+    assert all(lo - 1e-12 <= v <= hi + 1e-12 for v in ticks)

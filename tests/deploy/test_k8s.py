@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -168,24 +166,3 @@ def test_servicemonitor_selects_the_service_port() -> None:
     for endpoint in monitor["spec"]["endpoints"]:
         assert endpoint["port"] in port_names
         assert endpoint["path"] == "/metrics"
-
-
-@pytest.mark.skipif(shutil.which("kubectl") is None,
-                    reason="kubectl (for its built-in kustomize) is not installed")
-def test_kustomize_build_renders_valid_resources(tmp_path: Path) -> None:
-    # The documented way to enable the ServiceMonitor: list the component in the base.
-    base = shutil.copytree(K8S, tmp_path / "k8s")
-    config = kustomization()
-    config["components"] = ["servicemonitor"]
-    (base / "kustomization.yaml").write_text(yaml.safe_dump(config))
-    rendered = subprocess.run(["kubectl", "kustomize", str(base)], check=True,
-                              capture_output=True, text=True).stdout
-    docs = [d for d in yaml.safe_load_all(rendered) if d]
-    kinds = sorted(d["kind"] for d in docs)
-    assert kinds == sorted([*resources(), "ServiceMonitor"])
-    for doc in docs:
-        if doc["kind"] != "Namespace":
-            assert doc["metadata"]["namespace"] == "gnosis", doc["kind"]
-        assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "gnosis"
-        if doc["kind"] != "ServiceMonitor":
-            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)

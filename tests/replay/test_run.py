@@ -30,3 +30,9 @@ def test_backtest_trades_one_interval_of_a_multi_interval_replay(tmp_path):
                              settings=Settings(), permutations=0, interval="5m",
                              console=quiet)
     assert "T000" in text.read_text() and "T001" in text.read_text()
+    # Two tickers of one interval: the book, on the time axis both share.
+    overview = (tmp_path / "r" / "report.html").read_text()
+    assert "Backtest report: equal-weight book of 2 tickers, 5m bars" in text.read_text()
+    assert "No combined book" not in overview
+    assert overview.count("<svg") == 3  # equity, drawdown, position of the book
+    assert 'href="report-T000.html"' in overview and 'id="mix"' in overview

@@ -3,6 +3,7 @@ and the ``gnosis sweep`` command end to end."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -12,8 +13,9 @@ from typer.testing import CliRunner
 
 from gnosis.cli import app
 from gnosis.config import ConfigError
+from gnosis.replay.inprocess import replay_frame
 from gnosis.research import Grid, SweepError, sweep
-from gnosis.research.report import write_sweep_html
+from gnosis.research.report import identical_trades, write_sweep_html
 
 from .conftest import GRID, SETTINGS, from_scratch, write_files
 
@@ -88,8 +90,29 @@ def test_html_page_has_heatmap_and_best_curves(swept, tmp_path):
     assert page.count('class="cell"') == 4  # 2 × 2 values of the two settings
     assert page.count("<polyline") == 3
     assert "<script" not in page
+    same = identical_trades(swept)
+    table = swept.table.set_index("config_id")
+    for ids in same:  # what traded alike has alike statistics, and the page says so
+        assert table.loc[ids, list(STATS)].nunique(dropna=False).max() == 1
+        assert ", ".join(ids) in page
     with pytest.raises(ValueError, match="not a setting"):
         write_sweep_html(swept, tmp_path / "x.html", x="rules.nope", y="rules.min_confidence")
+
+
+def test_page_names_configurations_that_traded_identically(market, bars, news, tmp_path):
+    # With the significance test at k = 2 nothing on these bars is trending, so the
+    # trending threshold changes no trade: the two configurations are one.
+    strict = dataclasses.replace(SETTINGS, rules=dataclasses.replace(
+        SETTINGS.rules, hurst_significance=50.0))
+    grid = Grid.from_dict({"rules": {"trending_hurst": [0.5, 0.6]}})
+    result = sweep(market, grid=grid, settings=strict, permutations=0)
+    ids = list(result.table["config_id"])
+    assert identical_trades(result) == [ids]
+    signals = replay_frame(bars, news, strict)
+    page = write_sweep_html(result, tmp_path / "sweep.html", signals=signals,
+                            rules=strict.rules).read_text()
+    assert "Identical trades" in page and ", ".join(ids) in page
+    assert 'id="mix"' in page and "within 50 se of 0.5" in page
 
 
 def test_cli_sweep_writes_table_and_page(bars, news, tmp_path):
