@@ -37,7 +37,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from gnosis.config import Settings
+from gnosis.config import Settings, duration_ns
 from gnosis.events import TradingSignal, format_timestamp
 from gnosis.replay.run import ReplayError
 
@@ -172,8 +172,12 @@ async def _watch(settings: Settings, expected: int, console: Console, timeout: f
 
 
 def _publish_paced(settings: Settings, bars, news, pace: float) -> None:
-    """Publish in event-time order, ``pace`` bars per second, news ahead of its bars."""
+    """Publish in knowledge-time order (a bar known at its close, a headline
+    ``replay.news_latency`` after its stamp, as the in-process replay takes them), ``pace``
+    bars per second, each headline ahead of the bars known after it."""
     from gnosis.replay.kafka import publish_async
+
+    delay = duration_ns(settings.replay.news_latency)
 
     async def run() -> None:
         chunk = max(1, int(pace / 4))
@@ -182,7 +186,7 @@ def _publish_paced(settings: Settings, bars, news, pace: float) -> None:
             part = bars[start:start + chunk]
             last = part[-1].ts
             j = news_i
-            while j < len(news) and news[j].ts <= last:
+            while j < len(news) and news[j].ts + delay <= last:
                 j += 1
             began = time.monotonic()
             await publish_async(part, news[news_i:j], settings)
