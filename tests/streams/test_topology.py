@@ -7,6 +7,8 @@ restarted. Input is published while the workers
 run (news stamped ``<= t`` acknowledged before bars at ``t``, as a live feed does), so
 every interleaving the network allows can occur. Each run must deliver every expected
 signal with every field equal to the in-process replay; under exactly-once none twice.
+Small windows and thresholds a random walk meets (``active_rules``) make the compared
+signals warm: BUY and SELL decisions, Hurst and Hawkes values.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ from gnosis.streams.kafka.broker import LocalKafka, free_port
 from gnosis.streams.records import ticker_partition
 
 from .conftest import (
+    active_rules,
     assert_same_signals,
     collect_all,
     drawn,
     http_get,
     kill_when,
     market_events,
-    small_windows,
     wait_for_records,
     wait_until,
 )
@@ -92,7 +94,7 @@ def publish_in_background(bars: list[Bar], news: list[NewsItem], settings: Setti
     (1, "at_least_once", 1), (2, "exactly_once", 2), (3, "exactly_once", 3)])
 def test_n_workers_equal_the_replay(workers, guarantee, key, kafka_settings, kafka_topics,
                                     worker_process) -> None:
-    settings = small_windows(kafka_settings(partitions=PARTITIONS,
+    settings = active_rules(kafka_settings(partitions=PARTITIONS,
                                             processing_guarantee=guarantee))
     kafka_topics(settings)
     bars, news = market_input(generated_market(key))
@@ -109,7 +111,7 @@ def test_n_workers_equal_the_replay(workers, guarantee, key, kafka_settings, kaf
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
 def test_one_of_two_workers_killed(guarantee, kafka_settings, kafka_topics,
                                    worker_process) -> None:
-    settings = small_windows(kafka_settings(partitions=PARTITIONS,
+    settings = active_rules(kafka_settings(partitions=PARTITIONS,
                                             processing_guarantee=guarantee))
     kafka_topics(settings)
     bars, news = market_input(generated_market(4))
@@ -131,7 +133,7 @@ def test_one_of_two_workers_killed(guarantee, kafka_settings, kafka_topics,
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
 def test_workers_added_mid_stream_and_a_rolling_restart(guarantee, kafka_settings,
                                                         kafka_topics, worker_process) -> None:
-    settings = small_windows(kafka_settings(partitions=PARTITIONS,
+    settings = active_rules(kafka_settings(partitions=PARTITIONS,
                                             processing_guarantee=guarantee))
     kafka_topics(settings)
     bars, news = market_input(generated_market(5))
@@ -172,7 +174,7 @@ def test_a_worker_the_group_went_on_without(kafka_settings, kafka_topics,
     """A worker paused past its session misses a generation in which another worker owns
     its tasks and moves their state on; when it rejoins, what it kept in memory is stale,
     and the signals of the tasks it gets back must still equal the replay."""
-    settings = small_windows(kafka_settings(partitions=PARTITIONS, session_timeout=6.0))
+    settings = active_rules(kafka_settings(partitions=PARTITIONS, session_timeout=6.0))
     # The input goes out in three parts cut at bar closes: a headline is known at its stamp,
     # so that each part holds exactly what was known before the next.
     settings = replace(settings, replay=replace(settings.replay, news_latency="0"))
@@ -225,7 +227,7 @@ def test_broker_killed_and_restarted(tmp_path, kafka_settings, kafka_topics,
     kafka = LocalKafka(port=free_port(), data_dir=tmp_path / "kafka").start(timeout=120)
     try:
         base = kafka_settings(partitions=PARTITIONS, processing_guarantee="exactly_once")
-        settings = small_windows(replace(base, kafka=replace(
+        settings = active_rules(replace(base, kafka=replace(
             base.kafka, bootstrap_servers=kafka.bootstrap_servers)))
         kafka_topics(settings)
         bars, news = market_input(generated_market(6))
