@@ -21,7 +21,7 @@ def gnosis(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess[str]:
                           text=True, cwd=cwd, env=env, timeout=300, check=False)
 
 
-COMMANDS = ("worker", "replay", "backtest", "sweep", "walkforward", "demo", "sample",
+COMMANDS = ("worker", "replay", "record", "backtest", "sweep", "walkforward", "demo", "sample",
             "config", "kafka", "model", "state", "news")
 
 
