@@ -44,7 +44,7 @@ def exported() -> dict[str, set[str]]:
     metrics.SIGNALS_EMITTED.labels("BUY")
     metrics.SIGNAL_CONFIDENCE.labels("BUY")
     metrics.DEADLETTER_EVENTS.labels("invalid_price", "bars")
-    metrics.LATE_EVENTS.labels("bars")
+    metrics.LATE_NEWS.labels("news")
     metrics.CONSUMER_LAG.labels("bars", "0")
     metrics.OPERATION_SECONDS.labels("dashboard_test")
     metrics.OPERATION_ERRORS.labels("dashboard_test")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from gnosis.config import duration_ns
 from gnosis.events import format_timestamp
 from gnosis.sinks.files import read_signals
 from gnosis.streams.kafka.broker import free_port
@@ -40,8 +41,11 @@ def test_two_runs_on_one_cluster_each_collect_their_own_signals(
     bars, news = market_events(tickers=("AAPL", "MSFT", "TSLA"), bars_per_ticker=300,
                                news_per_bar=0.3, seed=8)
     cut = sorted(b.ts for b in bars)[len(bars) // 2]
-    halves = [([b for b in bars if b.ts < cut], [n for n in news if n.ts < cut]),
-              ([b for b in bars if b.ts >= cut], [n for n in news if n.ts >= cut])]
+    # Each run publishes what was known before the cut, or after it: a headline is known
+    # replay.news_latency after its stamp, a bar at its close.
+    delay = duration_ns(settings.replay.news_latency)
+    halves = [([b for b in bars if b.ts < cut], [n for n in news if n.ts + delay < cut]),
+              ([b for b in bars if b.ts >= cut], [n for n in news if n.ts + delay >= cut])]
     whole = tmp_path / "whole"
     whole.mkdir()
     gnosis("replay", *_write(whole, bars, news), "-o", whole / "signals.jsonl")
