@@ -197,6 +197,8 @@ class Worker:
                     else:
                         self._take(batch, positions)
                         await self._advance()
+        except Exception as exc:  # nothing of the failed batch may be committed
+            self.failure = exc
         finally:
             if fetch is not None:
                 fetch.cancel()
