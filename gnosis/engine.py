@@ -31,6 +31,7 @@ import orjson
 from gnosis.config import Settings, duration_ns
 from gnosis.events import Bar, InvalidEvent, NewsItem, TradingSignal, format_timestamp, signal_id
 from gnosis.features import FeatureSnapshot, SavedFeatures, TickerFeatures, ticker_phase
+from gnosis.fingerprint import fingerprint, recorded
 from gnosis.models.rules import decide, explain
 
 if TYPE_CHECKING:
@@ -181,7 +182,8 @@ class TickerEngine:
             del self._news_scores[:cut]
 
     def to_state(self) -> bytes:
-        """A compact snapshot from which :meth:`from_state` rebuilds this engine exactly."""
+        """A compact snapshot from which :meth:`from_state` rebuilds this engine exactly,
+        with the settings its numbers depend on (see :mod:`gnosis.carryover`)."""
         return orjson.dumps({
             "v": _STATE_VERSION,
             "series": {interval: {"last_ts": s.last_ts, **_saved_to_json(s.features.history())}
@@ -189,6 +191,8 @@ class TickerEngine:
             "news_ts": self._news_ts,
             "news_known": self._news_known,
             "news_scores": self._news_scores,
+            "settings": (values := recorded(self.settings)),
+            "fingerprint": fingerprint(values),
         }, option=orjson.OPT_SERIALIZE_NUMPY)
 
     @classmethod

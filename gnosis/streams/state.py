@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from gnosis.carryover import restore_engine
 from gnosis.config import Settings
-from gnosis.engine import StateVersionError, TickerEngine
+from gnosis.engine import TickerEngine
 from gnosis.events import Bar, TradingSignal
 from gnosis.features import ticker_phase
+from gnosis.sinks import metrics
 
 log = logging.getLogger(__name__)
 
@@ -131,18 +133,24 @@ def restore(ticker: str, settings: Settings, model_id: str, snapshot: bytes | No
         seq, offset, size = _HEADER.unpack_from(snapshot)
         start = _HEADER.size + size
         sources = orjson.loads(snapshot[_HEADER.size:start])
-        try:
-            engine = TickerEngine.from_state(ticker, settings, snapshot[start:], model_id)
-        except StateVersionError as exc:
-            # Written before an upgrade that changed what the features keep: the ticker
-            # warms up again; its positions (seq, offsets) still hold.
-            log.warning("%s; the ticker starts afresh and warms up again", exc)
-            engine = TickerEngine(ticker, settings, model_id)
+        # Its positions (seq, offsets) hold whatever the engine's settings or version.
+        engine = _restore_engine(ticker, settings, snapshot[start:], model_id)
         state = TickerState(engine, seq, offset, {int(q): o for q, o in sources.items()}, seq)
     while (entry := journal(journal_key(ticker, state.seq, every))) is not None:
         if not state.replay(entry, until_ts):
             break
     return state
+
+
+def _restore_engine(ticker: str, settings: Settings, data: bytes,
+                    model_id: str) -> TickerEngine:
+    """The snapshot's engine under ``settings``; each setting or state version it was
+    saved under otherwise is logged in one line and counted (see :mod:`gnosis.carryover`)."""
+    engine, changes = restore_engine(ticker, settings, data, model_id)
+    for change in changes:
+        log.warning("%s", change.line(ticker))
+        metrics.STATE_CHANGES.labels(setting=change.setting, action=change.action).inc()
+    return engine
 
 
 def reset(current: TickerState, settings: Settings, model_id: str, snapshot: bytes | None,
