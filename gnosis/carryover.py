@@ -1,8 +1,9 @@
 """Restoring a saved ticker state under other settings or from another state version.
 
-A snapshot records the settings its numbers depend on (:mod:`gnosis.fingerprint`). When a
-worker restarts with some of them changed, :func:`restore_engine` does not fail: per
-changed setting it
+A snapshot records the settings its numbers depend on (:mod:`gnosis.fingerprint`). The
+live worker restores a ticker under the settings it was saved with (:func:`saved_engine`),
+applies the events journaled since, and then carries it over to its own settings
+(:func:`carry`). That does not fail: per changed setting it
 
 * **rebuilds** the ticker's features from what the state keeps, when that suffices (a
   shorter ``window``, ``vsa_window`` or ``hawkes_window``, another stride, ``vol_short``,
@@ -12,8 +13,9 @@ changed setting it
 * **keeps** the headlines for a new ``rules.sentiment_window``: a shorter one is covered;
   a longer one lacks the headlines that fell out of the old window, so sentiment counts
   may be short for one window's time after the restart;
-* starts the ticker **afresh** (it warms up again) when the state does not keep enough,
-  and for a snapshot of another state version.
+* starts the ticker's features **afresh** (they warm up again from the next bar; the
+  headlines held still count) when the state does not keep enough; for a snapshot of
+  another state version the whole engine starts afresh.
 
 Each change comes back as a :class:`Change`, which the live worker logs in one line and
 counts in ``gnosis_state_changes_total{setting, action}``.
@@ -93,37 +95,52 @@ def _sentiment_detail(old: Any, new: Any) -> str:
             f"up to {new} after the last bar the counts may be short of a replay's")
 
 
-def restore_engine(ticker: str, settings: Settings, data: bytes,
-                   model_id: str = "lexicon") -> tuple[TickerEngine, list[Change]]:
-    """The engine of a saved state under ``settings``, and the changes it was restored
-    across (empty when it was saved under the same settings and state version)."""
+def _saved_settings(settings: Settings, values: dict[str, Any]) -> Settings:
+    """``settings`` with the recorded values of a snapshot."""
+    rules = settings.rules
+    if SENTIMENT_WINDOW in values:
+        rules = dataclasses.replace(rules, sentiment_window=values[SENTIMENT_WINDOW])
+    return dataclasses.replace(settings, features=_old_features(settings.features, values),
+                               rules=rules)
+
+
+def saved_engine(ticker: str, settings: Settings, data: bytes, model_id: str = "lexicon"
+                 ) -> tuple[TickerEngine | None, list[Change]]:
+    """The engine of a snapshot under the settings it was saved with (``settings`` with
+    its recorded values), ready for the events journaled after it; ``None`` and the change
+    when it cannot be read: another state version, or a snapshot that records no settings
+    and does not fit these."""
     obj = orjson.loads(data)
     version = obj.get("v")
     if version != _STATE_VERSION:
-        detail = "started afresh: this version cannot read what that one kept"
-        return TickerEngine(ticker, settings, model_id), [
-            Change("state version", version, _STATE_VERSION, "afresh", detail)]
-    now = recorded(settings)
+        return None, [Change("state version", version, _STATE_VERSION, "afresh",
+                             "started afresh: this version cannot read what that one kept")]
     then = obj.get("settings")
-    if then is None:  # saved before snapshots recorded their settings
-        try:
-            return TickerEngine.from_state(ticker, settings, data, model_id), []
-        except ValueError as exc:
-            return TickerEngine(ticker, settings, model_id), [Change(
-                "settings", "unrecorded", fingerprint(now), "afresh",
-                f"started afresh: the state does not fit these settings ({exc})")]
-    if obj.get("fingerprint") == fingerprint(now):
-        return TickerEngine.from_state(ticker, settings, data, model_id), []
+    saved_under = settings if then is None else _saved_settings(settings, then)
+    try:
+        return TickerEngine.from_state(ticker, saved_under, data, model_id), []
+    except ValueError as exc:  # saved before snapshots recorded their settings
+        return None, [Change("settings", "unrecorded", fingerprint(recorded(settings)),
+                             "afresh", f"started afresh: the state does not fit these "
+                             f"settings ({exc})")]
+
+
+def carry(engine: TickerEngine, settings: Settings) -> tuple[TickerEngine, list[Change]]:
+    """``engine`` under ``settings``, and the changes it was carried across (none, and the
+    same engine, when its settings record the same values)."""
+    then, now = recorded(engine.settings), recorded(settings)
+    if fingerprint(then) == fingerprint(now):
+        return engine, []
+    ticker, obj = engine.ticker, orjson.loads(engine.to_state())
     changed = differences(then, now)
     features = [c for c in changed if c[0] in FEATURES]
     action, detail = "rebuilt", ""
     if features:
-        action, detail = _carry_features(ticker, settings, obj, _old_features(
-            settings.features, then))
+        action, detail = _carry_features(ticker, settings, obj, engine.settings.features)
     changes = [Change(name, old, new, action, detail) for name, old, new in features]
     changes += [Change(name, old, new, "kept", _sentiment_detail(old, new))
                 for name, old, new in changed if name == SENTIMENT_WINDOW]
-    obj["settings"] = now
-    engine = TickerEngine.from_state(ticker, settings, orjson.dumps(
-        obj, option=orjson.OPT_SERIALIZE_NUMPY), model_id)
-    return engine, changes
+    obj["settings"], obj["fingerprint"] = now, fingerprint(now)
+    carried = TickerEngine.from_state(ticker, settings, orjson.dumps(
+        obj, option=orjson.OPT_SERIALIZE_NUMPY), engine.model_id)
+    return carried, changes

@@ -8,7 +8,7 @@ from dataclasses import fields, replace
 import orjson
 import pytest
 
-from gnosis.carryover import restore_engine
+from gnosis.carryover import carry
 from gnosis.config import Duration, Settings
 from gnosis.engine import TickerEngine
 from gnosis.events import TradingSignal
@@ -73,7 +73,7 @@ def test_a_rebuilt_ticker_signals_as_a_replay_under_the_new_settings(change) -> 
     old = TickerEngine("AAPL", BASE)
     _feed(old, before)
     new_settings = _with(BASE, **change)
-    engine, changes = restore_engine("AAPL", new_settings, old.to_state())
+    engine, changes = carry(old, new_settings)
     (name, value), = change.items()
     section = "rules" if name == "sentiment_window" else "features"
     (line,) = [c.line("AAPL") for c in changes]
@@ -97,7 +97,7 @@ def test_a_ticker_whose_state_does_not_keep_enough_starts_afresh(change) -> None
     old = TickerEngine("AAPL", BASE)
     _feed(old, before)
     new_settings = _with(BASE, **change)
-    engine, (change_made,) = restore_engine("AAPL", new_settings, old.to_state())
+    engine, (change_made,) = carry(old, new_settings)
     assert change_made.action == "afresh"
     assert "started afresh, the state does not keep enough (1m: " in change_made.line("AAPL")
     # Its features warm up again from the next bar; the headlines held still count.
@@ -118,6 +118,6 @@ def test_the_same_settings_restore_exactly_and_the_snapshot_records_them() -> No
     # "60m" is "1h": the same window, no change.
     assert differences(recorded(_with(BASE, sentiment_window="1h")),
                        recorded(_with(BASE, sentiment_window="60m"))) == []
-    engine, changes = restore_engine("AAPL", BASE, old.to_state())
+    engine, changes = carry(TickerEngine.from_state("AAPL", BASE, old.to_state()), BASE)
     assert changes == []
     assert _feed(engine, after) == _feed(old, after)
