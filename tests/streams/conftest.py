@@ -88,6 +88,21 @@ def market_events(tickers: tuple[str, ...] = ("AAPL", "MSFT", "GOOG", "TSLA", "N
     return bars, news
 
 
+def assert_signals_equal(got: dict[str, TradingSignal], expected: list[TradingSignal]) -> None:
+    """Each expected signal is in ``got`` (by signal id) with every field equal, floats
+    to 1e-9; ``expected`` is not empty."""
+    assert expected
+    for ref in expected:
+        assert ref.signal_id in got, f"{ref.ticker}@{ref.ts}: no signal"
+        live = got[ref.signal_id]
+        for f in fields(TradingSignal):
+            a, b = getattr(live, f.name), getattr(ref, f.name)
+            if isinstance(a, float):
+                assert a == pytest.approx(b, rel=1e-9, abs=1e-9), f"{ref.ticker}@{ref.ts} {f.name}"
+            else:
+                assert a == b, f"{ref.ticker}@{ref.ts} {f.name}"
+
+
 def consume_committed(bootstrap: str, topic: str, *, expected: int | None = None,
                       timeout: float = 60.0, idle: float = 3.0) -> list[Any]:
     """Every record of ``topic`` from the start, read with ``read_committed``.

@@ -3,7 +3,7 @@ gnosis.carryover: as a replay under the new settings where rebuilt, afresh other
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -14,7 +14,7 @@ from gnosis.engine import TickerEngine
 from gnosis.events import TradingSignal
 from gnosis.fingerprint import differences, fingerprint, recorded
 
-from .conftest import market_events
+from .conftest import assert_signals_equal, market_events
 
 BASE = Settings()
 BASE = replace(BASE, features=replace(BASE.features, window=160, vol_long=48, vol_short=8,
@@ -54,17 +54,6 @@ def _stream() -> tuple[list, list]:
     return events[:cut + 1], events[cut + 1:]
 
 
-def _assert_same(got: list[TradingSignal], expected: list[TradingSignal]) -> None:
-    assert len(got) == len(expected)
-    for a, b in zip(got, expected, strict=True):
-        for f in fields(TradingSignal):
-            x, y = getattr(a, f.name), getattr(b, f.name)
-            if isinstance(x, float):
-                assert x == pytest.approx(y, rel=1e-9, abs=1e-9), f"{a.ts} {f.name}"
-            else:
-                assert x == y, f"{a.ts} {f.name}"
-
-
 @pytest.mark.parametrize("change", [{"window": 128}, {"vsa_window": 6},
                                     {"hawkes_window": 260}, {"sentiment_window": "20m"}],
                          ids=["window", "vsa_window", "hawkes_window", "sentiment_window"])
@@ -87,7 +76,8 @@ def test_a_rebuilt_ticker_signals_as_a_replay_under_the_new_settings(change) -> 
     # The signals compared are warm: some buy, every one has Hurst and Hawkes estimates.
     assert "BUY" in {s.signal_type for s in expected}
     assert all(s.hurst_se < 1.0 and s.hawkes_se < 1.0 for s in expected)
-    _assert_same(got, expected)
+    assert len(got) == len(expected)
+    assert_signals_equal({s.signal_id: s for s in got}, expected)
 
 
 @pytest.mark.parametrize("change", [{"window": 200}, {"event_threshold": 2.0}],
@@ -105,7 +95,7 @@ def test_a_ticker_whose_state_does_not_keep_enough_starts_afresh(change) -> None
     for _, kind, event in before:
         if kind == 0:
             fresh.add_sentiment(event.ts, _score(event.headline))
-    _assert_same(_feed(engine, after), _feed(fresh, after))
+    assert_signals_equal({s.signal_id: s for s in _feed(engine, after)}, _feed(fresh, after))
 
 
 def test_the_same_settings_restore_exactly_and_the_snapshot_records_them() -> None:

@@ -4,7 +4,7 @@ not hidden behind 'ok'."""
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -21,7 +21,7 @@ from gnosis.streams.records import ticker_partition
 from gnosis.streams.state import TickerState
 from gnosis.streams.topics import topic_names
 
-from .conftest import MINUTE_NS, http_get, market_events, wait_until
+from .conftest import MINUTE_NS, assert_signals_equal, http_get, market_events, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -51,7 +51,7 @@ def test_a_snapshot_of_an_older_state_version_starts_its_ticker_afresh(
     publish(bars, news, settings, progress=False)
     expected = run_events(bars, news, settings)
     got = collect_signals(settings, expected=len(expected), timeout=120)
-    _assert_equal({s.signal_id: s for s in got}, expected)
+    assert_signals_equal({s.signal_id: s for s in got}, expected)
     url = f"http://127.0.0.1:{settings.worker.web_port}"
     assert _health(url)[1]["status"] == "ok"
     lines = http_get(f"{url}/metrics")[1].decode().splitlines()
@@ -95,18 +95,6 @@ TICKERS = ("AAPL", "MSFT", "NVDA")
 
 def _features(settings: Settings, **changes) -> Settings:
     return replace(settings, features=replace(settings.features, **changes))
-
-
-def _assert_equal(got: dict[str, TradingSignal], expected: list[TradingSignal]) -> None:
-    assert expected
-    for ref in expected:
-        live = got[ref.signal_id]
-        for f in fields(TradingSignal):
-            a, b = getattr(live, f.name), getattr(ref, f.name)
-            if isinstance(a, float):
-                assert a == pytest.approx(b, rel=1e-9, abs=1e-9), f"{ref.ticker}@{ref.ts} {f.name}"
-            else:
-                assert a == b, f"{ref.ticker}@{ref.ts} {f.name}"
 
 
 def test_restarts_with_changed_settings_stay_healthy_and_signal_as_documented(
@@ -155,7 +143,7 @@ def test_restarts_with_changed_settings_stay_healthy_and_signal_as_documented(
     expected = replayed(shorter, *cuts[1], from_ts=bars[0].ts)
     assert {"BUY"} <= {s.signal_type for s in expected}
     assert all(s.hurst_se < 1.0 and s.hawkes_se < 1.0 for s in expected)
-    _assert_equal(by_id, expected)
+    assert_signals_equal(by_id, expected)
     for setting, old, new in [("window", 160, 128), ("vsa_window", 10, 6),
                               ("hawkes_window", 300, 260)]:
         assert f"AAPL: features.{setting} {old} -> {new}: rebuilt from the bars its state " \
@@ -168,12 +156,12 @@ def test_restarts_with_changed_settings_stay_healthy_and_signal_as_documented(
                    int(last_point(before, 16, ticker_phase(t))) + 16) for t in TICKERS}
     expected = [s for s in replayed(strides, *cuts[2], from_ts=bars[0].ts)
                 if s.ts >= cuts[2][0] + (upto[s.ticker] - before - 1) * MINUTE_NS]
-    _assert_equal(by_id, expected)
+    assert_signals_equal(by_id, expected)
     assert "features.hawkes_stride 32 -> 16: rebuilt from the bars its state keeps" in logs[2]
 
     # A longer window than the state keeps: afresh, the replay of the run's bars alone
     # (with every headline before them).
-    _assert_equal(by_id, replayed(longer, *cuts[3]))
+    assert_signals_equal(by_id, replayed(longer, *cuts[3]))
     assert "AAPL: features.window 128 -> 200: started afresh, the state does not keep " \
         "enough (1m: the state keeps 128 returns, 200 are needed)" in logs[3]
     assert "Traceback" not in "".join(logs)
