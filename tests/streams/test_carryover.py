@@ -22,6 +22,7 @@ BASE = replace(BASE, features=replace(BASE.features, window=160, vol_long=48, vo
                                       hurst_stride=4, hawkes_stride=8),
                rules=replace(BASE.rules, sentiment_window=Duration("30m")))
 CUT = 600
+LATENCY = 30 * 1_000_000_000  # a headline's knowledge time after its stamp
 
 
 def _with(settings: Settings, **changes) -> Settings:
@@ -39,9 +40,9 @@ def _feed(engine: TickerEngine, events: list) -> list[TradingSignal]:
     out = []
     for _, kind, event in events:
         if kind == 0:
-            engine.add_sentiment(event.ts, _score(event.headline))
+            engine.add_sentiment(event.ts, _score(event.headline), event.ts + LATENCY)
         else:
-            out.append(engine.on_bar(event))
+            out.append(engine.on_bar(event, event.ts))
     return out
 
 
@@ -94,7 +95,7 @@ def test_a_ticker_whose_state_does_not_keep_enough_starts_afresh(change) -> None
     fresh = TickerEngine("AAPL", new_settings)
     for _, kind, event in before:
         if kind == 0:
-            fresh.add_sentiment(event.ts, _score(event.headline))
+            fresh.add_sentiment(event.ts, _score(event.headline), event.ts + LATENCY)
     assert_signals_equal({s.signal_id: s for s in _feed(engine, after)}, _feed(fresh, after))
 
 
