@@ -1,6 +1,6 @@
-"""A worker's state across restarts, on a real broker: restarts with changed settings
-stay healthy and signal as documented in gnosis.carryover, and a crash loop is reported,
-not hidden behind 'ok'."""
+"""A worker's state across its lifecycle, on a real broker: a warm start from history
+files, restarts with changed settings or an older state version (healthy, signals as
+documented in gnosis.carryover), and a crash loop reported, not hidden behind 'ok'."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from conftest import produce
 
 from gnosis.config import Duration, Settings
 from gnosis.engine import _STATE_VERSION, TickerEngine, run_events
-from gnosis.events import TradingSignal
+from gnosis.events import TradingSignal, format_timestamp
 from gnosis.features import ticker_phase
 from gnosis.features.state import last_point
 from gnosis.replay.kafka import collect_signals, publish
@@ -21,7 +21,14 @@ from gnosis.streams.records import ticker_partition
 from gnosis.streams.state import TickerState
 from gnosis.streams.topics import topic_names
 
-from .conftest import MINUTE_NS, assert_signals_equal, http_get, market_events, wait_until
+from .conftest import (
+    MINUTE_NS,
+    assert_signals_equal,
+    http_get,
+    market_events,
+    wait_until,
+    write_files,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -34,6 +41,41 @@ def _health(url: str) -> tuple[int, dict]:
 def _metric(url: str, name: str) -> float:
     lines = http_get(f"{url}/metrics")[1].decode().splitlines()
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(name + " "))
+
+
+def test_warm_start_then_live_signals_as_the_replay_of_history_and_live(
+        tmp_path, kafka_settings, kafka_topics, worker_process, gnosis_cli) -> None:
+    settings = _features(kafka_settings(partitions=2, processing_guarantee="exactly_once",
+                                        web_port=free_port()),
+                         window=160, vol_long=48, vol_short=8, vsa_window=10,
+                         trend_lookback=10, hawkes_window=300)
+    kafka_topics(settings)
+    bars, news = market_events(TICKERS, 700, news_per_bar=0.4, seed=5)
+    news = [replace(n, ts=n.ts // 1_000_000 * 1_000_000) for n in news]  # as files keep them
+    cut = bars[549].ts  # 550 bars of history per ticker
+    history = write_files(tmp_path, [b for b in bars if b.ts <= cut],
+                          [n for n in news if n.ts <= cut], "bars.parquet")
+    worker_process(settings)
+    url = f"http://127.0.0.1:{settings.worker.web_port}"
+    wait_until("the worker is up", lambda: _health(url)[1].get("status") == "ok", 60)
+
+    warmed = gnosis_cli(settings, "state", "warm", *history)
+    assert warmed.returncode == 0, warmed.stderr[-2000:]
+    assert f"AAPL: warmed to {format_timestamp(cut)} (1m 550 bars)" in warmed.stdout
+    # The same history again would replace bars the state now has: refused, nothing sent.
+    again = gnosis_cli(settings, "state", "warm", *history)
+    assert again.returncode == 1
+    assert f"error: AAPL 1m: the state already has 550 bars up to {format_timestamp(cut)}" \
+        in again.stderr
+
+    live = [b for b in bars if b.ts > cut]
+    publish(live, [n for n in news if n.ts > cut], settings, progress=False)
+    got = collect_signals(settings, expected=len(live), timeout=120)
+    assert sorted(s.ts for s in got) == sorted(b.ts for b in live), "no signal for history"
+    expected = [s for s in run_events(bars, news, settings) if s.ts > cut]
+    assert "BUY" in {s.signal_type for s in expected}
+    assert all(s.hurst_se < 1.0 and s.hawkes_se < 1.0 for s in expected)
+    assert_signals_equal({s.signal_id: s for s in got}, expected)
 
 
 def test_a_snapshot_of_an_older_state_version_starts_its_ticker_afresh(
