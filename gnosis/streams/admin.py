@@ -1,10 +1,11 @@
-"""``gnosis state``: inspect and repair one ticker's live state through Kafka.
+"""``gnosis state``: inspect, repair and warm tickers' live state through Kafka.
 
 ``show`` reads the ticker's snapshot and journal from the changelog topics (what a worker
 taking the partition over would restore). ``reset`` sends a command to the control topic
 partition the ticker's owner consumes; the owner applies it in order with the ticker's
 bars, under exactly-once in the same transaction as the new snapshot, while workers run.
-Nothing here edits files or needs a worker to stop.
+``warm`` replays history files here and sends each ticker's resulting state the same way
+(:mod:`gnosis.warm`). Nothing here edits files or needs a worker to stop.
 """
 
 from __future__ import annotations
