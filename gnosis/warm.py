@@ -7,7 +7,9 @@ command (:func:`warm_states`: the same :meth:`~gnosis.engine.SignalEngine.run` a
 replay, every bar and headline at its knowledge time), and sends each ticker's engine
 state to the worker that owns it, which adopts it (:func:`adopt`) without emitting a
 signal for the history. The next live bar's signal is then the one a replay of history
-and live input together gives.
+and live input together gives. With ``--replace`` it may also take the place of bars the
+state has, when the history reaches their last one: how a ticker that a settings change
+started afresh is rebuilt from the archive.
 
 Anchors: Lean's ``SetWarmUp`` (the algorithm is fed history before live data, its orders
 suppressed) and NautilusTrader's indicators warmed from requested bars.
@@ -64,33 +66,44 @@ def warmed_engine(ticker: str, settings: Settings, data: bytes, model_id: str,
     return engine
 
 
-def overlap(current: TickerEngine, warmed: TickerEngine) -> str | None:
-    """Why ``warmed`` cannot replace ``current`` (``None``: it can): ``current`` already
-    has bars of an interval the history covers."""
+def overlap(current: TickerEngine, warmed: TickerEngine, replace: bool = False) -> str | None:
+    """Why ``warmed`` cannot be taken by ``current`` (``None``: it can): ``current``
+    already has bars of an interval the history covers, or with ``replace`` bars after the
+    history's last one."""
     for interval, series in sorted(warmed.series.items()):
         held = current.series.get(interval)
-        if held is not None and held.last_ts is not None:
-            return (f"{current.ticker} {interval}: the state already has {held.features.bars} "
-                    f"bars up to {format_timestamp(held.last_ts)}, and the history's "
-                    f"{series.features.bars} bars up to {format_timestamp(series.last_ts)} "
-                    "would replace them: warm start is for a ticker without bars of the "
-                    f"interval (`gnosis state reset {current.ticker}` first)")
+        if held is None or held.last_ts is None:
+            continue
+        have = (f"{current.ticker} {interval}: the state already has {held.features.bars} "
+                f"bars up to {format_timestamp(held.last_ts)}")
+        if not replace:
+            return (f"{have}, and the history's {series.features.bars} bars up to "
+                    f"{format_timestamp(series.last_ts)} would replace them: warm start is for "
+                    "a ticker without bars of the interval (or --replace with history that "
+                    "reaches its last bar)")
+        if series.last_ts is not None and held.last_ts > series.last_ts:
+            return (f"{have}, after the history's last bar at "
+                    f"{format_timestamp(series.last_ts)}: --replace needs history that "
+                    "reaches the state's last bar")
     return None
 
 
-def adopt(current: TickerEngine, warmed: TickerEngine) -> TickerEngine:
-    """``warmed``, with what ``current`` holds besides: the headlines it holds (live news
-    applied before the warm start) and the intervals the history does not cover.
+def adopt(current: TickerEngine, warmed: TickerEngine, replace: bool = False) -> TickerEngine:
+    """``warmed``, with what ``current`` holds besides: the intervals the history does not
+    cover, and the headlines it holds (live news applied before the warm start; with
+    ``replace``, the history stands for everything up to its last bar, so only those
+    stamped after it).
 
-    Raises :class:`WarmRefused` when the history would replace bars (see :func:`overlap`).
+    Raises :class:`WarmRefused` when the state cannot take it (see :func:`overlap`).
     """
-    reason = overlap(current, warmed)
+    reason = overlap(current, warmed, replace)
     if reason is not None:
         raise WarmRefused(reason)
     for interval, series in current.series.items():
         warmed.series.setdefault(interval, series)
+    end = warmed.last_ts if replace and warmed.last_ts is not None else None
     held = set(warmed.headlines())
     for ts, known, score in current.headlines():
-        if (ts, known, score) not in held:
+        if (ts, known, score) not in held and (end is None or ts > end):
             warmed.add_sentiment(ts, score, known)
     return warmed

@@ -104,38 +104,41 @@ async def reset_and_wait(settings: Settings, command: ResetCommand,
     return None
 
 
-def _warmed(state: TickerState | None, engine: TickerEngine) -> bool:
-    """Whether ``state`` shows the warm start of ``engine`` applied."""
+def _warmed(state: TickerState | None, before: TickerState | None,
+            engine: TickerEngine) -> bool:
+    """Whether ``state`` (``before`` the command was sent) shows the warm start of
+    ``engine`` applied: the history's bar counts, and a new journal position or snapshot."""
     if state is None:
         return False
     for interval, series in engine.series.items():
         held = state.engine.series.get(interval)
         if held is None or held.features.bars < series.features.bars:
             return False
-    return True
+    return before is None or state.snapshot_seq != before.snapshot_seq or (
+        state.engine.to_state() != before.engine.to_state())
 
 
 async def warm_and_wait(settings: Settings, engines: dict[str, TickerEngine], model_id: str,
-                        on_applied: Callable[[int], None], timeout: float = 60.0
-                        ) -> list[str]:
+                        on_applied: Callable[[int], None], *, replace: bool = False,
+                        timeout: float = 60.0) -> list[str]:
     """Check, send and wait for the warm starts of ``engines`` (ticker -> engine after the
-    history); the one-line refusals, if any ticker's state already has bars the history
-    would replace (then nothing is sent), else the tickers whose owners did not apply it
+    history); the one-line refusals, if any ticker's state cannot take it (then nothing is
+    sent, see :func:`gnosis.warm.overlap`), else the tickers whose owners did not apply it
     within ``timeout`` (empty: all did). ``on_applied(n)`` reports progress."""
     tickers = sorted(engines)
     current = await read_states(settings, tickers)
     refused = [reason for t in tickers if (state := current[t]) is not None
-               and (reason := overlap(state.engine, engines[t])) is not None]
+               and (reason := overlap(state.engine, engines[t], replace)) is not None]
     if refused:
         return refused
-    await send_commands(settings, [WarmCommand(t, engines[t].to_state(), model_id)
+    await send_commands(settings, [WarmCommand(t, engines[t].to_state(), model_id, replace)
                                    for t in tickers])
     pending = set(tickers)
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
         states = await read_states(settings, sorted(pending))
-        done = {t for t in pending if _warmed(states[t], engines[t])}
+        done = {t for t in pending if _warmed(states[t], current[t], engines[t])}
         pending -= done
         if done:
             on_applied(len(done))
@@ -203,6 +206,10 @@ def warm(
                                          help="Bars file (.csv or .parquet).")],
     news: Annotated[Path | None, typer.Argument(exists=True, dir_okay=False,
                                                 help="News file (.csv or .parquet).")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Also take the place of bars a ticker's state has, when the "
+        "history reaches its last one (e.g. to rebuild a ticker that a settings change "
+        "started afresh from the archive).")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Bring each ticker of BARS up to the end of that history while workers run.
@@ -244,7 +251,8 @@ def warm(
         typer.echo(f"error: {bars}: no bars to warm from", err=True)
         raise typer.Exit(2)
     with typer.progressbar(length=len(engines), label="warming", file=sys.stderr) as bar:
-        problems = asyncio.run(warm_and_wait(settings, engines, scorer.model_id, bar.update))
+        problems = asyncio.run(warm_and_wait(settings, engines, scorer.model_id, bar.update,
+                                             replace=replace))
     for line in problems:
         typer.echo(f"error: {line}", err=True)
     if problems:

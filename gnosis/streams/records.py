@@ -11,7 +11,7 @@ The re-keyed topic ``<app>-news-by-ticker`` carries two kinds of record:
 
 The control topic ``<app>-control`` carries operator commands, key = ticker:
 ``{"command": "reset", "ticker", "to"}`` (``to``: epoch ns or ``null``) and
-``{"command": "warm", "ticker", "model", "state"}`` (``state``: the ticker's engine state
+``{"command": "warm", "ticker", "model", "replace", "state"}`` (``state``: the ticker's engine state
 after the history, its headlines scored by sentiment model ``model``; see
 :mod:`gnosis.warm`).
 """
@@ -107,10 +107,12 @@ class WarmCommand:
     """:meth:`~gnosis.engine.TickerEngine.to_state` of the warmed engine."""
     model_id: str
     """The sentiment model that scored the history's headlines."""
+    replace: bool = False
+    """Take the place of bars the state has, if the history reaches their last one."""
 
     def to_json(self) -> bytes:
         return orjson.dumps({"command": "warm", "ticker": self.ticker, "model": self.model_id,
-                             "state": orjson.Fragment(self.state)})
+                             "replace": self.replace, "state": orjson.Fragment(self.state)})
 
 
 def decode_command(value: bytes | None) -> ResetCommand | WarmCommand:
@@ -119,7 +121,7 @@ def decode_command(value: bytes | None) -> ResetCommand | WarmCommand:
         obj = orjson.loads(value or b"")
         if obj.get("command") == "warm":
             return WarmCommand(str(obj["ticker"]), orjson.dumps(obj["state"]),
-                               str(obj["model"]))
+                               str(obj["model"]), bool(obj.get("replace", False)))
         if obj.get("command") != "reset":
             raise InvalidEvent("unknown_command", f"unknown command {obj.get('command')!r}",
                                "command")

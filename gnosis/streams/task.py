@@ -163,7 +163,7 @@ class PartitionTask:
         try:
             warmed = warmed_engine(ticker, self.settings, command.state, self.model_id,
                                    command.model_id)
-            current.engine = adopt(current.engine, warmed)
+            current.engine = adopt(current.engine, warmed, command.replace)
         except WarmRefused as exc:
             log.warning("warm start refused: %s", exc)
             metrics.child(metrics.RECORD_OUTCOMES, topic, "refused").inc()

@@ -133,6 +133,7 @@ def test_a_crash_loop_turns_health_to_503_until_a_worker_commits_progress(
 
 
 TICKERS = ("AAPL", "MSFT", "NVDA")
+LAST_RUN = 40  # bars per ticker after the warm start from the archive
 
 
 def _features(settings: Settings, **changes) -> Settings:
@@ -140,10 +141,11 @@ def _features(settings: Settings, **changes) -> Settings:
 
 
 def test_restarts_with_changed_settings_stay_healthy_and_signal_as_documented(
-        kafka_settings, kafka_topics, worker_process) -> None:
+        tmp_path, kafka_settings, kafka_topics, worker_process, gnosis_cli) -> None:
     """Four runs of one worker on one state, each restarted with other feature settings:
     shorter windows (rebuilt: the replay under them), new strides (rebuilt, estimates
-    held until the new strides' next points), a longer window (afresh)."""
+    held until the new strides' next points), a longer window (afresh); then the archive
+    rebuilds what the longer window started afresh."""
     base = kafka_settings(partitions=2, processing_guarantee="exactly_once",
                           web_port=free_port())
     base = _features(base, window=160, vol_long=48, vol_short=8, vsa_window=10,
@@ -154,7 +156,9 @@ def test_restarts_with_changed_settings_stay_healthy_and_signal_as_documented(
     strides = _features(shorter, hurst_stride=5, hawkes_stride=16)
     longer = _features(strides, window=200)
     runs = [(base, 500), (shorter, 150), (strides, 150), (longer, 60)]
-    bars, news = market_events(TICKERS, sum(n for _, n in runs), news_per_bar=0.4, seed=5)
+    bars, news = market_events(TICKERS, sum(n for _, n in runs) + LAST_RUN, news_per_bar=0.4,
+                               seed=5)
+    news = [replace(n, ts=n.ts // 1_000_000 * 1_000_000) for n in news]  # as files keep them
     url = f"http://127.0.0.1:{base.worker.web_port}"
     logs, cuts, seen = [], [], 0
     for settings, count in runs:
@@ -207,3 +211,23 @@ def test_restarts_with_changed_settings_stay_healthy_and_signal_as_documented(
     assert "AAPL: features.window 128 -> 200: started afresh, the state does not keep " \
         "enough (1m: the state keeps 128 returns, 200 are needed)" in logs[3]
     assert "Traceback" not in "".join(logs)
+
+    # The archive rebuilds it: `gnosis state warm --replace` with every bar and headline so
+    # far, and the next live bars signal as the replay of everything under the new window.
+    end = cuts[3][1]
+    archive = write_files(tmp_path, [b for b in bars if b.ts <= end],
+                          [n for n in news if n.ts <= end], "bars.parquet")
+    worker_process(longer)
+    wait_until("the worker is up", lambda: _health(url)[1].get("status") == "ok", 60)
+    warmed = gnosis_cli(longer, "state", "warm", "--replace", *archive)
+    assert warmed.returncode == 0, warmed.stderr[-2000:]
+    first = bars[seen].ts
+    publish([b for b in bars if first <= b.ts <= bars[seen + LAST_RUN - 1].ts],
+            [n for n in news if end < n.ts <= bars[seen + LAST_RUN - 1].ts], longer,
+            progress=False)
+    total = (seen + LAST_RUN) * len(TICKERS)
+    got = collect_signals(longer, expected=total, timeout=120)
+    assert len(got) == total
+    expected = replayed(longer, first, bars[seen + LAST_RUN - 1].ts, from_ts=bars[0].ts)
+    assert all(s.hurst_se < 1.0 and s.hawkes_se < 1.0 for s in expected)
+    assert_signals_equal({s.signal_id: s for s in got}, expected)
