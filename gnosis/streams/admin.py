@@ -223,20 +223,17 @@ def warm(
 
     from gnosis.models.sentiment import load_scorer
     from gnosis.replay.knowledge import bar_known, news_known
-    from gnosis.replay.readers import ReaderError, read_bars, read_news
+    from gnosis.replay.readers import read_bars, read_news
     from gnosis.replay.run import report_row_errors
     from gnosis.replay.synthetic import bars_to_events, news_to_events
+    from gnosis.security import explained
     from gnosis.warm import warm_states
 
     settings = Settings.load(config)
     console = Console(stderr=True)
     max_future = duration_ns(settings.worker.max_future)
-    try:
-        bar_load = read_bars(bars, max_future_ns=max_future)
-        news_frame = None if news is None else read_news(news, max_future_ns=max_future)
-    except ReaderError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    bar_load = read_bars(bars, max_future_ns=max_future)  # ReaderError: one line (gnosis.cli)
+    news_frame = None if news is None else read_news(news, max_future_ns=max_future)
     report_row_errors(bar_load.errors, console)
     if news_frame is not None:
         report_row_errors(news_frame.errors, console)
@@ -250,7 +247,8 @@ def warm(
     if not engines:
         typer.echo(f"error: {bars}: no bars to warm from", err=True)
         raise typer.Exit(2)
-    with typer.progressbar(length=len(engines), label="warming", file=sys.stderr) as bar:
+    with explained(settings), typer.progressbar(length=len(engines), label="warming",
+                                                file=sys.stderr) as bar:
         problems = asyncio.run(warm_and_wait(settings, engines, scorer.model_id, bar.update,
                                              replace=replace))
     for line in problems:
