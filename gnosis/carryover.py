@@ -15,7 +15,8 @@ applies the events journaled since, and then carries it over to its own settings
   may be short for one window's time after the restart;
 * starts the ticker's features **afresh** (they warm up again from the next bar; the
   headlines held still count) when the state does not keep enough; for a snapshot of
-  another state version the whole engine starts afresh.
+  another state version the whole engine starts afresh. ``gnosis state warm --replace``
+  then rebuilds it from an archive (:mod:`gnosis.warm`).
 
 Each change comes back as a :class:`Change`, which the live worker logs in one line and
 counts in ``gnosis_state_changes_total{setting, action}``.
