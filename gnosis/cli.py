@@ -32,7 +32,7 @@ app = typer.Typer(
 app.add_typer(kafka_app, name="kafka", help="Run a local Apache Kafka broker (KRaft).")
 app.add_typer(model_app, name="model", help="Export and inspect sentiment models.")
 app.add_typer(state_app, name="state",
-              help="Inspect or reset one ticker's live state (through Kafka, workers running).")
+              help="Inspect, reset or warm tickers' live state (through Kafka, workers running).")
 app.add_typer(news_app, name="news", help="Score news archives once into the score store.")
 
 console = Console(stderr=True)

@@ -255,6 +255,10 @@ class WorkerConfig(_Section):
     retry_backoff_max: float = 30.0
     """Longest wait in seconds between two attempts to start while Kafka refuses the worker
     (or it failed): the wait starts at 1 s (or this, if smaller) and doubles."""
+    failing_after: int = 3
+    """Worker failures in a row, with no offset committed in between, after which
+    ``/health`` answers 503 ("failing", with the cause and the restart count) and
+    ``gnosis_worker_failing`` is 1; a worker that commits progress clears it."""
 
 
 @dataclass(frozen=True)

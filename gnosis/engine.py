@@ -31,6 +31,7 @@ import orjson
 from gnosis.config import Settings, duration_ns
 from gnosis.events import Bar, InvalidEvent, NewsItem, TradingSignal, format_timestamp, signal_id
 from gnosis.features import FeatureSnapshot, SavedFeatures, TickerFeatures, ticker_phase
+from gnosis.fingerprint import fingerprint, recorded
 from gnosis.models.rules import decide, explain
 
 if TYPE_CHECKING:
@@ -125,6 +126,10 @@ class TickerEngine:
         self._news_scores.insert(i, score)
         return True
 
+    def headlines(self) -> list[tuple[int, int, float]]:
+        """The headlines held: (stamp, knowledge time, score), by stamp."""
+        return list(zip(self._news_ts, self._news_known, self._news_scores, strict=True))
+
     def news_times(self) -> tuple[int, ...]:
         """Stamps of the headlines held for the as-of window (pruned as bars advance)."""
         return tuple(self._news_ts)
@@ -181,7 +186,8 @@ class TickerEngine:
             del self._news_scores[:cut]
 
     def to_state(self) -> bytes:
-        """A compact snapshot from which :meth:`from_state` rebuilds this engine exactly."""
+        """A compact snapshot from which :meth:`from_state` rebuilds this engine exactly,
+        with the settings its numbers depend on (see :mod:`gnosis.carryover`)."""
         return orjson.dumps({
             "v": _STATE_VERSION,
             "series": {interval: {"last_ts": s.last_ts, **_saved_to_json(s.features.history())}
@@ -189,6 +195,8 @@ class TickerEngine:
             "news_ts": self._news_ts,
             "news_known": self._news_known,
             "news_scores": self._news_scores,
+            "settings": (values := recorded(self.settings)),
+            "fingerprint": fingerprint(values),
         }, option=orjson.OPT_SERIALIZE_NUMPY)
 
     @classmethod
@@ -329,39 +337,48 @@ class SignalEngine:
         """The signal for one bar known at ``known`` (see :meth:`TickerEngine.on_bar`)."""
         return self.engine(bar.ticker).on_bar(bar, known)
 
+    def run(self, bars: Sequence[Bar], news: Sequence[NewsItem], *,
+            bars_known: Sequence[int] | None = None,
+            news_known: Sequence[int] | None = None) -> list[TradingSignal]:
+        """Apply a batch of history; its signals, ordered by (bar close, ticker, interval).
+
+        ``bars_known`` and ``news_known`` are the knowledge times (epoch ns) of ``bars`` and
+        ``news``, in their order; without them a bar is known at its close and a headline
+        ``replay.news_latency`` after its stamp, as :mod:`gnosis.replay.knowledge` models
+        files without ``received_at``. A bar that repeats the close of an earlier bar of its
+        ticker and interval is skipped, as the live worker deadletters it. Headlines
+        stamped after the last bar are applied last, for bars to come.
+        """
+        delay = duration_ns(self.settings.replay.news_latency)
+        if news_known is None:
+            news_known = [item.ts + delay for item in news]
+        if bars_known is None:
+            bars_known = [bar.ts for bar in bars]
+        order = sorted(range(len(news)), key=lambda j: news[j].ts)
+        scores = score_headlines(self.scorer, [news[j].headline for j in order])
+        out: list[TradingSignal] = []
+        i = 0
+        for b in sorted(range(len(bars)), key=lambda b: (bars[b].ts, bars[b].ticker,
+                                                          bars[b].interval)):
+            bar = bars[b]
+            # Every headline stamped up to the close is held; its knowledge time decides.
+            while i < len(order) and news[order[i]].ts <= bar.ts:
+                self.add_scored_news(news[order[i]], float(scores[i]), news_known[order[i]])
+                i += 1
+            try:
+                out.append(self.on_bar(bar, bars_known[b]))
+            except InvalidEvent:
+                continue
+        for j in range(i, len(order)):
+            self.add_scored_news(news[order[j]], float(scores[j]), news_known[order[j]])
+        return out
+
 
 def run_events(bars: Sequence[Bar], news: Sequence[NewsItem], settings: Settings | None = None,
                scorer: SentimentScorer | None = None, *,
                bars_known: Sequence[int] | None = None,
                news_known: Sequence[int] | None = None) -> list[TradingSignal]:
     """Signals for a batch of history, ordered by (bar close, ticker, interval): the
-    reference result.
-
-    ``bars_known`` and ``news_known`` are the knowledge times (epoch ns) of ``bars`` and
-    ``news``, in their order; without them a bar is known at its close and a headline
-    ``replay.news_latency`` after its stamp, as :mod:`gnosis.replay.knowledge` models files
-    without ``received_at``. A bar that repeats the close of an earlier bar of its ticker
-    and interval is skipped, as the live worker deadletters it.
-    """
-    engine = SignalEngine(settings, scorer)
-    delay = duration_ns(engine.settings.replay.news_latency)
-    if news_known is None:
-        news_known = [item.ts + delay for item in news]
-    if bars_known is None:
-        bars_known = [bar.ts for bar in bars]
-    order = sorted(range(len(news)), key=lambda j: news[j].ts)
-    scores = score_headlines(engine.scorer, [news[j].headline for j in order])
-    out: list[TradingSignal] = []
-    i = 0
-    for b in sorted(range(len(bars)), key=lambda b: (bars[b].ts, bars[b].ticker,
-                                                      bars[b].interval)):
-        bar = bars[b]
-        # Every headline stamped up to the close is held; its knowledge time decides.
-        while i < len(order) and news[order[i]].ts <= bar.ts:
-            engine.add_scored_news(news[order[i]], float(scores[i]), news_known[order[i]])
-            i += 1
-        try:
-            out.append(engine.on_bar(bar, bars_known[b]))
-        except InvalidEvent:
-            continue
-    return out
+    reference result (see :meth:`SignalEngine.run`)."""
+    return SignalEngine(settings, scorer).run(bars, news, bars_known=bars_known,
+                                              news_known=news_known)

@@ -113,6 +113,19 @@ KAFKA_REFUSED = Gauge(
 KAFKA_REFUSALS = Counter("gnosis_kafka_refusals_total",
                          "Attempts of the worker to start that Kafka refused, by cause.",
                          ["cause"], registry=REGISTRY)
+WORKER_RESTARTS = Counter("gnosis_worker_restarts_total",
+                          "Times this process replaced its worker after a failure that was "
+                          "not a refusal by Kafka.", registry=REGISTRY)
+WORKER_FAILING = Gauge(
+    "gnosis_worker_failing",
+    "1 while the worker fails again and again without committing progress (at least "
+    "worker.failing_after times in a row); /health then answers 503 with the cause.",
+    registry=REGISTRY)
+STATE_CHANGES = Counter(
+    "gnosis_state_changes_total",
+    "Saved ticker states restored under a setting or state version other than they were "
+    "saved with, by setting and by what was done (rebuilt, kept, afresh).",
+    ["setting", "action"], registry=REGISTRY)
 MODEL_INFO = Info("gnosis_sentiment_model", "The sentiment model in use.", registry=REGISTRY)
 
 # Results of the latest backtest per strategy, for a backtest or replay process that serves

@@ -1,39 +1,54 @@
-"""``gnosis state``: inspect and repair one ticker's live state through Kafka.
+"""``gnosis state``: inspect, repair and warm tickers' live state through Kafka.
 
 ``show`` reads the ticker's snapshot and journal from the changelog topics (what a worker
 taking the partition over would restore). ``reset`` sends a command to the control topic
 partition the ticker's owner consumes; the owner applies it in order with the ticker's
 bars, under exactly-once in the same transaction as the new snapshot, while workers run.
-Nothing here edits files or needs a worker to stop.
+``warm`` replays history files here and sends each ticker's resulting state the same way
+(:mod:`gnosis.warm`). Nothing here edits files or needs a worker to stop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from gnosis.config import Settings
+from gnosis.config import Settings, duration_ns
+from gnosis.engine import TickerEngine
 from gnosis.events import InvalidEvent, format_timestamp, parse_timestamp
-from gnosis.streams.records import ResetCommand, ticker_partition
+from gnosis.streams.records import ResetCommand, WarmCommand, ticker_partition
 from gnosis.streams.state import TickerState, restore
 from gnosis.streams.store import restore_tables
 from gnosis.streams.topics import client_options, topic_names
+from gnosis.warm import overlap
 
 
 async def read_state(settings: Settings, ticker: str) -> TickerState | None:
     """The ticker's committed state as a worker would restore it; ``None`` if it has none."""
-    p = ticker_partition(ticker, settings.kafka.partitions)
-    tables = (await restore_tables(client_options(settings), topic_names(settings), [p]))[p]
-    key = ticker.encode()
+    return (await read_states(settings, [ticker]))[ticker]
+
+
+async def read_states(settings: Settings, tickers: list[str]) -> dict[str, TickerState | None]:
+    """:func:`read_state` of many tickers, reading each changelog partition once."""
+    n = settings.kafka.partitions
+    parts = sorted({ticker_partition(t, n) for t in tickers})
+    tables = await restore_tables(client_options(settings), topic_names(settings), parts)
     every = settings.worker.snapshot_every
-    if key not in tables.snapshots and f"{ticker}:0".encode() not in tables.journal:
-        return None
-    return restore(ticker, settings, "lexicon", tables.snapshots.get(key),
-                   lambda k: tables.journal.get(k.encode()), every)
+    out: dict[str, TickerState | None] = {}
+    for ticker in tickers:
+        table, key = tables[ticker_partition(ticker, n)], ticker.encode()
+        if key not in table.snapshots and f"{ticker}:0".encode() not in table.journal:
+            out[ticker] = None
+            continue
+        out[ticker] = restore(ticker, settings, "lexicon", table.snapshots.get(key),
+                              lambda k, table=table: table.journal.get(k.encode()), every)
+    return out
 
 
 def describe(state: TickerState, settings: Settings) -> dict[str, Any]:
@@ -52,17 +67,20 @@ def describe(state: TickerState, settings: Settings) -> dict[str, Any]:
     }
 
 
-async def send_reset(settings: Settings, command: ResetCommand) -> None:
-    """Send ``command`` to the control partition of its ticker."""
+async def send_commands(settings: Settings, commands: list[ResetCommand | WarmCommand]
+                        ) -> None:
+    """Send ``commands`` to the control partitions of their tickers."""
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(**client_options(settings), acks="all",
                                 enable_idempotence=True)
     await producer.start()
     try:
-        await producer.send_and_wait(
-            topic_names(settings).control, command.to_json(), key=command.ticker.encode(),
-            partition=ticker_partition(command.ticker, settings.kafka.partitions))
+        for command in commands:
+            await producer.send(
+                topic_names(settings).control, command.to_json(), key=command.ticker.encode(),
+                partition=ticker_partition(command.ticker, settings.kafka.partitions))
+        await producer.flush()
     finally:
         await producer.stop()
 
@@ -72,7 +90,7 @@ async def reset_and_wait(settings: Settings, command: ResetCommand,
     """Send ``command`` and wait until the changelog shows it applied (``None``: it did not
     within ``timeout``, e.g. no worker is running)."""
     before = await read_state(settings, command.ticker)
-    await send_reset(settings, command)
+    await send_commands(settings, [command])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         await asyncio.sleep(0.5)
@@ -84,6 +102,48 @@ async def reset_and_wait(settings: Settings, command: ResetCommand,
         if command.to_ts is None or last is None or last <= command.to_ts:
             return state
     return None
+
+
+def _warmed(state: TickerState | None, before: TickerState | None,
+            engine: TickerEngine) -> bool:
+    """Whether ``state`` (``before`` the command was sent) shows the warm start of
+    ``engine`` applied: the history's bar counts, and a new journal position or snapshot."""
+    if state is None:
+        return False
+    for interval, series in engine.series.items():
+        held = state.engine.series.get(interval)
+        if held is None or held.features.bars < series.features.bars:
+            return False
+    return before is None or state.snapshot_seq != before.snapshot_seq or (
+        state.engine.to_state() != before.engine.to_state())
+
+
+async def warm_and_wait(settings: Settings, engines: dict[str, TickerEngine], model_id: str,
+                        on_applied: Callable[[int], None], *, replace: bool = False,
+                        timeout: float = 60.0) -> list[str]:
+    """Check, send and wait for the warm starts of ``engines`` (ticker -> engine after the
+    history); the one-line refusals, if any ticker's state cannot take it (then nothing is
+    sent, see :func:`gnosis.warm.overlap`), else the tickers whose owners did not apply it
+    within ``timeout`` (empty: all did). ``on_applied(n)`` reports progress."""
+    tickers = sorted(engines)
+    current = await read_states(settings, tickers)
+    refused = [reason for t in tickers if (state := current[t]) is not None
+               and (reason := overlap(state.engine, engines[t], replace)) is not None]
+    if refused:
+        return refused
+    await send_commands(settings, [WarmCommand(t, engines[t].to_state(), model_id, replace)
+                                   for t in tickers])
+    pending = set(tickers)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        states = await read_states(settings, sorted(pending))
+        done = {t for t in pending if _warmed(states[t], current[t], engines[t])}
+        pending -= done
+        if done:
+            on_applied(len(done))
+    return [f"{t}: the warm start was sent but not applied within {timeout:.0f} s (a worker "
+            "refused it, its log says why, or none is running)" for t in sorted(pending)]
 
 
 app = typer.Typer(no_args_is_help=True)
@@ -138,3 +198,64 @@ def reset(
         raise typer.Exit(1)
     typer.echo(f"{ticker}: reset applied")
     _print(state, settings)
+
+
+@app.command()
+def warm(
+    bars: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                         help="Bars file (.csv or .parquet).")],
+    news: Annotated[Path | None, typer.Argument(exists=True, dir_okay=False,
+                                                help="News file (.csv or .parquet).")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Also take the place of bars a ticker's state has, when the "
+        "history reaches its last one (e.g. to rebuild a ticker that a settings change "
+        "started afresh from the archive).")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Bring each ticker of BARS up to the end of that history while workers run.
+
+    The history is replayed here, as `gnosis replay` would (knowledge times from
+    received_at, else modelled), and each ticker's state sent to the worker owning it,
+    which takes it without emitting signals for the history. For tickers without bars:
+    a new deployment, a new ticker, after `gnosis state reset` (docs/operations.md).
+    """
+    from rich.console import Console
+
+    from gnosis.models.sentiment import load_scorer
+    from gnosis.replay.knowledge import bar_known, news_known
+    from gnosis.replay.readers import read_bars, read_news
+    from gnosis.replay.run import report_row_errors
+    from gnosis.replay.synthetic import bars_to_events, news_to_events
+    from gnosis.security import explained
+    from gnosis.warm import warm_states
+
+    settings = Settings.load(config)
+    console = Console(stderr=True)
+    max_future = duration_ns(settings.worker.max_future)
+    bar_load = read_bars(bars, max_future_ns=max_future)  # ReaderError: one line (gnosis.cli)
+    news_frame = None if news is None else read_news(news, max_future_ns=max_future)
+    report_row_errors(bar_load.errors, console)
+    if news_frame is not None:
+        report_row_errors(news_frame.errors, console)
+    scorer = load_scorer(settings.sentiment)
+    frame = bar_load.frame
+    items = [] if news_frame is None else news_to_events(news_frame.frame)
+    engines = warm_states(
+        bars_to_events(frame), items, settings, scorer, bars_known=bar_known(frame).tolist(),
+        news_known=[] if news_frame is None else news_known(news_frame.frame,
+                                                            settings).tolist())
+    if not engines:
+        typer.echo(f"error: {bars}: no bars to warm from", err=True)
+        raise typer.Exit(2)
+    with explained(settings), typer.progressbar(length=len(engines), label="warming",
+                                                file=sys.stderr) as bar:
+        problems = asyncio.run(warm_and_wait(settings, engines, scorer.model_id, bar.update,
+                                             replace=replace))
+    for line in problems:
+        typer.echo(f"error: {line}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    for ticker, engine in sorted(engines.items()):
+        typer.echo(f"{ticker}: warmed to {format_timestamp(engine.last_ts)} (" + ", ".join(
+            f"{interval} {s.features.bars} bars" for interval, s in sorted(
+                engine.series.items())) + ")")

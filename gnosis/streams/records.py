@@ -10,7 +10,10 @@ The re-keyed topic ``<app>-news-by-ticker`` carries two kinds of record:
   partition ``q`` below offset ``n`` has been re-keyed (see :mod:`gnosis.streams.gate`).
 
 The control topic ``<app>-control`` carries operator commands, key = ticker:
-``{"command": "reset", "ticker", "to"}`` (``to``: epoch ns or ``null``).
+``{"command": "reset", "ticker", "to"}`` (``to``: epoch ns or ``null``) and
+``{"command": "warm", "ticker", "model", "replace", "state"}`` (``state``: the ticker's engine state
+after the history, its headlines scored by sentiment model ``model``; see
+:mod:`gnosis.warm`).
 """
 
 from __future__ import annotations
@@ -95,10 +98,30 @@ class ResetCommand:
         return orjson.dumps({"command": "reset", "ticker": self.ticker, "to": self.to_ts})
 
 
-def decode_command(value: bytes | None) -> ResetCommand:
+@dataclass(frozen=True, slots=True)
+class WarmCommand:
+    """Give a ticker without bars the engine ``state`` it has after recorded history."""
+
+    ticker: str
+    state: bytes
+    """:meth:`~gnosis.engine.TickerEngine.to_state` of the warmed engine."""
+    model_id: str
+    """The sentiment model that scored the history's headlines."""
+    replace: bool = False
+    """Take the place of bars the state has, if the history reaches their last one."""
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"command": "warm", "ticker": self.ticker, "model": self.model_id,
+                             "replace": self.replace, "state": orjson.Fragment(self.state)})
+
+
+def decode_command(value: bytes | None) -> ResetCommand | WarmCommand:
     """A control record; raises :class:`InvalidEvent` for anything else."""
     try:
         obj = orjson.loads(value or b"")
+        if obj.get("command") == "warm":
+            return WarmCommand(str(obj["ticker"]), orjson.dumps(obj["state"]),
+                               str(obj["model"]), bool(obj.get("replace", False)))
         if obj.get("command") != "reset":
             raise InvalidEvent("unknown_command", f"unknown command {obj.get('command')!r}",
                                "command")

@@ -49,6 +49,7 @@ from gnosis.streams.records import (
     MARK_KEY,
     OFFSETS_KEY,
     ScoredHeadline,
+    WarmCommand,
     decode_command,
     decode_offsets,
     decode_rekeyed,
@@ -197,6 +198,8 @@ class Worker:
                     else:
                         self._take(batch, positions)
                         await self._advance()
+        except Exception as exc:  # nothing of the failed batch may be committed
+            self.failure = exc
         finally:
             if fetch is not None:
                 fetch.cancel()
@@ -336,6 +339,9 @@ class Worker:
                 command = decode_command(r.value)
             except InvalidEvent as exc:
                 out.append(task.deadletter(self.topics.control, r.key, r.value, r.offset, exc))
+                continue
+            if isinstance(command, WarmCommand):
+                out.extend(task.warm(command))
                 continue
             out.extend(task.reset(command.ticker, command.to_ts))
             metrics.RECORD_OUTCOMES.labels(topic=self.topics.control, outcome="applied").inc()

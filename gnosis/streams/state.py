@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from gnosis.carryover import Change, carry, saved_engine
 from gnosis.config import Settings
-from gnosis.engine import StateVersionError, TickerEngine
+from gnosis.engine import TickerEngine
 from gnosis.events import Bar, TradingSignal
 from gnosis.features import ticker_phase
+from gnosis.sinks import metrics
 
 log = logging.getLogger(__name__)
 
@@ -125,24 +127,37 @@ def restore(ticker: str, settings: Settings, model_id: str, snapshot: bytes | No
             until_ts: int | None = None) -> TickerState:
     """Rebuild a ticker's state from its snapshot (or nothing) and the journal after it;
     with ``until_ts``, stop before the first bar stamped after it."""
+    unread: list[Change] = []
     if snapshot is None:
         state = TickerState(TickerEngine(ticker, settings, model_id))
     else:
         seq, offset, size = _HEADER.unpack_from(snapshot)
         start = _HEADER.size + size
         sources = orjson.loads(snapshot[_HEADER.size:start])
-        try:
-            engine = TickerEngine.from_state(ticker, settings, snapshot[start:], model_id)
-        except StateVersionError as exc:
-            # Written before an upgrade that changed what the features keep: the ticker
-            # warms up again; its positions (seq, offsets) still hold.
-            log.warning("%s; the ticker starts afresh and warms up again", exc)
-            engine = TickerEngine(ticker, settings, model_id)
-        state = TickerState(engine, seq, offset, {int(q): o for q, o in sources.items()}, seq)
+        # Under the settings it was saved with, so that its journal applies as it did.
+        engine, unread = saved_engine(ticker, settings, snapshot[start:], model_id)
+        state = TickerState(engine or TickerEngine(ticker, settings, model_id), seq, offset,
+                            {int(q): o for q, o in sources.items()}, seq)
     while (entry := journal(journal_key(ticker, state.seq, every))) is not None:
         if not state.replay(entry, until_ts):
             break
+    _carry(state, settings, model_id, unread)
     return state
+
+
+def _carry(state: TickerState, settings: Settings, model_id: str,
+           unread: list[Change]) -> None:
+    """Put a restored state's engine under ``settings`` (its positions hold either way):
+    a fresh one for a snapshot that could not be read, else the carried-over one. Each
+    change is logged in one line and counted (see :mod:`gnosis.carryover`)."""
+    ticker = state.engine.ticker
+    if unread:
+        state.engine, changes = TickerEngine(ticker, settings, model_id), unread
+    else:
+        state.engine, changes = carry(state.engine, settings)
+    for change in changes:
+        log.warning("%s", change.line(ticker))
+        metrics.STATE_CHANGES.labels(setting=change.setting, action=change.action).inc()
 
 
 def reset(current: TickerState, settings: Settings, model_id: str, snapshot: bytes | None,

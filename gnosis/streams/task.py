@@ -17,12 +17,14 @@ from gnosis.sinks import metrics
 from gnosis.streams.records import (
     MARK_KEY,
     ScoredHeadline,
+    WarmCommand,
     deadletter_record,
     encode_mark,
     ticker_partition,
 )
 from gnosis.streams.state import TickerState, journal_key, reset, restore
 from gnosis.streams.topics import Topics
+from gnosis.warm import WarmRefused, adopt, warmed_engine
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +153,27 @@ class PartitionTask:
         self.snapshots[ticker.encode()] = snap
         log.warning("state of %s reset%s: last bar now %s", ticker,
                     "" if to_ts is None else f" to {to_ts}", state.engine.last_ts)
+        return [(self.topics.snapshots_changelog, ticker.encode(), snap, self.p)]
+
+    def warm(self, command: WarmCommand) -> list[Out]:
+        """An operator's warm start (see :mod:`gnosis.warm`): the new snapshot to write, or
+        nothing when the ticker's state cannot take it (logged in one line, counted)."""
+        ticker, topic = command.ticker, self.topics.control
+        current = self.state(ticker)
+        try:
+            warmed = warmed_engine(ticker, self.settings, command.state, self.model_id,
+                                   command.model_id)
+            current.engine = adopt(current.engine, warmed, command.replace)
+        except WarmRefused as exc:
+            log.warning("warm start refused: %s", exc)
+            metrics.child(metrics.RECORD_OUTCOMES, topic, "refused").inc()
+            return []
+        snap = current.snapshot()
+        self.snapshots[ticker.encode()] = snap
+        log.info("%s warmed: %s", ticker, ", ".join(
+            f"{interval} {series.features.bars} bars" for interval, series
+            in sorted(current.engine.series.items())))
+        metrics.child(metrics.RECORD_OUTCOMES, topic, "warmed").inc()
         return [(self.topics.snapshots_changelog, ticker.encode(), snap, self.p)]
 
     def deadletter(self, topic: str, key: bytes | None, value: bytes | None, offset: int,

@@ -20,6 +20,7 @@ from aiohttp import web
 from gnosis.config import Settings
 from gnosis.sinks import metrics
 from gnosis.streams.access import KafkaAccess, is_refusal
+from gnosis.streams.failures import FailureLog, progressed
 from gnosis.streams.runtime import Worker
 from gnosis.streams.topics import ensure_topics
 
@@ -52,7 +53,8 @@ async def serve(settings: Settings, scorer: Any = None) -> None:
     :mod:`gnosis.streams.access`); a worker that fails otherwise (e.g. a Kafka error in
     the middle of a rebalance) is replaced by a fresh one, which rejoins the group and
     resumes from what was committed: the same recovery as a process restart, without
-    losing the process.
+    losing the process. Failures in a row without progress turn ``/health`` to 503 (see
+    :mod:`gnosis.streams.failures`).
     """
     from gnosis.models.sentiment import load_scorer
     from gnosis.models.sentiment.cache import ScoreCache
@@ -68,12 +70,16 @@ async def serve(settings: Settings, scorer: Any = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     access = KafkaAccess(settings)
+    failures = FailureLog(settings.worker.failing_after)
     current: Worker | None = None
 
     def health() -> tuple[dict[str, Any], bool]:
         refused = access.health()
         if refused is not None:
             return refused, False
+        failing = failures.health()
+        if failing is not None:
+            return failing, False
         if current is None:
             return {"status": "starting"}, False
         return current.health()
@@ -92,13 +98,16 @@ async def serve(settings: Settings, scorer: Any = None) -> None:
                     if not await _unless_stopped(stop, ensure_topics(settings)):
                         return
                     current = Worker(settings, scorer)
-                    await _run(current, stop, access)
+                    await _run(current, stop, access, failures)
                     return
                 except Exception as exc:
                     if stop.is_set():
                         return
-                    delay = (await access.refused(exc) if is_refusal(exc)
-                             else access.failed(exc))
+                    if is_refusal(exc):
+                        delay = await access.refused(exc)
+                    else:
+                        failures.failed(exc)
+                        delay = access.failed(exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
     finally:
@@ -122,10 +131,12 @@ async def _unless_stopped(stop: asyncio.Event, work: Awaitable[Any]) -> bool:
     return True
 
 
-async def _run(worker: Worker, stop: asyncio.Event, access: KafkaAccess) -> None:
+async def _run(worker: Worker, stop: asyncio.Event, access: KafkaAccess,
+               failures: FailureLog) -> None:
     """Run ``worker`` until ``stop``; Kafka has let it in once it has joined its group."""
     helpers = [asyncio.create_task(_forward(stop, worker.stopping)),
-               asyncio.create_task(_granted_when_ready(worker, access))]
+               asyncio.create_task(_granted_when_ready(worker, access)),
+               asyncio.create_task(_progress_when_committed(worker, failures))]
     try:
         await worker.run()
     except Exception:
@@ -147,6 +158,12 @@ async def _granted_when_ready(worker: Worker, access: KafkaAccess) -> None:
     while not worker.ready:  # set by its first assignment, even an empty one
         await asyncio.sleep(0.2)
     access.granted()
+
+
+async def _progress_when_committed(worker: Worker, failures: FailureLog) -> None:
+    while not progressed(worker.committed, worker.restart_at):
+        await asyncio.sleep(0.5)
+    failures.progress()
 
 
 async def _forward(source: asyncio.Event, target: asyncio.Event) -> None:

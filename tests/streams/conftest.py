@@ -10,16 +10,18 @@ import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import fields, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, Phase, given, seed
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from gnosis.config import Settings
-from gnosis.events import Bar, NewsItem, TradingSignal
+from gnosis.events import Bar, NewsItem, TradingSignal, format_timestamp
 from gnosis.models.sentiment.synthetic import synthetic_headlines
 from gnosis.replay.kafka import collect_signals
 
@@ -86,6 +88,39 @@ def market_events(tickers: tuple[str, ...] = ("AAPL", "MSFT", "GOOG", "TSLA", "N
             offset = (offset // MINUTE_NS) * MINUTE_NS
         news.append(NewsItem(f"n{j}", START_NS + offset, named, text))
     return bars, news
+
+
+def assert_signals_equal(got: dict[str, TradingSignal], expected: list[TradingSignal]) -> None:
+    """Each expected signal is in ``got`` (by signal id) with every field equal, floats
+    to 1e-9; ``expected`` is not empty."""
+    assert expected
+    for ref in expected:
+        assert ref.signal_id in got, f"{ref.ticker}@{ref.ts}: no signal"
+        live = got[ref.signal_id]
+        for f in fields(TradingSignal):
+            a, b = getattr(live, f.name), getattr(ref, f.name)
+            if isinstance(a, float):
+                assert a == pytest.approx(b, rel=1e-9, abs=1e-9), f"{ref.ticker}@{ref.ts} {f.name}"
+            else:
+                assert a == b, f"{ref.ticker}@{ref.ts} {f.name}"
+
+
+def write_files(directory: Path, bars: list[Bar], news: list[NewsItem],
+                bars_file: str = "bars.csv") -> tuple[Path, Path]:
+    """Bars (CSV, or Parquet for a ``.parquet`` name) and news (CSV) files in
+    ``directory``, in the replay readers' formats."""
+    bars_path, news_path = directory / bars_file, directory / "news.csv"
+    frame = pd.DataFrame([{"ticker": b.ticker, "timestamp": format_timestamp(b.ts),
+                           "open": b.open, "high": b.high, "low": b.low, "close": b.close,
+                           "volume": b.volume, "interval": b.interval} for b in bars])
+    if bars_path.suffix == ".parquet":
+        frame.to_parquet(bars_path, index=False)
+    else:
+        frame.to_csv(bars_path, index=False)
+    pd.DataFrame([{"id": n.id, "timestamp": format_timestamp(n.ts),
+                   "tickers": ";".join(n.tickers), "headline": n.headline}
+                  for n in news]).to_csv(news_path, index=False)
+    return bars_path, news_path
 
 
 def consume_committed(bootstrap: str, topic: str, *, expected: int | None = None,

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from gnosis.config import duration_ns
-from gnosis.events import format_timestamp
 from gnosis.sinks.files import read_signals
 from gnosis.streams.kafka.broker import free_port
 
-from .conftest import market_events
+from .conftest import market_events, write_files
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-def _write(directory: Path, bars, news) -> tuple[Path, Path]:
-    bars_path, news_path = directory / "bars.csv", directory / "news.csv"
-    pd.DataFrame([{"ticker": b.ticker, "timestamp": format_timestamp(b.ts), "open": b.open,
-                   "high": b.high, "low": b.low, "close": b.close, "volume": b.volume,
-                   "interval": b.interval} for b in bars]).to_csv(bars_path, index=False)
-    pd.DataFrame([{"id": n.id, "timestamp": format_timestamp(n.ts),
-                   "tickers": ";".join(n.tickers), "headline": n.headline}
-                  for n in news]).to_csv(news_path, index=False)
-    return bars_path, news_path
 
 
 def test_two_runs_on_one_cluster_each_collect_their_own_signals(
@@ -48,7 +34,7 @@ def test_two_runs_on_one_cluster_each_collect_their_own_signals(
               ([b for b in bars if b.ts >= cut], [n for n in news if n.ts + delay >= cut])]
     whole = tmp_path / "whole"
     whole.mkdir()
-    gnosis("replay", *_write(whole, bars, news), "-o", whole / "signals.jsonl")
+    gnosis("replay", *write_files(whole, bars, news), "-o", whole / "signals.jsonl")
     reference = read_signals(whole / "signals.jsonl")
 
     worker_process(settings)
@@ -56,7 +42,7 @@ def test_two_runs_on_one_cluster_each_collect_their_own_signals(
         folder = tmp_path / f"half-{i}"
         folder.mkdir()
         out = folder / "signals.jsonl"
-        gnosis("replay", *_write(folder, part_bars, part_news), "-o", out,
+        gnosis("replay", *write_files(folder, part_bars, part_news), "-o", out,
                 "--via", "kafka")
         got = read_signals(out)
         assert len(got) == len(part_bars), "signals of this run's bars, and no others"
