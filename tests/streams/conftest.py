@@ -96,13 +96,19 @@ def assert_signals_equal(got: dict[str, TradingSignal], expected: list[TradingSi
     assert expected
     for ref in expected:
         assert ref.signal_id in got, f"{ref.ticker}@{ref.ts}: no signal"
-        live = got[ref.signal_id]
-        for f in fields(TradingSignal):
-            a, b = getattr(live, f.name), getattr(ref, f.name)
-            if isinstance(a, float):
-                assert a == pytest.approx(b, rel=1e-9, abs=1e-9), f"{ref.ticker}@{ref.ts} {f.name}"
-            else:
-                assert a == b, f"{ref.ticker}@{ref.ts} {f.name}"
+        differ = differing_fields(got[ref.signal_id], ref)
+        assert not differ, f"{ref.ticker}@{ref.ts} {differ[0]}"
+
+
+def differing_fields(live: TradingSignal, ref: TradingSignal) -> list[str]:
+    """The fields in which two signals differ (floats compared to 1e-9), as
+    ``"name: live != ref"``."""
+    out = []
+    for f in fields(TradingSignal):
+        a, b = getattr(live, f.name), getattr(ref, f.name)
+        if not (a == pytest.approx(b, rel=1e-9, abs=1e-9) if isinstance(b, float) else a == b):
+            out.append(f"{f.name}: {a!r} != {b!r}")
+    return out
 
 
 def write_files(directory: Path, bars: list[Bar], news: list[NewsItem],
@@ -242,12 +248,10 @@ def assert_same_signals(got: list[TradingSignal], expected: list[TradingSignal],
     differ: Counter[str] = Counter()
     first: dict[str, str] = {}
     for live in got:
-        ref = want[live.signal_id]
-        for f in fields(TradingSignal):
-            a, b = getattr(live, f.name), getattr(ref, f.name)
-            if not (a == pytest.approx(b, abs=1e-9) if isinstance(b, float) else a == b):
-                differ[f.name] += 1
-                first.setdefault(f.name, f"{live.ticker}@{live.ts}: {a!r} != {b!r}")
+        for text in differing_fields(live, want[live.signal_id]):
+            name = text.split(":", 1)[0]
+            differ[name] += 1
+            first.setdefault(name, f"{live.ticker}@{live.ts}: {text}")
     assert not differ, (f"{sum(differ.values())} fields differ from the replay: "
                         + "; ".join(f"{name} x{n} (first {first[name]})"
                                     for name, n in differ.most_common(5)))
