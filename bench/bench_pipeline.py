@@ -584,7 +584,7 @@ def _n(value: float) -> str:
 def report(results: list[Result], baseline: Result, memory: list[tuple[int, float, float]],
            work: Workload, args: argparse.Namespace) -> None:
     per_ticker = [paced_bars(rate, args.latency_warmup, args.latency_seconds, args.tickers)
-                  for rate in args.rates]
+                  if args.latency_seconds else 0 for rate in args.rates]
     offered = ", ".join(f"{n * args.tickers:,} bars offered at {rate:,.0f} bars/s"
                         for n, rate in zip(per_ticker, args.rates, strict=True))
     print(f"\n{args.tickers} tickers × {args.bars} bars = {len(work.bars):,} bars "
