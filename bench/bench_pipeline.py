@@ -11,14 +11,16 @@ guarantee / commit interval:
   rate over *warm* bars only (a ticker's bar index ≥ the features' lookback) is reported
   too, from the same arrival times.
 * **Latency.** The same worker, now warm, gets a paced producer at ``--rate`` bars/s
-  (``linger.ms`` 5, Kafka 4's default); the latency of a bar is the arrival time of its
-  signal (matched by ``signal_id``) minus the time it was handed to the producer, both
-  ``perf_counter`` in this process. The first ``--latency-warmup`` seconds at that rate
-  are not counted: the broker's JIT compiles the paths of small requests then, which the
-  backlog did not exercise (the broker alone, taking 2,000 single-bar requests/s, uses
-  over a core for ~20 s, then a quarter). The worker's own
-  ``gnosis_bar_to_signal_seconds`` histogram (bar received → signal queued, no broker or
-  commit time) is scraped from ``/metrics`` at the end of the warm-up and at the end.
+  (``linger.ms`` 5, Kafka 4's default; several rates, comma-separated, are offered one
+  after the other to the same worker, each with its own warm-up and table row); the
+  latency of a bar is the arrival time of its signal (matched by ``signal_id``) minus the
+  time it was handed to the producer, both ``perf_counter`` in this process. The first
+  ``--latency-warmup`` seconds at that rate are not counted: the broker's JIT compiles the
+  paths of small requests then, which the backlog did not exercise (the broker alone,
+  taking 2,000 single-bar requests/s, uses over a core for ~20 s, then a quarter). The
+  worker's own ``gnosis_bar_to_signal_seconds`` histogram (bar received → signal queued,
+  no broker or commit time) is scraped from ``/metrics`` at the end of the warm-up and at
+  the end.
 
 Baseline, same run: a bare aiokafka consume → produce pass-through (child process,
 ``enable_auto_commit``) over the same bars and news messages, same partitions, timed the
@@ -29,6 +31,7 @@ The broker, the worker, the producer and the consumer share the machine's cores.
 
     .venv/bin/python bench/bench_pipeline.py [--tickers 50] [--bars 2000] [--rate 2000]
     .venv/bin/python bench/bench_pipeline.py --partitions 8 --workers 2   # two workers too
+    .venv/bin/python bench/bench_pipeline.py --eos-commit "" --rate 1000,2000  # two loads
     .venv/bin/python bench/bench_pipeline.py --soak 600 --rate 1000 --news-per-bar 0.1
     .venv/bin/python bench/bench_pipeline.py --model-dir models/bert-int8 --news-per-bar 0.1
 """
@@ -106,6 +109,27 @@ def make_workload(tickers: int, bars: int, late: int, news_per_bar: float,
                    for b in late_events],
         late_news=sorted(late_news, key=lambda x: x[0]),
         warm_ids=warm_ids, warm_fraction=len(warm_ids) / max(len(events), 1))
+
+
+Paced = tuple[list[tuple[_Record, str]], list[tuple[int, _Record]]]
+"""Bars (record, signal id) and news (index of the bar it precedes, record) of one rate."""
+
+
+def paced_segments(work: Workload, sizes: list[int]) -> list[Paced]:
+    """The late bars cut into consecutive runs of ``sizes`` bars, each with the news that
+    precedes its bars (indices relative to the run)."""
+    segments, start = [], 0
+    for size in sizes:
+        end = start + size
+        news = [(i - start, record) for i, record in work.late_news if start <= i < end]
+        segments.append((work.late_bars[start:end], news))
+        start = end
+    return segments
+
+
+def paced_bars(rate: float, warmup: float, seconds: float, tickers: int) -> int:
+    """Bars per ticker offered at ``rate`` for ``warmup + seconds``."""
+    return int(rate * (warmup + seconds) / tickers)
 
 
 # ---------------------------------------------------------------------------- kafka
@@ -201,9 +225,10 @@ class _suppress_cancel:  # noqa: N801
 
 def settings_for(bootstrap: str, workdir: Path, guarantee: str, commit_interval: float,
                  partitions: int) -> Settings:
-    """Default configuration with fresh topic names, app id and web port."""
+    """The configuration (defaults, or ``GNOSIS_*`` variables, e.g. to try a worker
+    setting) with fresh topic names, app id and web port."""
     tag = uuid.uuid4().hex[:8]
-    base = Settings()
+    base = Settings.load()
     kafka = replace(base.kafka, bootstrap_servers=bootstrap, partitions=partitions,
                     bars_topic=f"bars-{tag}", news_topic=f"news-{tag}",
                     signals_topic=f"signals-{tag}", deadletter_topic=f"deadletter-{tag}")
@@ -329,11 +354,13 @@ def rates(arrivals: list[tuple[float, bytes]], warm_ids: set[str]) -> tuple[floa
 
 
 async def run_worker_phase(name: str, settings: Settings, work: Workload, broker: Process,
-                           workdir: Path, rate: float, timeout: float,
-                           workers: int = 1, warmup: float = 0.0) -> Result:
+                           workdir: Path, paced: list[tuple[float, Paced]], timeout: float,
+                           workers: int = 1, warmup: float = 0.0) -> list[Result]:
     """Pre-produce, start the workers, time throughput; then (one worker) the paced
-    latency phase."""
-    result = Result(name)
+    latency phase at each (rate, segment) of ``paced`` in turn: one result per rate, the
+    throughput figures on the first."""
+    several = len(paced) > 1
+    result = Result(f"{name}, at {paced[0][0]:,.0f} bars/s" if several else name)
     bootstrap, k = settings.kafka.bootstrap_servers, settings.kafka
     await ensure_topics(settings)
     await produce(bootstrap, k.news_topic, work.news)
@@ -360,20 +387,27 @@ async def run_worker_phase(name: str, settings: Settings, work: Workload, broker
         result.broker_cpu = (broker1 - broker0) / (end - ready)
         result.rss = sum(metric(scrape(port), "process_resident_memory_bytes")
                          for port in ports)
+        results = [result]
         if work.late_bars and workers == 1:
-            await latency_phase(settings, work, collector, n, rate, ports[0], result, timeout,
-                                warmup)
-        return result
+            for i, (rate, (bars, news)) in enumerate(paced):
+                if i:
+                    results.append(Result(f"{name}, at {rate:,.0f} bars/s"))
+                await latency_phase(settings, bars, news, collector, n, rate, ports[0],
+                                    results[-1], timeout, warmup)
+                n += len(bars)
+        return results
     finally:
         for child in children:
             child.stop()
         await collector.stop()
 
 
-async def latency_phase(settings: Settings, work: Workload, collector: Collector, done: int,
+async def latency_phase(settings: Settings, late_bars: list[tuple[_Record, str]],
+                        late_news: list[tuple[int, _Record]], collector: Collector, done: int,
                         rate: float, port: int, result: Result, timeout: float,
                         warmup: float = 0.0) -> list[tuple[float, float]]:
-    """Offer the late bars (and news) at ``rate``; (seconds since start, latency) per bar.
+    """Offer ``late_bars`` (and the news before each) at ``rate``; (seconds since start,
+    latency) per bar.
     The quantiles in ``result`` leave out bars sent in the first ``warmup`` seconds."""
     from aiokafka import AIOKafkaProducer
 
@@ -384,11 +418,11 @@ async def latency_phase(settings: Settings, work: Workload, collector: Collector
                                 enable_idempotence=True, linger_ms=5)
     await producer.start()
     sent: dict[str, float] = {}
-    news = iter(work.late_news)
+    news = iter(late_news)
     pending = next(news, None)
     try:
         started = time.perf_counter()
-        for i, ((key, value), sid) in enumerate(work.late_bars):
+        for i, ((key, value), sid) in enumerate(late_bars):
             while pending is not None and pending[0] <= i:
                 await producer.send(k.news_topic, pending[1][1], key=pending[1][0])
                 pending = next(news, None)
@@ -399,11 +433,11 @@ async def latency_phase(settings: Settings, work: Workload, collector: Collector
                 before = histogram(scrape(port), "gnosis_bar_to_signal_seconds")
             sent[sid] = time.perf_counter()
             await producer.send(k.bars_topic, value, key=key)
-        result.offered = len(work.late_bars) / (time.perf_counter() - started)
+        result.offered = len(late_bars) / (time.perf_counter() - started)
         await producer.flush()
     finally:
         await producer.stop()
-    if not await collector.wait_for(done + len(work.late_bars), timeout):
+    if not await collector.wait_for(done + len(late_bars), timeout):
         raise TimeoutError(f"{result.name}: latency phase incomplete")
     after = histogram(scrape(port), "gnosis_bar_to_signal_seconds")
     series = sorted((sent[sid] - started, t - sent[sid]) for t, v in collector.arrivals[done:]
@@ -489,7 +523,8 @@ async def memory_phase(bootstrap: str, workdir: Path, tickers: int, bars: int,
 async def soak_phase(args: argparse.Namespace, bootstrap: str, workdir: Path) -> None:
     """``--soak`` seconds of paced input with news; memory, p99 per minute, lag."""
     settings = settings_for(bootstrap, workdir, "at_least_once", 0.2, args.partitions)
-    per_ticker = int(args.rate * args.soak / args.soak_tickers) + 1
+    rate = args.rates[0]
+    per_ticker = int(rate * args.soak / args.soak_tickers) + 1
     work = make_workload(args.soak_tickers, 0, per_ticker, args.news_per_bar, seed=9)
     await ensure_topics(settings)
     collector = Collector(bootstrap, settings.kafka.signals_topic)
@@ -510,7 +545,8 @@ async def soak_phase(args: argparse.Namespace, bootstrap: str, workdir: Path) ->
         await wait_ready(settings.worker.web_port, worker)
         sampler = asyncio.create_task(sample(time.perf_counter()))
         result = Result("soak")
-        series = await latency_phase(settings, work, collector, 0, args.rate,
+        series = await latency_phase(settings, work.late_bars, work.late_news, collector, 0,
+                                     rate,
                                      settings.worker.web_port, result, args.timeout)
         sampler.cancel()
     finally:
@@ -547,9 +583,13 @@ def _n(value: float) -> str:
 
 def report(results: list[Result], baseline: Result, memory: list[tuple[int, float, float]],
            work: Workload, args: argparse.Namespace) -> None:
+    per_ticker = [paced_bars(rate, args.latency_warmup, args.latency_seconds, args.tickers)
+                  if args.latency_seconds else 0 for rate in args.rates]
+    offered = ", ".join(f"{n * args.tickers:,} bars offered at {rate:,.0f} bars/s"
+                        for n, rate in zip(per_ticker, args.rates, strict=True))
     print(f"\n{args.tickers} tickers × {args.bars} bars = {len(work.bars):,} bars "
           f"({work.warm_fraction:.0%} past warm-up), {len(work.news):,} headlines; latency: "
-          f"{len(work.late_bars):,} bars offered at {args.rate:,.0f} bars/s, the first "
+          f"{offered}, the first "
           f"{args.latency_warmup:g} s not counted; "
           f"{args.partitions} partitions\n")
     print("| config | bars/s (first→last signal) | warm bars/s | bars/s from ready | "
@@ -557,9 +597,10 @@ def report(results: list[Result], baseline: Result, memory: list[tuple[int, floa
           "worker hist p50 / p99 ms | RSS MB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in [baseline, *results]:
-        ratio = r.rate / baseline.rate
+        ratio = "-" if r.rate != r.rate else f"{r.rate / baseline.rate:.3f}"
+        cpu = "- | -" if r.cpu != r.cpu else f"{r.cpu:.2f} | {r.broker_cpu:.2f}"
         print(f"| {r.name} | {_n(r.rate)} | {_n(r.warm_rate)} | {_n(r.from_ready)} | "
-              f"{ratio:.3f} | {r.cpu:.2f} | {r.broker_cpu:.2f} | {_n(r.offered)} | "
+              f"{ratio} | {cpu} | {_n(r.offered)} | "
               f"{_ms(r.p50)} | {_ms(r.p99)} | {_ms(r.hist_p50)} / {_ms(r.hist_p99)} | "
               f"{'-' if r.rss != r.rss else f'{r.rss / 2**20:.0f}'} |")
     if memory:
@@ -587,6 +628,9 @@ async def phases(args: argparse.Namespace, work: Workload, bootstrap: str, workd
     configs = [("at_least_once", 0.2, 1)] + [("exactly_once", float(c), 1)
                                              for c in args.eos_commit.split(",") if c]
     configs += [("at_least_once", 0.2, int(n)) for n in args.workers.split(",") if n]
+    sizes = [paced_bars(rate, args.latency_warmup, args.latency_seconds, args.tickers)
+             * args.tickers for rate in args.rates]
+    paced = list(zip(args.rates, paced_segments(work, sizes), strict=True))
     results = []
     for guarantee, interval, workers in configs:
         name = f"{guarantee}, commit {interval:g} s" + (
@@ -595,11 +639,12 @@ async def phases(args: argparse.Namespace, work: Workload, bootstrap: str, workd
         if args.model_dir:
             settings = replace(settings, sentiment=replace(settings.sentiment,
                                                            model_dir=args.model_dir))
-        r = await run_worker_phase(name, settings, work, broker, workdir, args.rate,
-                                   args.timeout, workers, args.latency_warmup)
-        results.append(r)
-        print(f"{name}: {r.rate:,.0f} bars/s, p50 {_ms(r.p50)} ms, p99 {_ms(r.p99)} ms",
-              flush=True)
+        rows = await run_worker_phase(name, settings, work, broker, workdir, paced,
+                                      args.timeout, workers, args.latency_warmup)
+        results += rows
+        for r in rows:
+            print(f"{r.name}: {_n(r.rate)} bars/s, p50 {_ms(r.p50)} ms, p99 {_ms(r.p99)} ms",
+                  flush=True)
     memory = []
     for tickers in [int(t) for t in args.memory_tickers.split(",") if t]:
         idle, rss = await memory_phase(bootstrap, workdir, tickers, args.memory_bars,
@@ -619,8 +664,8 @@ def main(args: argparse.Namespace) -> None:
             finally:
                 kafka.stop()
         return
-    late = (int(args.rate * (args.latency_warmup + args.latency_seconds) / args.tickers)
-            if args.latency_seconds else 0)
+    late = (sum(paced_bars(rate, args.latency_warmup, args.latency_seconds, args.tickers)
+                for rate in args.rates) if args.latency_seconds else 0)
     work = make_workload(args.tickers, args.bars, late, args.news_per_bar)
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         workdir = Path(tmp)
@@ -649,8 +694,9 @@ if __name__ == "__main__":
     parser.add_argument("--bars", type=int, default=2000, help="bars per ticker, pre-produced")
     parser.add_argument("--news-per-bar", type=float, default=0.05)
     parser.add_argument("--partitions", type=int, default=Settings().kafka.partitions)
-    parser.add_argument("--rate", type=float, default=2000.0,
-                        help="offered load of the latency phase, bars/s")
+    parser.add_argument("--rate", default="2000",
+                        help="offered load of the latency phase, bars/s; several, "
+                        "comma-separated, are offered in turn to the same worker")
     parser.add_argument("--latency-seconds", type=float, default=15.0,
                         help="seconds of paced input whose latency is counted")
     parser.add_argument("--latency-warmup", type=float, default=20.0,
@@ -673,5 +719,7 @@ if __name__ == "__main__":
     parser.add_argument("--soak-tickers", type=int, default=500)
     signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
-    main(parser.parse_args())
+    arguments = parser.parse_args()
+    arguments.rates = [float(r) for r in arguments.rate.split(",") if r]
+    main(arguments)
     print(f"\nwall time {time.monotonic() - started:.0f} s on {os.cpu_count()} cores")
