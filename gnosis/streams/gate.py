@@ -16,9 +16,9 @@ bar waits for them, and for no others:
    marks exist after any rebalance or restart. A worker that owns both ``q`` and ``p``
    may apply ``q``'s headlines to ``p`` and mark them itself, once ``p`` has consumed
    the re-keyed records sent before (the runtime's ``_apply_local``).
-2. **Barriers.** For bars known up to ``B``, the shell asks the broker for the end
-   offsets of *all* news partitions (read_committed), once the wall clock is past
-   ``B + skew``: every headline appended after that answer is known after ``B``, and
+2. **Barriers.** For bars known up to ``B``, the shell closes their epoch and asks the
+   broker for the end offsets of *all* news partitions (read_committed) once the wall
+   clock is past ``B + skew``: every headline appended after that answer is known after ``B``, and
    every one before it lies below the barrier. (Knowledge times are the brokers' append
    times, so ``skew`` bounds how far the brokers' clocks and the worker's may differ.)
    One request serves every bar that arrived before it was sent: bars are grouped in
@@ -110,7 +110,10 @@ class ReleaseGate:
         return self._epoch_known + self._skew_ns
 
     def ask_barrier(self) -> int:
-        """Close the current epoch; call just *before* requesting the end offsets."""
+        """Close the current epoch (bars arriving from now on join the next one); request
+        the end offsets for it once the wall clock reaches the :meth:`barrier_due` read
+        just before. Closing first keeps a steady stream of bars from moving that time on
+        for ever."""
         self._asking = self._epoch
         self._epoch += 1
         self._epoch_known = None

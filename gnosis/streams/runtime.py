@@ -582,18 +582,15 @@ class Worker:
                 due = self.gate.barrier_due()
                 if due is None:
                     continue
-                early = due - self.wall_clock()
-                if early > _MAX_AHEAD_NS:
-                    # Only a producer's clock can put a knowledge time this far ahead (a
-                    # CreateTime topic): waiting for it would stall every partition.
-                    self._warn_ahead(early)
-                    early = 0
-                if early <= 0:
-                    epoch, generation = self.gate.ask_barrier(), self.generation
-            if early > 0:
+                # Closed now: bars arriving while this waits belong to the next epoch.
+                epoch, generation = self.gate.ask_barrier(), self.generation
+            early = due - self.wall_clock()
+            if early > _MAX_AHEAD_NS:
+                # Only a producer's clock can put a knowledge time this far ahead (a
+                # CreateTime topic): waiting for it would stall every partition.
+                self._warn_ahead(early)
+            elif early > 0:
                 await asyncio.sleep(early / 1e9)
-                self.barrier_wanted.set()
-                continue
             try:
                 ends = await self.consumer.end_offsets(news)
             except Exception:  # e.g. during a rebalance; ask again shortly
