@@ -13,32 +13,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 
-@dataclass(frozen=True, slots=True)
-class Start:
-    """Where one partition's consumer is, and where the group left it."""
-
-    position: int
-    """The consumer's position, once aiokafka has reset it from the committed offset."""
-    committed: int
-    """The group's committed offset, or the partition's first offset if none."""
-
-
 async def starts(consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]
-                 ) -> dict[TopicPartition, Start]:
-    """:class:`Start` of every partition in ``partitions`` (assigned to ``consumer``).
+                 ) -> dict[TopicPartition, int]:
+    """The group's committed offset of every partition in ``partitions`` (assigned to
+    ``consumer``), or the partition's first offset if none.
 
     The positions are awaited first: aiokafka resets them from the committed offsets in a
     task of its own, which must not overwrite a seek made after this returns.
     """
     tps = sorted(partitions)
-    positions = await asyncio.gather(*(consumer.position(tp) for tp in tps))
+    await asyncio.gather(*(consumer.position(tp) for tp in tps))
     committed = await asyncio.gather(*(consumer.committed(tp) for tp in tps))
     unset = [tp for tp, off in zip(tps, committed, strict=True) if off is None]
     first = await consumer.beginning_offsets(unset) if unset else {}
-    return {tp: Start(pos, first[tp] if off is None else off)
-            for tp, pos, off in zip(tps, positions, committed, strict=True)}
+    return {tp: first[tp] if off is None else off
+            for tp, off in zip(tps, committed, strict=True)}

@@ -718,13 +718,13 @@ class Worker:
                 return
             self.tasks = tasks
             for tp in assigned:
-                # The position may already be past records a fetch in flight has taken, so
-                # the start comes from the committed offsets (the group's, or the task's own
-                # in its changelog, whichever is further: see _commit).
+                # The position may already be past records a fetch in flight has taken (and
+                # _refetch may have moved it since it was read), so the start comes from the
+                # committed offsets (the group's, or the task's own in its changelog,
+                # whichever is further: see _commit), and every partition is sought to it.
                 stored = decode_offsets(self.tasks[tp.partition].snapshots.get(OFFSETS_KEY))
-                start = max(where[tp].committed, stored.get(tp, 0))
-                if start != where[tp].position:
-                    self.consumer.seek(tp, start)
+                start = max(where[tp], stored.get(tp, 0))
+                self.consumer.seek(tp, start)
                 self.committed[tp] = start
                 self.restart_at[tp] = self.next_offset[tp] = start
                 if tp.topic == self.topics.news:
