@@ -10,6 +10,10 @@ guarantee / commit interval:
   rate is signals / (last signal − first signal), arrival times in this process. The
   rate over *warm* bars only (a ticker's bar index ≥ the features' lookback) is reported
   too, from the same arrival times.
+* **Hand-over.** After the latency phase a second worker replaces the first on the same
+  topics; ``gnosis_handover_seconds`` is the time from its assignment to every task's
+  state restored and its partitions consuming again. ``gnosis_group_expulsions_total``
+  counts the assignments a worker got after missing a group generation (it must be 0).
 * **Latency.** The same worker, now warm, gets a paced producer at ``--rate`` bars/s
   (``linger.ms`` 5, Kafka 4's default; several rates, comma-separated, are offered one
   after the other to the same worker, each with its own warm-up and table row); the
@@ -342,6 +346,8 @@ class Result:
     hist_p99: float = float("nan")
     offered: float = float("nan")
     rss: float = float("nan")
+    expulsions: float = float("nan")  # gnosis_group_expulsions_total, summed over workers
+    handover: float = float("nan")  # s: a fresh worker restoring every task's state
 
 
 def rates(arrivals: list[tuple[float, bytes]], warm_ids: set[str]) -> tuple[float, float]:
@@ -387,6 +393,8 @@ async def run_worker_phase(name: str, settings: Settings, work: Workload, broker
         result.broker_cpu = (broker1 - broker0) / (end - ready)
         result.rss = sum(metric(scrape(port), "process_resident_memory_bytes")
                          for port in ports)
+        result.expulsions = sum(metric(scrape(port), "gnosis_group_expulsions_total")
+                                for port in ports)
         results = [result]
         if work.late_bars and workers == 1:
             for i, (rate, (bars, news)) in enumerate(paced):
@@ -395,11 +403,25 @@ async def run_worker_phase(name: str, settings: Settings, work: Workload, broker
                 await latency_phase(settings, bars, news, collector, n, rate, ports[0],
                                     results[-1], timeout, warmup)
                 n += len(bars)
+        if workers == 1:
+            result.handover = await restart(settings, children, workdir)
         return results
     finally:
         for child in children:
             child.stop()
         await collector.stop()
+
+
+async def restart(settings: Settings, children: list[Child], workdir: Path) -> float:
+    """Stop the worker and start another one on the same topics: seconds its hand-over of
+    every task (changelog restore, offsets, resume) took, from its own gauge."""
+    children[0].stop()
+    port = free_port()
+    child = start_worker(replace(settings, worker=replace(settings.worker, web_port=port)),
+                         workdir / f"{settings.worker.app_id}-{port}.log")
+    children.append(child)
+    await wait_ready(port, child)
+    return metric(scrape(port), "gnosis_handover_seconds")
 
 
 async def latency_phase(settings: Settings, late_bars: list[tuple[_Record, str]],
@@ -594,15 +616,16 @@ def report(results: list[Result], baseline: Result, memory: list[tuple[int, floa
           f"{args.partitions} partitions\n")
     print("| config | bars/s (first→last signal) | warm bars/s | bars/s from ready | "
           "× pass-through | worker CPU | broker CPU | offered bars/s | p50 ms | p99 ms | "
-          "worker hist p50 / p99 ms | RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "worker hist p50 / p99 ms | RSS MB | expulsions | hand-over s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in [baseline, *results]:
         ratio = "-" if r.rate != r.rate else f"{r.rate / baseline.rate:.3f}"
         cpu = "- | -" if r.cpu != r.cpu else f"{r.cpu:.2f} | {r.broker_cpu:.2f}"
         print(f"| {r.name} | {_n(r.rate)} | {_n(r.warm_rate)} | {_n(r.from_ready)} | "
               f"{ratio} | {cpu} | {_n(r.offered)} | "
               f"{_ms(r.p50)} | {_ms(r.p99)} | {_ms(r.hist_p50)} / {_ms(r.hist_p99)} | "
-              f"{'-' if r.rss != r.rss else f'{r.rss / 2**20:.0f}'} |")
+              f"{'-' if r.rss != r.rss else f'{r.rss / 2**20:.0f}'} | {_n(r.expulsions)} | "
+              f"{'-' if r.handover != r.handover else f'{r.handover:.2f}'} |")
     if memory:
         print("\n| tickers in state | bars per ticker | RSS idle MB | RSS MB | per ticker KB |")
         print("|---:|---:|---:|---:|---:|")

@@ -126,6 +126,14 @@ STATE_CHANGES = Counter(
     "Saved ticker states restored under a setting or state version other than they were "
     "saved with, by setting and by what was done (rebuilt, kept, afresh).",
     ["setting", "action"], registry=REGISTRY)
+GROUP_EXPULSIONS = Counter(
+    "gnosis_group_expulsions_total",
+    "Assignments after a group generation this worker missed (put out of the group, e.g. "
+    "for not heartbeating within worker.session_timeout); each one restores every task.",
+    registry=REGISTRY)
+HANDOVER_SECONDS = Gauge("gnosis_handover_seconds",
+                         "Duration of the last hand-over: assignment to tasks restored and "
+                         "consuming.", registry=REGISTRY)
 MODEL_INFO = Info("gnosis_sentiment_model", "The sentiment model in use.", registry=REGISTRY)
 
 # Results of the latest backtest per strategy, for a backtest or replay process that serves

@@ -27,6 +27,7 @@ it restores every task, kept ones included.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import math
@@ -45,6 +46,7 @@ from gnosis.sinks import metrics
 from gnosis.streams.assignor import CopartitionedAssignor, group_generation
 from gnosis.streams.checkpoint import Checkpoint, offsets_by_task
 from gnosis.streams.gate import ReleaseGate
+from gnosis.streams.handover import starts
 from gnosis.streams.records import (
     MARK_KEY,
     OFFSETS_KEY,
@@ -66,6 +68,7 @@ log = logging.getLogger(__name__)
 
 _MAX_HELD = 50_000  # held bars per partition before its fetching pauses
 _MAX_AHEAD_NS = 1_000_000_000  # a knowledge time further ahead of the clock is not waited for
+_YIELD_EVERY = 1_000  # released bars between turns of the event loop (~0.1 s of work)
 
 
 @dataclass(slots=True)
@@ -128,6 +131,10 @@ class Worker:
         """Group generation of the last assignment (see :meth:`on_assigned`)."""
         self.left_group = False
         """Whether a commit was refused because the group went on without this worker."""
+        self.expulsions = 0
+        """Assignments that followed a generation this worker missed (see on_assigned)."""
+        self.handover: asyncio.Task[None] | None = None
+        """The restore of the last assignment's tasks, while it runs (see _take_over)."""
         self.ready = False
         self.rebalancing = True
         self.assignor = CopartitionedAssignor()
@@ -247,6 +254,7 @@ class Worker:
                                            self.restart_at.get(tp, records[0].offset)))
 
     async def _shutdown(self) -> None:
+        await self._stop_handover()
         async with self.lock:
             if self.failure is None:  # after a failure, what is open is left to be aborted
                 try:
@@ -357,7 +365,9 @@ class Worker:
                 or now - self.first_pending_at >= self.news_wait):
             await self._score_pending()
         self._mark_news()
-        for p, held in self.gate.release(now, self.stall_after):
+        for i, (p, held) in enumerate(self.gate.release(now, self.stall_after), 1):
+            if i % _YIELD_EVERY == 0:  # let aiokafka heartbeat during a long release
+                await asyncio.sleep(0)
             task = self.tasks[p]
             if isinstance(held.bar, Bar):
                 out = task.on_bar(held.bar, held.offset, held.known, held.received)
@@ -641,11 +651,12 @@ class Worker:
 
     async def on_revoked(self) -> None:
         """Commit everything and forget what is held: the next owner gets it re-delivered."""
+        await self._stop_handover()
         async with self.lock:
             log.info("rebalance: committing and releasing tasks %s", sorted(self.tasks))
             self.rebalancing = True
             self.generation += 1
-            if self.tasks:
+            if self.tasks or self.exactly_once:  # exactly-once: close what open() began
                 await self._drain()
                 self._apply_scored()
                 await self._flush_outbox()
@@ -662,6 +673,14 @@ class Worker:
             self.news_seen.clear()
             self.paused.clear()
 
+    async def _stop_handover(self) -> None:
+        """Cancel a hand-over in progress: its tasks are restored again when assigned."""
+        if self.handover is not None:
+            self.handover.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.handover
+            self.handover = None
+
     async def _flush_outbox(self) -> None:
         outbox, self._outbox = self._outbox, {}
         for p, records in outbox.items():
@@ -669,7 +688,12 @@ class Worker:
                 await self.checkpoint.send(p, records)
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Take the tasks of ``assigned``: fence, restore state, seek to committed offsets."""
+        """Take the tasks of ``assigned``: fence previous owners, pause the partitions and
+        restore the tasks in the background (:meth:`_take_over`).
+
+        aiokafka sends no heartbeat until this returns, so it awaits nothing that grows
+        with the tasks' state (see :mod:`gnosis.streams.handover`).
+        """
         async with self.lock:
             self.generation += 1
             tasks = {tp.partition for tp in assigned}
@@ -679,7 +703,9 @@ class Worker:
             continuous = (not self.left_group and generation is not None
                           and self.assigned_in is not None
                           and generation == self.assigned_in + 1)
-            if self.tasks and not continuous:
+            if self.assigned_in is not None and generation is not None and not continuous:
+                self.expulsions += 1
+                metrics.GROUP_EXPULSIONS.inc()
                 log.warning("group generation %s after %s, in which this worker owned tasks "
                             "%s: it missed a rebalance (or left the group), so it restores "
                             "every task from its changelog", generation, self.assigned_in,
@@ -689,37 +715,49 @@ class Worker:
             for p in gone:
                 del self.tasks[p]
             await self.checkpoint.close(gone)
-            new = sorted(tasks - set(self.tasks))
             await self.checkpoint.open(sorted(tasks))  # fences previous owners first
-            tables = await restore_tables(self.options, self.topics, new)
-            for p in new:
-                self.tasks[p] = PartitionTask(p, self.settings, self.topics,
-                                              self.scorer.model_id, tables[p].snapshots,
-                                              tables[p].journal, self.tally)
+            self.consumer.pause(*assigned)
+            kept, self.tasks = self.tasks, {}
+            self.assignor.owned = tasks
+            self.handover = asyncio.create_task(self._guard(
+                self._take_over(assigned, kept, self.generation)))
+
+    async def _take_over(self, assigned: set[TopicPartition], kept: dict[int, PartitionTask],
+                         generation: int) -> None:
+        """Restore the tasks of ``assigned`` not in ``kept``, seek every partition to its
+        committed offset and resume it. A rebalance meanwhile cancels this (on_revoked)."""
+        started = self.clock()
+        new = sorted({tp.partition for tp in assigned} - set(kept))
+        tables = await restore_tables(self.options, self.topics, new)
+        tasks = {**kept, **{p: PartitionTask(p, self.settings, self.topics,
+                                             self.scorer.model_id, tables[p].snapshots,
+                                             tables[p].journal, self.tally) for p in new}}
+        where = await starts(self.consumer, assigned)
+        async with self.lock:
+            if generation != self.generation:
+                return
+            self.tasks = tasks
             for tp in assigned:
-                # aiokafka resets the position from the group's committed offset in a task of
-                # its own: wait for it, so that it cannot overwrite the seek below. The
-                # position itself may already be past records a fetch in flight has taken, so
-                # the start comes from the committed offsets (the group's, or the task's own
-                # in its changelog, whichever is further: see _commit).
-                position = await self.consumer.position(tp)
-                committed = await self.consumer.committed(tp)
-                if committed is None:
-                    committed = (await self.consumer.beginning_offsets([tp]))[tp]
+                # The position may already be past records a fetch in flight has taken (and
+                # _refetch may have moved it since it was read), so the start comes from the
+                # committed offsets (the group's, or the task's own in its changelog,
+                # whichever is further: see _commit), and every partition is sought to it.
                 stored = decode_offsets(self.tasks[tp.partition].snapshots.get(OFFSETS_KEY))
-                start = max(committed, stored.get(tp, 0))
-                if start != position:
-                    self.consumer.seek(tp, start)
+                start = max(where[tp], stored.get(tp, 0))
+                self.consumer.seek(tp, start)
                 self.committed[tp] = start
                 self.restart_at[tp] = self.next_offset[tp] = start
                 if tp.topic == self.topics.news:
                     self.news_seen[tp.partition] = start
                     # What earlier owners re-keyed from here reaches each task through Kafka.
                     self.direct_from.update({(tp.partition, r): start for r in tasks})
-            log.info("tasks %s (new %s); starting at %s", sorted(tasks), new,
-                     {f"{tp.topic}:{tp.partition}": off for tp, off in
-                      sorted(self.restart_at.items())})
-            self.assignor.owned = tasks
+            self.generation += 1  # a fetch in flight is fetched again from these offsets
+            self.consumer.resume(*assigned)
+            elapsed = self.clock() - started
+            metrics.HANDOVER_SECONDS.set(elapsed)
+            log.info("tasks %s (new %s) restored in %.2f s; starting at %s", sorted(tasks),
+                     new, elapsed, {f"{tp.topic}:{tp.partition}": off for tp, off in
+                                    sorted(self.restart_at.items())})
             metrics.TICKERS_IN_STATE.set(sum(len(t.states) for t in self.tasks.values()))
             self.rebalancing = False
             self.ready = True
@@ -754,6 +792,7 @@ class Worker:
             "rejecting_tickers_count": len(rejecting),
             "assigned_partitions": assigned,
             "rebalancing": self.rebalancing,
+            "group_expulsions": self.expulsions,
             "held_bars": self.gate.held(),
             "oldest_held_seconds": 0.0 if oldest is None else round(self.clock() - oldest, 3),
             "processing_guarantee": self.settings.worker.processing_guarantee,
