@@ -44,7 +44,7 @@ def test_one_worker_drains_a_backlog_on_32_partitions_in_one_generation(
         kafka_settings, kafka_topics) -> None:
     settings = active_rules(kafka_settings(partitions=PARTITIONS))
     kafka_topics(settings)
-    bars, news = market_events(TICKERS, bars_per_ticker=220, news_per_bar=0.2, seed=11)
+    bars, news = market_events(TICKERS, bars_per_ticker=300, news_per_bar=0.2, seed=11)
     expected = run_events(bars, news, settings)
     publish(bars, news, settings, progress=False, speed=None)  # all of it before the worker
     expulsions = metrics.GROUP_EXPULSIONS._value.get()
