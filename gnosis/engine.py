@@ -139,10 +139,9 @@ class TickerEngine:
         and known at or before ``known``."""
         lo = bisect.bisect_right(self._news_ts, ts - self._window_ns)
         hi = bisect.bisect_right(self._news_ts, ts)
-        scores = self._news_scores[lo:hi]
-        if any(k > known for k in self._news_known[lo:hi]):
-            scores = [s for s, k in zip(scores, self._news_known[lo:hi], strict=True)
-                      if k <= known]
+        scores, knowns = self._news_scores[lo:hi], self._news_known[lo:hi]
+        if any(k > known for k in knowns):
+            scores = [s for s, k in zip(scores, knowns, strict=True) if k <= known]
         return window_stats(scores)
 
     def on_bar(self, bar: Bar, known: int) -> TradingSignal:
