@@ -147,11 +147,14 @@ class ReleaseGate:
         for p in sorted(check):
             line = self._lines.get(p)
             marks = self._marks.get(p, {})
+            covered = None  # an epoch found covered: its bars follow one another in line
             while line:
                 head = line[0]
-                if head.gated and not self._covered(head.epoch, marks) and not (
-                        stall_after is not None and now - head.since >= stall_after):
-                    break
+                if head.gated and head.epoch != covered:
+                    if self._covered(head.epoch, marks):
+                        covered = head.epoch
+                    elif not (stall_after is not None and now - head.since >= stall_after):
+                        break
                 out.append((p, line.popleft().item))
         self._forget_barriers()
         return out
