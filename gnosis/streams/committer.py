@@ -120,7 +120,10 @@ class Committer:
         self._staged.setdefault(task, []).extend(records)
 
     async def flush(self) -> None:
-        """Send what is staged (it becomes durable on :meth:`commit`)."""
+        """Send what is staged (it becomes durable on :meth:`commit`). Under exactly-once
+        it waits while a commit is in flight: it belongs to the next transactions."""
+        if self.exactly_once and self._in_flight():
+            return
         staged, self._staged = self._staged, {}
         for task, records in staged.items():
             if records:
@@ -141,16 +144,25 @@ class Committer:
 
     def due(self, interval: float) -> bool:
         """Whether ``interval`` seconds passed since the last commit and none is in flight."""
-        return (self.clock() - self.last_commit >= interval
-                and (self._background is None or self._background.done()))
+        return self.clock() - self.last_commit >= interval and not self._in_flight()
+
+    def _in_flight(self) -> bool:
+        return self._background is not None and not self._background.done()
 
     async def commit(self, offsets: Mapping[TopicPartition, int],
                      tables: Mapping[int, MutableMapping[bytes, bytes]], *,
                      reopen: bool = True) -> None:
         """Send what is staged and make it durable with ``offsets`` (next offset to read
         per consumed partition). ``tables``: each task's snapshot table, where exactly-once
-        keeps its offsets too. Without ``reopen`` the commit is whole when this returns
-        and no transaction is left open."""
+        keeps its offsets too.
+
+        The commit completes in the background, while processing goes on: at-least-once
+        sends on meanwhile, exactly-once stages what comes meanwhile for its next
+        transactions. Without ``reopen`` it is whole when this returns, a commit in flight
+        before it included, and no transaction is left open.
+        """
+        if not reopen:
+            await self.settled()
         await self.flush()
         changed = {tp: off for tp, off in offsets.items() if self.committed.get(tp) != off}
         if log.isEnabledFor(logging.DEBUG):  # off the commit path unless asked for
@@ -162,14 +174,13 @@ class Committer:
                     value = encode_offsets(per_task)
                     tables[p][OFFSETS_KEY] = value
                     await self._send(p, [(self.snapshots_topic, OFFSETS_KEY, value, p)])
-            await self._commit_transactions(offsets_by_task(changed), reopen)
-        elif reopen:
-            # Waiting for acknowledgements happens off the loop's path, so bars keep
-            # flowing meanwhile; later sends belong to the next commit.
-            self._background = asyncio.create_task(self.guard(self._cut(changed)))
+            commit = self._commit_transactions(offsets_by_task(changed), reopen)
         else:
-            await self.settled()  # its state records go first
-            await self._cut(changed)
+            commit = self._cut(changed)
+        if reopen:
+            self._background = asyncio.create_task(self.guard(commit))
+        else:
+            await commit
         self.committed.update(changed)
         self.last_commit = self.clock()
 

@@ -15,7 +15,7 @@ bar waits for them, and for no others:
    for the model.) The owner of ``q`` re-sends its marks whenever it takes ``q`` over, so
    marks exist after any rebalance or restart. A worker that owns both ``q`` and ``p``
    may apply ``q``'s headlines to ``p`` and mark them itself, once ``p`` has consumed
-   the re-keyed records sent before (the runtime's ``_apply_local``).
+   the re-keyed records sent before (``Rekeyer._apply_local``).
 2. **Barriers.** For bars known up to ``B``, the shell closes their epoch and asks the
    broker for the end offsets of *all* news partitions (read_committed) once the wall
    clock is past ``B + skew``: every headline appended after that answer is known after ``B``, and
