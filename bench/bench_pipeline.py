@@ -544,7 +544,8 @@ async def memory_phase(bootstrap: str, workdir: Path, tickers: int, bars: int,
 
 async def soak_phase(args: argparse.Namespace, bootstrap: str, workdir: Path) -> None:
     """``--soak`` seconds of paced input with news; memory, p99 per minute, lag."""
-    settings = settings_for(bootstrap, workdir, "at_least_once", 0.2, args.partitions)
+    partitions = int(args.partitions.split(",")[0])
+    settings = settings_for(bootstrap, workdir, "at_least_once", 0.2, partitions)
     rate = args.rates[0]
     per_ticker = int(rate * args.soak / args.soak_tickers) + 1
     work = make_workload(args.soak_tickers, 0, per_ticker, args.news_per_bar, seed=9)
@@ -690,17 +691,28 @@ def main(args: argparse.Namespace) -> None:
     late = (sum(paced_bars(rate, args.latency_warmup, args.latency_seconds, args.tickers)
                 for rate in args.rates) if args.latency_seconds else 0)
     work = make_workload(args.tickers, args.bars, late, args.news_per_bar)
-    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
-        workdir = Path(tmp)
-        kafka = LocalKafka(port=0, data_dir=workdir / "kafka", heap="1g")
-        try:
-            kafka.start(timeout=120, log_file=workdir / "broker.log")
-            broker = Process(psutil.Process(kafka.process.pid))
-            results, baseline, memory = asyncio.run(
-                phases(args, work, kafka.bootstrap_servers, workdir, broker))
-        finally:
-            kafka.stop()
-    report(results, baseline, memory, work, args)
+    summary = []
+    for partitions in [int(p) for p in args.partitions.split(",") if p]:
+        args = argparse.Namespace(**{**vars(args), "partitions": partitions})
+        with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+            workdir = Path(tmp)
+            kafka = LocalKafka(port=0, data_dir=workdir / "kafka", heap="1g")
+            try:
+                kafka.start(timeout=120, log_file=workdir / "broker.log")
+                broker = Process(psutil.Process(kafka.process.pid))
+                results, baseline, memory = asyncio.run(
+                    phases(args, work, kafka.bootstrap_servers, workdir, broker))
+            finally:
+                kafka.stop()
+        report(results, baseline, memory, work, args)
+        summary += [(partitions, baseline, r) for r in results]
+    print("\n| partitions | config | pass-through bars/s | worker bars/s | × pass-through | "
+          "expulsions | hand-over of all tasks, s |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for partitions, baseline, r in summary:
+        print(f"| {partitions} | {r.name} | {_n(baseline.rate)} | {_n(r.rate)} | "
+              f"{r.rate / baseline.rate:.3f} | {_n(r.expulsions)} | "
+              f"{'-' if r.handover != r.handover else f'{r.handover:.2f}'} |")
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -716,7 +728,9 @@ if __name__ == "__main__":
     parser.add_argument("--tickers", type=int, default=50)
     parser.add_argument("--bars", type=int, default=2000, help="bars per ticker, pre-produced")
     parser.add_argument("--news-per-bar", type=float, default=0.05)
-    parser.add_argument("--partitions", type=int, default=Settings().kafka.partitions)
+    parser.add_argument("--partitions", default=str(Settings().kafka.partitions),
+                        help="partition counts, comma-separated (e.g. 4,16,64,128): each "
+                        "gets a fresh broker, its own pass-through and a summary row")
     parser.add_argument("--rate", default="2000",
                         help="offered load of the latency phase, bars/s; several, "
                         "comma-separated, are offered in turn to the same worker")

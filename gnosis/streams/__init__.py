@@ -10,8 +10,10 @@ module              holds
 ``state``           a ticker's recoverable state: snapshot + journal (pure)
 ``store``           changelog-backed tables and their restore
 ``assignor``        co-partitioned, sticky assignment of partition numbers
-``checkpoint``      the one owner of producers, transactions and offset commits
-``runtime``         the event loop tying them together
+``rekey``           news: scored, re-keyed by ticker, progress marks, local apply
+``assignment``      the tasks owned and their hand-over at a rebalance
+``committer``       the one route out: outputs, state records and offsets
+``runtime``         the loop: fetch, process, checkpoint
 ``worker``          process entry point and the /health, /metrics endpoints
 ``kafka``           a local Apache Kafka broker for development and tests
 ==================  ==========================================================

@@ -15,7 +15,7 @@ bar waits for them, and for no others:
    for the model.) The owner of ``q`` re-sends its marks whenever it takes ``q`` over, so
    marks exist after any rebalance or restart. A worker that owns both ``q`` and ``p``
    may apply ``q``'s headlines to ``p`` and mark them itself, once ``p`` has consumed
-   the re-keyed records sent before (the runtime's ``_apply_local``).
+   the re-keyed records sent before (``Rekeyer._apply_local``).
 2. **Barriers.** For bars known up to ``B``, the shell closes their epoch and asks the
    broker for the end offsets of *all* news partitions (read_committed) once the wall
    clock is past ``B + skew``: every headline appended after that answer is known after ``B``, and
@@ -147,11 +147,14 @@ class ReleaseGate:
         for p in sorted(check):
             line = self._lines.get(p)
             marks = self._marks.get(p, {})
+            covered = None  # an epoch found covered: its bars follow one another in line
             while line:
                 head = line[0]
-                if head.gated and not self._covered(head.epoch, marks) and not (
-                        stall_after is not None and now - head.since >= stall_after):
-                    break
+                if head.gated and head.epoch != covered:
+                    if self._covered(head.epoch, marks):
+                        covered = head.epoch
+                    elif not (stall_after is not None and now - head.since >= stall_after):
+                        break
                 out.append((p, line.popleft().item))
         self._forget_barriers()
         return out

@@ -145,7 +145,7 @@ async def _run(worker: Worker, stop: asyncio.Event, access: KafkaAccess,
         # stopping them again does nothing.
         try:
             await worker.consumer.stop()
-            await worker.checkpoint.stop()
+            await worker.committer.stop()
         except Exception:
             log.debug("closing the failed worker's clients failed", exc_info=True)
         raise
@@ -155,13 +155,13 @@ async def _run(worker: Worker, stop: asyncio.Event, access: KafkaAccess,
 
 
 async def _granted_when_ready(worker: Worker, access: KafkaAccess) -> None:
-    while not worker.ready:  # set by its first assignment, even an empty one
+    while not worker.assignment.ready:  # set by its first assignment, even an empty one
         await asyncio.sleep(0.2)
     access.granted()
 
 
 async def _progress_when_committed(worker: Worker, failures: FailureLog) -> None:
-    while not progressed(worker.committed, worker.restart_at):
+    while not progressed(worker.committer.committed, worker.assignment.restart_at):
         await asyncio.sleep(0.5)
     failures.progress()
 

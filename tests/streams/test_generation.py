@@ -1,7 +1,7 @@
 """aiokafka tells the rebalance listener which group generation an assignment belongs to.
 
 The worker keeps a task's state in memory across a rebalance only if the new generation
-follows the one it last got tasks in (see ``Worker.on_assigned``). aiokafka has no
+follows the one it last got tasks in (see ``Assignment._assigned``). aiokafka has no
 public accessor for the generation; :func:`group_generation` reads it from the group
 coordinator, and this pins that it is there, and current, when the listener runs.
 """

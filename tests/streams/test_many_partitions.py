@@ -57,8 +57,9 @@ def test_one_worker_drains_a_backlog_on_32_partitions_in_one_generation(
                     batch = await signals.getmany(timeout_ms=500)
                     seen.update(orjson.loads(r.value)["signal_id"] for records in batch.values()
                                 for r in records)
-            return (worker.assigned_in, group_generation(worker.consumer), worker.expulsions,
-                    worker.health()[0]["group_expulsions"] == worker.expulsions)
+            hand = worker.assignment
+            return (hand.assigned_in, group_generation(worker.consumer), hand.expulsions,
+                    worker.health()[0]["group_expulsions"] == hand.expulsions)
 
     joined, now, expelled, reported = asyncio.run(drain())
     assert joined is not None and now == joined, "the group rebalanced while it drained"

@@ -1,0 +1,280 @@
+"""The one route out: outputs, state records and consumed offsets, under both guarantees.
+
+Everything the worker writes is staged here with :meth:`Committer.stage`, tagged with the
+task (partition number) whose input caused it; :meth:`Committer.commit` sends what is
+staged and makes it durable together with the consumed offsets. Nothing else in the
+worker produces or commits.
+
+``at_least_once``: one idempotent producer for all tasks. A commit waits until every
+output sent so far is acknowledged, then writes the state (changelog) records that cover
+them, waits for those, and commits the offsets through the consumer; that wait runs in
+the background while the loop goes on, one commit in flight at a time. A crash repeats
+the work since the last commit; since state never gets ahead of acknowledged outputs, a
+repeated bar that the restored state already holds had its signal delivered.
+
+``exactly_once``: one transactional producer per task, ``transactional.id =
+<app_id>-task-<p>`` (Kafka Streams' per-task model; docs/operations.md says why it is not
+one producer per worker). A worker taking task ``p`` over starts its producer, which
+fences any previous owner (a crashed or paused worker) and aborts its open transaction,
+before reading offsets or state. A commit sends the task's offsets to its transaction and
+commits it, so outputs, state records and offsets become visible together or not at all.
+The offsets also go into the task's changelog in the same transaction: the group's
+committed offsets may lag a committed transaction (KIP-447's ``require_stable`` is not in
+aiokafka 0.14), the changelog read ``read_committed`` does not. This replaces
+faust-streaming's transaction manager, whose rebalance handling begins transactions for
+every assigned partition and stops revoked producers without commit or abort
+(faust-streaming issues #323, #502, #517).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError
+
+from gnosis.streams.records import OFFSETS_KEY, encode_offsets
+from gnosis.streams.task import Out
+
+log = logging.getLogger(__name__)
+
+_PRODUCER_OPTIONS = {"acks": "all", "enable_idempotence": True, "linger_ms": 1,
+                     "max_batch_size": 512 * 1024, "max_request_size": 4 * 1024 * 1024}
+
+Guard = Callable[[Awaitable[None]], Awaitable[None]]
+"""Runs background work so that its failure stops the worker (``Worker.guard``)."""
+
+
+class Committer:
+    """Producers, transactions and offset commits of one worker."""
+
+    def __init__(self, options: dict[str, Any], group_id: str, exactly_once: bool,
+                 consumer: AIOKafkaConsumer, snapshots_topic: str, journal_topic: str,
+                 guard: Guard, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.options = options
+        self.group_id = group_id
+        self.exactly_once = exactly_once
+        self.consumer = consumer
+        self.snapshots_topic = snapshots_topic
+        self.state_topics = frozenset((snapshots_topic, journal_topic))
+        self.guard = guard
+        self.clock = clock
+        self.committed: dict[TopicPartition, int] = {}
+        """The offsets last committed (or started from), per consumed partition."""
+        self.left_group = False
+        """Whether a commit was refused because the group went on without this worker."""
+        self.last_commit = clock()
+        self._staged: dict[int, list[Out]] = {}
+        # At-least-once: state records wait until the outputs they cover are acknowledged
+        # (records to different partitions may land in any order, and a state record that
+        # lands without its signal would make a restart skip the bar, losing the signal).
+        self._state: list[Out] = []
+        self._shared: AIOKafkaProducer | None = None
+        self._producers: dict[int, AIOKafkaProducer] = {}
+        self._pending: list[asyncio.Future] = []
+        self._dirty: set[int] = set()
+        self._background: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ producers
+
+    async def start(self) -> None:
+        """Start the shared producer (at-least-once); task producers start in :meth:`open`."""
+        if not self.exactly_once:
+            self._shared = AIOKafkaProducer(**self.options, **_PRODUCER_OPTIONS)
+            await self._shared.start()
+
+    async def open(self, tasks: Iterable[int]) -> None:
+        """Own ``tasks`` from now on: under exactly-once, fence their previous owners and
+        begin a transaction for each task (new or kept)."""
+        if not self.exactly_once:
+            return
+        new = [p for p in tasks if p not in self._producers]
+        producers = {p: AIOKafkaProducer(**self.options, **_PRODUCER_OPTIONS,
+                                         transactional_id=f"{self.group_id}-task-{p}")
+                     for p in new}
+        await asyncio.gather(*(producer.start() for producer in producers.values()))
+        self._producers.update(producers)
+        await asyncio.gather(*(self._producers[p].begin_transaction() for p in tasks))
+
+    async def close(self, tasks: Iterable[int]) -> None:
+        """Let ``tasks`` go (after :meth:`commit`): stop their producers."""
+        gone = [self._producers.pop(p) for p in tasks if p in self._producers]
+        await asyncio.gather(*(producer.stop() for producer in gone))
+
+    async def stop(self) -> None:
+        """Stop every producer (call :meth:`commit` with ``reopen=False`` first)."""
+        await self.close(list(self._producers))
+        if self._shared is not None:
+            await self._shared.stop()
+            self._shared = None
+
+    # ------------------------------------------------------------------ outputs
+
+    def stage(self, task: int, records: Iterable[Out]) -> None:
+        """Queue ``records`` caused by input of ``task``; :meth:`flush` sends them."""
+        self._staged.setdefault(task, []).extend(records)
+
+    async def flush(self) -> None:
+        """Send what is staged (it becomes durable on :meth:`commit`). Under exactly-once
+        it waits while a commit is in flight: it belongs to the next transactions."""
+        if self.exactly_once and self._in_flight():
+            return
+        staged, self._staged = self._staged, {}
+        for task, records in staged.items():
+            if records:
+                await self._send(task, records)
+
+    async def _send(self, task: int, records: list[Out]) -> None:
+        if not self.exactly_once:
+            self._state.extend(r for r in records if r[0] in self.state_topics)
+            records = [r for r in records if r[0] not in self.state_topics]
+            producer = self._shared
+        else:
+            producer = self._producers[task]
+        assert producer is not None
+        self._pending.extend(await _send_batches(producer, records))
+        self._dirty.add(task)
+
+    # ------------------------------------------------------------------ commits
+
+    def due(self, interval: float) -> bool:
+        """Whether ``interval`` seconds passed since the last commit and none is in flight."""
+        return self.clock() - self.last_commit >= interval and not self._in_flight()
+
+    def _in_flight(self) -> bool:
+        return self._background is not None and not self._background.done()
+
+    async def commit(self, offsets: Mapping[TopicPartition, int],
+                     tables: Mapping[int, MutableMapping[bytes, bytes]], *,
+                     reopen: bool = True) -> None:
+        """Send what is staged and make it durable with ``offsets`` (next offset to read
+        per consumed partition). ``tables``: each task's snapshot table, where exactly-once
+        keeps its offsets too.
+
+        The commit completes in the background, while processing goes on: at-least-once
+        sends on meanwhile, exactly-once stages what comes meanwhile for its next
+        transactions. Without ``reopen`` it is whole when this returns, a commit in flight
+        before it included, and no transaction is left open.
+        """
+        if not reopen:
+            await self.settled()
+        await self.flush()
+        changed = {tp: off for tp, off in offsets.items() if self.committed.get(tp) != off}
+        if log.isEnabledFor(logging.DEBUG):  # off the commit path unless asked for
+            log.debug("commit %s", {f"{tp.topic}:{tp.partition}": o
+                                    for tp, o in changed.items()})
+        if self.exactly_once:
+            for p, per_task in offsets_by_task(offsets).items():
+                if any(tp in changed for tp in per_task):
+                    value = encode_offsets(per_task)
+                    tables[p][OFFSETS_KEY] = value
+                    await self._send(p, [(self.snapshots_topic, OFFSETS_KEY, value, p)])
+            commit = self._commit_transactions(offsets_by_task(changed), reopen)
+        else:
+            commit = self._cut(changed)
+        if reopen:
+            self._background = asyncio.create_task(self.guard(commit))
+        else:
+            await commit
+        self.committed.update(changed)
+        self.last_commit = self.clock()
+
+    async def settled(self) -> None:
+        """Wait for a background commit in flight (before one that must be whole)."""
+        if self._background is not None:
+            task, self._background = self._background, None
+            await task
+
+    def cancel(self) -> None:
+        """Give up a background commit (after a failure, what is open is left to abort)."""
+        if self._background is not None:
+            self._background.cancel()
+
+    async def _commit_transactions(self, offsets: Mapping[int, Mapping[TopicPartition, int]],
+                                   reopen: bool) -> None:
+        """Commit each task's transaction and, with ``reopen``, begin a new one; a task
+        with nothing to commit keeps its open transaction."""
+        self._pending = []  # each transaction's commit waits for its own records
+        await asyncio.gather(*(self._commit_task(p, offsets.get(p, {}), reopen)
+                               for p in list(self._producers)))
+
+    async def _commit_task(self, p: int, offsets: Mapping[TopicPartition, int],
+                           reopen: bool) -> None:
+        producer = self._producers[p]
+        if offsets:
+            await producer.send_offsets_to_transaction(dict(offsets), self.group_id)
+        elif p not in self._dirty:
+            if not reopen:
+                await producer.abort_transaction()  # empty: nothing to lose
+            return
+        await producer.commit_transaction()
+        self._dirty.discard(p)
+        if reopen:
+            await producer.begin_transaction()
+
+    def _cut(self, offsets: dict[TopicPartition, int]) -> Awaitable[None]:
+        """At-least-once: the commit of everything sent so far with ``offsets``; later
+        sends belong to the next commit, even while this one is awaited."""
+        pending, self._pending = self._pending, []
+        state, self._state = self._state, []
+        self._dirty.clear()
+        return self._settle(pending, state, offsets)
+
+    async def _settle(self, pending: list[asyncio.Future], state: list[Out],
+                      offsets: dict[TopicPartition, int]) -> None:
+        """Acknowledge ``pending``, then write ``state``, then commit ``offsets``. The
+        group refuses the commit if it went on without this worker (paused for longer
+        than ``worker.session_timeout``): then the tasks' state may be ahead of what is
+        committed, and the next assignment restores them all."""
+        await asyncio.gather(*pending)
+        assert self._shared is not None
+        await asyncio.gather(*await _send_batches(self._shared, state))
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError:
+            log.warning("offset commit refused: the group went on without this worker; it "
+                        "rejoins and restores its tasks from their changelogs")
+            self.left_group = True
+
+
+async def _send_batches(producer: AIOKafkaProducer, records: Iterable[Out]
+                        ) -> list[asyncio.Future]:
+    """Send ``records`` as one record batch per destination; their acknowledgements."""
+    acks: list[asyncio.Future] = []
+    batches: dict[tuple[str, int], Any] = {}
+    for topic, key, value, partition in records:
+        if partition is None:
+            acks.append(await producer.send(topic, value, key=key))
+            continue
+        batch = batches.get((topic, partition))
+        if batch is None:
+            batch = batches[(topic, partition)] = producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            # Full: send it and start another for the same partition.
+            acks.append(await _submit(producer, batch, topic, partition))
+            batch = batches[(topic, partition)] = producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+    for (topic, partition), batch in batches.items():
+        acks.append(await _submit(producer, batch, topic, partition))
+    return acks
+
+
+async def _submit(producer: AIOKafkaProducer, batch: Any, topic: str,
+                  partition: int) -> asyncio.Future:
+    batch.close()
+    return await producer.send_batch(batch, topic, partition=partition)
+
+
+def offsets_by_task(offsets: Mapping[TopicPartition, int]) -> dict[int, dict[TopicPartition, int]]:
+    """Group ``{tp: offset}`` by partition number (the task)."""
+    out: dict[int, dict[TopicPartition, int]] = defaultdict(dict)
+    for tp, off in offsets.items():
+        out[tp.partition][tp] = off
+    return dict(out)
