@@ -9,9 +9,10 @@ worker meanwhile, so it restores every task, kept ones included.
 aiokafka stops heartbeating from the moment a rebalance begins until the listener's
 ``on_partitions_assigned`` returns, so whatever that callback awaits counts against
 ``worker.session_timeout``; past it the broker puts the worker out of the group. The
-callback therefore only fences the previous owners and pauses the partitions; the
-restore runs in the background (:meth:`Assignment._take_over`) and resumes them when
-done. Its look-ups are made for all partitions at once: one at a time they cost a fetch
+callback therefore only lets lost tasks go and pauses the partitions; fencing the
+previous owners (under exactly-once, one producer per task to start) and the restore
+run in the background (:meth:`Assignment._take_over`), which resumes the partitions
+when done. Its look-ups are made for all partitions at once: one at a time they cost a fetch
 round each (~0.5 s), minutes for the 256 partitions of 64 tasks.
 """
 
@@ -99,7 +100,7 @@ class Assignment(ConsumerRebalanceListener):
             self.restart_at.clear()
 
     async def _assigned(self, assigned: set[TopicPartition]) -> None:
-        """Fence previous owners, pause the partitions and restore the tasks in the
+        """Let lost tasks go, pause the partitions and take the tasks over in the
         background (:meth:`_take_over`)."""
         worker, consumer, committer = self.worker, self.worker.consumer, self.worker.committer
         async with worker.lock:
@@ -123,7 +124,6 @@ class Assignment(ConsumerRebalanceListener):
             for p in gone:
                 del self.tasks[p]
             await committer.close(gone)
-            await committer.open(sorted(tasks))  # fences previous owners first
             consumer.pause(*assigned)
             kept, self.tasks = self.tasks, {}
             self.assignor.owned = tasks
@@ -132,11 +132,16 @@ class Assignment(ConsumerRebalanceListener):
 
     async def _take_over(self, assigned: set[TopicPartition], kept: dict[int, PartitionTask],
                          generation: int) -> None:
-        """Restore the tasks of ``assigned`` not in ``kept``, seek every partition to its
-        committed offset and resume it. A rebalance meanwhile cancels this."""
+        """Fence the previous owners, restore the tasks of ``assigned`` not in ``kept``,
+        seek every partition to its committed offset and resume it. A rebalance meanwhile
+        cancels this."""
         worker = self.worker
         started = worker.clock()
-        new = sorted({tp.partition for tp in assigned} - set(kept))
+        owned = sorted({tp.partition for tp in assigned})
+        new = sorted(set(owned) - set(kept))
+        # Fence the previous owners first: their open transactions are aborted, so the
+        # changelogs read below end at what they committed.
+        await worker.committer.open(owned)
         tables = await restore_tables(worker.options, worker.topics, new)
         tasks = {**kept, **{p: PartitionTask(p, worker.settings, worker.topics,
                                              worker.scorer.model_id, tables[p].snapshots,

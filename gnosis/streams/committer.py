@@ -76,6 +76,7 @@ class Committer:
         self._state: list[Out] = []
         self._shared: AIOKafkaProducer | None = None
         self._producers: dict[int, AIOKafkaProducer] = {}
+        self._begun: set[int] = set()  # tasks whose producer has a transaction open
         self._pending: list[asyncio.Future] = []
         self._dirty: set[int] = set()
         self._background: asyncio.Task[None] | None = None
@@ -90,20 +91,31 @@ class Committer:
 
     async def open(self, tasks: Iterable[int]) -> None:
         """Own ``tasks`` from now on: under exactly-once, fence their previous owners and
-        begin a transaction for each task (new or kept)."""
+        begin a transaction for each task (new or kept). Cancelled (by a rebalance), it
+        closes the producers it was starting."""
         if not self.exactly_once:
             return
+        tasks = list(tasks)
         new = [p for p in tasks if p not in self._producers]
-        producers = {p: AIOKafkaProducer(**self.options, **_PRODUCER_OPTIONS,
-                                         transactional_id=f"{self.group_id}-task-{p}")
-                     for p in new}
-        await asyncio.gather(*(producer.start() for producer in producers.values()))
-        self._producers.update(producers)
-        await asyncio.gather(*(self._producers[p].begin_transaction() for p in tasks))
+        self._producers.update({p: AIOKafkaProducer(
+            **self.options, **_PRODUCER_OPTIONS, transactional_id=f"{self.group_id}-task-{p}")
+            for p in new})
+        try:
+            await asyncio.gather(*(self._producers[p].start() for p in new))
+        except BaseException:  # cancelled by a rebalance, or refused: start afresh next time
+            await asyncio.shield(self.close(new))
+            raise
+        await asyncio.gather(*(self._begin(p) for p in tasks if p not in self._begun))
+
+    async def _begin(self, p: int) -> None:
+        await self._producers[p].begin_transaction()
+        self._begun.add(p)
 
     async def close(self, tasks: Iterable[int]) -> None:
         """Let ``tasks`` go (after :meth:`commit`): stop their producers."""
+        tasks = list(tasks)
         gone = [self._producers.pop(p) for p in tasks if p in self._producers]
+        self._begun.difference_update(tasks)
         await asyncio.gather(*(producer.stop() for producer in gone))
 
     async def stop(self) -> None:
@@ -201,7 +213,7 @@ class Committer:
         with nothing to commit keeps its open transaction."""
         self._pending = []  # each transaction's commit waits for its own records
         await asyncio.gather(*(self._commit_task(p, offsets.get(p, {}), reopen)
-                               for p in list(self._producers)))
+                               for p in list(self._begun)))
 
     async def _commit_task(self, p: int, offsets: Mapping[TopicPartition, int],
                            reopen: bool) -> None:
@@ -211,11 +223,13 @@ class Committer:
         elif p not in self._dirty:
             if not reopen:
                 await producer.abort_transaction()  # empty: nothing to lose
+                self._begun.discard(p)
             return
         await producer.commit_transaction()
         self._dirty.discard(p)
+        self._begun.discard(p)
         if reopen:
-            await producer.begin_transaction()
+            await self._begin(p)
 
     def _cut(self, offsets: dict[TopicPartition, int]) -> Awaitable[None]:
         """At-least-once: the commit of everything sent so far with ``offsets``; later
