@@ -57,7 +57,7 @@ def _check_environment() -> None:
 @app.command()
 def worker(config: ConfigOption = None) -> None:
     """Run a live worker: bars and news from Kafka in, signals out."""
-    from gnosis.streams.worker import run_worker
+    from gnosis.streams.service import run_worker
 
     run_worker(_settings(config))
 

@@ -14,7 +14,7 @@ module              holds
 ``assignment``      the tasks owned and their hand-over at a rebalance
 ``committer``       the one route out: outputs, state records and offsets
 ``runtime``         the loop: fetch, process, checkpoint
-``worker``          process entry point and the /health, /metrics endpoints
+``service``         the worker process: its /health, /metrics and supervision
 ``kafka``           a local Apache Kafka broker for development and tests
 ==================  ==========================================================
 """
