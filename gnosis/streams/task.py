@@ -1,6 +1,6 @@
 """One partition's work: its tickers' state, bars in, signals and state records out.
 
-A :class:`PartitionTask` owns partition ``p`` of the bars, news, re-keyed news and both
+A :class:`PartitionTask` owns partition ``p`` of the bars, news, news-by-ticker and both
 changelog topics (they are co-partitioned, see :mod:`gnosis.streams.assignor`). It is
 pure bookkeeping: the runtime hands it decoded records and sends the :data:`Out`
 records it returns, in order, in partition ``p``'s transaction under exactly-once.
