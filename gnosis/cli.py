@@ -16,7 +16,7 @@ from rich.console import Console
 
 from gnosis.config import ConfigError, Settings
 from gnosis.models.cli import app as model_app
-from gnosis.models.news_cli import app as news_app
+from gnosis.replay.news_cli import app as news_app
 from gnosis.streams.admin import app as state_app
 from gnosis.streams.kafka.cli import app as kafka_app
 
