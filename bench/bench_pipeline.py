@@ -1,7 +1,7 @@
 """Live pipeline: one worker, bars in → signals out, through a real Kafka broker.
 
 A single-node broker (:class:`gnosis.streams.kafka.broker.LocalKafka`) is started in a
-temporary folder; the worker runs as ``python -m gnosis.streams.worker`` (default
+temporary folder; the worker runs as ``python -m gnosis.streams.service`` (default
 configuration: all features, window 512, lexicon scorer). For each processing
 guarantee / commit interval:
 
@@ -277,7 +277,7 @@ def start_worker(settings: Settings, log: Path) -> Child:
            for section, key, value in settings.as_rows()
            if section in {"kafka", "worker", "sentiment"}}
     env["OMP_NUM_THREADS"] = "1"
-    return Child([sys.executable, "-m", "gnosis.streams.worker"], env, log)
+    return Child([sys.executable, "-m", "gnosis.streams.service"], env, log)
 
 
 def scrape(port: int) -> str:

@@ -35,7 +35,7 @@ import numpy as np
 from gnosis.backtest import BacktestRunner
 from gnosis.config import Settings
 from gnosis.engine import run_events
-from gnosis.replay.inprocess import replay_frame
+from gnosis.replay.inprocess import replay_frame, write_frame
 from gnosis.replay.synthetic import (
     bars_to_events,
     news_to_events,
@@ -92,7 +92,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         t0 = time.perf_counter()
-        write_signals(frame, Path(folder) / "signals.parquet")
+        write_frame(frame, Path(folder) / "signals.parquet")
         t_sink = time.perf_counter() - t0
         bare = frame.assign(reasons=[[] for _ in range(len(frame))])
         t0 = time.perf_counter()

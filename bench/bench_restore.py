@@ -37,8 +37,8 @@ from gnosis.config import Settings
 from gnosis.engine import TickerEngine
 from gnosis.events import Bar
 from gnosis.replay.synthetic import bars_to_events, synthetic_bars
+from gnosis.streams.changelog import restore_tables
 from gnosis.streams.kafka.broker import LocalKafka
-from gnosis.streams.store import restore_tables
 from gnosis.streams.task import Out, PartitionTask
 from gnosis.streams.topics import Topics, ensure_topics, topic_names
 

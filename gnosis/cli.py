@@ -16,7 +16,7 @@ from rich.console import Console
 
 from gnosis.config import ConfigError, Settings
 from gnosis.models.cli import app as model_app
-from gnosis.models.news_cli import app as news_app
+from gnosis.replay.news_cli import app as news_app
 from gnosis.streams.admin import app as state_app
 from gnosis.streams.kafka.cli import app as kafka_app
 
@@ -57,7 +57,7 @@ def _check_environment() -> None:
 @app.command()
 def worker(config: ConfigOption = None) -> None:
     """Run a live worker: bars and news from Kafka in, signals out."""
-    from gnosis.streams.worker import run_worker
+    from gnosis.streams.service import run_worker
 
     run_worker(_settings(config))
 

@@ -144,7 +144,7 @@ class SentimentConfig(_Section):
     """Directory written by ``gnosis model export`` (manifest.json, model, tokenizer.json);
     empty for the lexicon scorer."""
     batch_size: int = 16
-    """Most headlines per model call (the micro-batcher's batch and the ONNX chunk)."""
+    """Most headlines per model call (a worker's news batch and the ONNX chunk)."""
     max_wait_ms: float = 10.0
     """Longest a headline waits for others to fill its batch."""
     max_length: int = 64

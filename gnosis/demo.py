@@ -140,7 +140,7 @@ async def _watch(settings: Settings, expected: int, console: Console, timeout: f
                  ) -> list[TradingSignal]:
     from aiokafka import AIOKafkaConsumer
 
-    from gnosis.streams.topics import client_options
+    from gnosis.security import client_options
 
     consumer = AIOKafkaConsumer(settings.kafka.signals_topic, **client_options(settings),
                                 group_id=None, auto_offset_reset="earliest",

@@ -3,8 +3,10 @@
 Nothing here knows about Kafka or asyncio. The live shell (``gnosis.streams``)
 keeps one :class:`TickerEngine` per ticker in its partitions' state (with a feature state
 per bar interval inside, and the news window shared by the ticker's intervals); the replay shell
-drives :class:`SignalEngine` (or the vectorised :mod:`gnosis.replay.inprocess`) over
-history. Both call the same code, so live trading and backtests cannot disagree.
+computes the same over whole histories, vectorised (:mod:`gnosis.replay.inprocess`), and
+:class:`SignalEngine` runs the per-ticker engines over a batch of history in one process
+(``gnosis state warm``, and the reference result). Both call the same code, so live
+trading and backtests cannot disagree.
 
 Point in time: a bar's timestamp is its close, and every bar and headline also carries
 its *knowledge time*, when Gnosis knew it (live: the input record's Kafka timestamp; in
@@ -309,7 +311,8 @@ def signal_from_row(row: Mapping[str, Any]) -> TradingSignal:
 
 
 class SignalEngine:
-    """Many tickers in one process: the in-process reference path used by replay."""
+    """Many tickers in one process, bar by bar: warm starts (:mod:`gnosis.warm`) and the
+    reference result (:func:`run_events`) the vectorised replay is held equal to."""
 
     def __init__(self, settings: Settings | None = None,
                  scorer: SentimentScorer | None = None) -> None:

@@ -101,7 +101,7 @@ def gnosis_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
 
 
 class WorkerProcess:
-    """``python -m gnosis.streams.worker`` as a child process, for end-to-end tests."""
+    """``python -m gnosis.streams.service`` as a child process, for end-to-end tests."""
 
     def __init__(self, settings: Settings, log: Path) -> None:
         self.settings = settings
@@ -111,7 +111,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         env = {**os.environ, **settings_env(self.settings)}
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "gnosis.streams.worker"],
+            self.process = subprocess.Popen([sys.executable, "-m", "gnosis.streams.service"],
                                             env=env, stdout=out, stderr=subprocess.STDOUT)
         return self
 

@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from gnosis.features.hawkes import MAX_BRANCHING
-
+MAX_BRANCHING = 0.99
+"""Largest branching ratio estimated (``n -> 1`` is a process that feeds on itself)."""
 TAUS = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
 """Kernel mean delays (bars) over which the likelihood is maximised."""
 DECAYS = np.exp(-1.0 / TAUS)

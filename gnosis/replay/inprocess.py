@@ -10,23 +10,31 @@ point in time: a bar's signal counts only the headlines known no later than the 
 frame*: one row per bar with the TradingSignal columns, cheap to hand to the
 backtester. :func:`to_signals` turns rows into :class:`TradingSignal` events with
 :func:`gnosis.engine.signal_from_row`, the constructor the streaming core uses, so ids
-and reasons are the live ones.
+and reasons are the live ones; :func:`write_frame` writes them to a signal file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from gnosis.config import Settings
-from gnosis.engine import duration_ns, score_headlines, signal_from_row, window_stats
+from gnosis.engine import (
+    duration_ns,
+    score_headlines,
+    signal_from_row,
+    signal_reasons,
+    window_stats,
+)
 from gnosis.events import TradingSignal, signal_id
 from gnosis.features import VSA_CLASSES, compute_features, ticker_phase
 from gnosis.models.rules import RULES, decide_arrays
 from gnosis.replay.knowledge import bar_known, news_known
+from gnosis.sinks.files import file_kind, write_signals
 
 if TYPE_CHECKING:
     from gnosis.models.sentiment import SentimentScorer
@@ -219,3 +227,16 @@ def to_signals(frame: pd.DataFrame) -> list[TradingSignal]:
     """TradingSignal events for the rows of a signal frame, as the live engine emits them
     (built by :func:`gnosis.engine.signal_from_row`)."""
     return [signal_from_row(row) for row in signal_rows(frame)]
+
+
+def write_frame(frame: pd.DataFrame, path: str | Path) -> int:
+    """Write a signal frame to a signal file (:func:`gnosis.sinks.files.write_signals`), each
+    signal with the reasons the live engine gives it; returns how many were written.
+
+    JSON lines hold :func:`to_signals`, the bytes the live engine sends; Parquet keeps the
+    frame's extra columns (``rule``, ``trend``, ...) beside a ``reasons`` column.
+    """
+    if file_kind(path) == "jsonl":
+        return write_signals(to_signals(frame), path)
+    reasons = [signal_reasons(row) for row in signal_rows(frame)]
+    return write_signals(frame.assign(reasons=reasons), path)

@@ -50,7 +50,7 @@ async def publish_async(bars: Sequence[Bar], news: Sequence[NewsItem], settings:
     """
     from aiokafka import AIOKafkaProducer
 
-    from gnosis.streams.topics import client_options
+    from gnosis.security import client_options
 
     if bars_known is None:
         bars_known = [b.ts for b in bars]
@@ -122,7 +122,7 @@ async def read_committed(options: dict[str, Any], topic: str, *, expected: int |
     Stops at ``expected`` records (after ``idle`` more quiet seconds when ``linger``, to
     catch anything that would arrive twice), after ``idle`` seconds without a new record
     when ``expected`` is ``None``, or at ``timeout``. ``options`` are client options,
-    e.g. :func:`gnosis.streams.topics.client_options` or ``{"bootstrap_servers": ...}``.
+    e.g. :func:`gnosis.security.client_options` or ``{"bootstrap_servers": ...}``.
     """
     from aiokafka import AIOKafkaConsumer
 
@@ -158,7 +158,7 @@ async def collect_signals_async(settings: Settings, expected: int | None = None,
     Stops at ``expected`` signals, after ``timeout`` seconds, or (when ``expected`` is
     ``None``) after ``idle`` seconds without a new signal.
     """
-    from gnosis.streams.topics import client_options
+    from gnosis.security import client_options
 
     records = await read_committed(client_options(settings), settings.kafka.signals_topic,
                                    expected=expected, timeout=timeout, idle=idle)
@@ -187,7 +187,7 @@ async def replay_via_kafka(bars: list[Bar], news: list[NewsItem], settings: Sett
     from aiokafka import AIOKafkaConsumer
 
     from gnosis.events import signal_id
-    from gnosis.streams.topics import client_options
+    from gnosis.security import client_options
 
     want = {signal_id(b.ticker, b.ts, b.interval) for b in bars}
     consumer = AIOKafkaConsumer(settings.kafka.signals_topic, **client_options(settings),

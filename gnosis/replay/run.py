@@ -61,6 +61,7 @@ def replay_files(bars_path: Path, news_path: Path | None, out: Path, *, settings
     publishes to the configured broker, where a running worker (``gnosis worker``)
     computes the signals, and collects them from the signals topic. Returns a summary.
     """
+    from gnosis.replay.inprocess import write_frame
     from gnosis.sinks.files import write_signals
 
     console = console or Console(stderr=True)
@@ -86,7 +87,7 @@ def replay_files(bars_path: Path, news_path: Path | None, out: Path, *, settings
             console.print(f"news: {report}", highlight=False, soft_wrap=True)
             news_frame = news_frame.assign(score=scores)
         frame = _replay_inprocess(bars, news_frame, settings, scorer)
-        written = write_signals(frame, out)
+        written = write_frame(frame, out)
     else:
         signals = _replay_kafka(bars.frame, news_frame, settings, speed)
         written = write_signals(signals, out)

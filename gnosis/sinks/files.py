@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gnosis.engine import signal_from_row, signal_reasons
 from gnosis.events import (
     NO_INFORMATION_SE,
     SCHEMA_VERSION,
@@ -27,7 +26,6 @@ from gnosis.events import (
     TradingSignal,
     signal_id,
 )
-from gnosis.replay.inprocess import signal_rows
 
 # TradingSignal.to_dict() keys, in order.
 FIELDS: tuple[str, ...] = (
@@ -46,22 +44,19 @@ def write_signals(signals: Iterable[TradingSignal] | pd.DataFrame, path: str | P
     ``signals`` is a list of :class:`TradingSignal` or a DataFrame with the signal columns
     (``ts`` or ``timestamp`` plus the fields of ``TradingSignal.to_dict()``). A DataFrame
     may omit ``signal_id`` (derived from ticker, bar time and interval, as the engine does),
-    ``reasons``, ``schema_version``, ``interval`` (``1m``), ``model_id`` and the standard
-    errors ``hawkes_se`` and ``hurst_se`` (``NO_INFORMATION_SE``, as in signals of schema
-    version 1). Without ``reasons``, a signal frame from the replay (it has a ``rule``
-    column) gets the ones the live engine writes (:func:`gnosis.engine.signal_from_row`
-    builds both); any other frame gets none.
+    ``reasons`` (then none), ``schema_version``, ``interval`` (``1m``), ``model_id`` and the
+    standard errors ``hawkes_se`` and ``hurst_se`` (``NO_INFORMATION_SE``, as in signals of
+    schema version 1). A replay's signal frame (it has a ``rule`` column) is written with
+    :func:`gnosis.replay.inprocess.write_frame`, which gives each signal the reasons the live
+    engine writes; here it raises ``ValueError`` without ``reasons``.
     """
     path = Path(path)
-    kind = _kind(path)
+    kind = file_kind(path)
     frame = signals if isinstance(signals, pd.DataFrame) else None
     events = None if frame is not None else list(signals)
     if frame is not None and "rule" in frame.columns and "reasons" not in frame.columns:
-        rows = signal_rows(frame)
-        if kind == "jsonl":
-            events, frame = [signal_from_row(row) for row in rows], None
-        else:
-            frame = frame.assign(reasons=[signal_reasons(row) for row in rows])
+        raise ValueError("a replay signal frame lacks its reasons: write it with "
+                         "gnosis.replay.inprocess.write_frame")
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "jsonl":
         if events is None:
@@ -84,7 +79,7 @@ def read_signals(path: str | Path) -> pd.DataFrame:
     with :meth:`TradingSignal.from_dict`; a bad one raises ``ValueError`` naming file and line.
     """
     path = Path(path)
-    if _kind(path) == "parquet":
+    if file_kind(path) == "parquet":
         frame = pd.read_parquet(path)
         if "reasons" in frame.columns:  # Parquet lists come back as arrays
             frame["reasons"] = [list(r) if r is not None else [] for r in frame["reasons"]]
@@ -101,7 +96,9 @@ def read_signals(path: str | Path) -> pd.DataFrame:
     return _frame(events)
 
 
-def _kind(path: Path) -> str:
+def file_kind(path: str | Path) -> str:
+    """``"jsonl"`` or ``"parquet"``, by the suffix of ``path``; ``ValueError`` for others."""
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         return "jsonl"

@@ -7,14 +7,14 @@ module              holds
 ``records``         wire formats of re-keyed headlines, progress marks, deadletters
 ``gate``            the event-time release rule (pure)
 ``task``            one partition's tickers: bars and headlines in, records out
-``state``           a ticker's recoverable state: snapshot + journal (pure)
-``store``           changelog-backed tables and their restore
+``journal``         a ticker's recoverable state: snapshot + journal (pure)
+``changelog``       changelog-backed tables and their restore
 ``assignor``        co-partitioned, sticky assignment of partition numbers
 ``rekey``           news: scored, re-keyed by ticker, progress marks, local apply
 ``assignment``      the tasks owned and their hand-over at a rebalance
 ``committer``       the one route out: outputs, state records and offsets
 ``runtime``         the loop: fetch, process, checkpoint
-``worker``          process entry point and the /health, /metrics endpoints
+``service``         the worker process: its /health, /metrics and supervision
 ``kafka``           a local Apache Kafka broker for development and tests
 ==================  ==========================================================
 """

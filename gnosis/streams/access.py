@@ -1,7 +1,7 @@
 """Whether Kafka lets a live worker in: refusals described, published and retried.
 
 A worker that Kafka refuses (a wrong password, an untrusted CA, missing ACLs, no broker)
-does not exit: :func:`~gnosis.streams.worker.serve` keeps ``/health`` and ``/metrics`` up
+does not exit: :func:`~gnosis.streams.service.serve` keeps ``/health`` and ``/metrics`` up
 and tries again, waiting 1 s, then twice as long each time up to
 ``worker.retry_backoff_max``. Meanwhile :class:`KafkaAccess` holds the refusal: ``/health``
 answers 503 with the one line of :func:`gnosis.security.refusal` (never the password) and

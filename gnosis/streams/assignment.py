@@ -28,8 +28,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from gnosis.sinks import metrics
 from gnosis.streams.assignor import CopartitionedAssignor, group_generation
+from gnosis.streams.changelog import restore_tables
 from gnosis.streams.records import OFFSETS_KEY, decode_offsets
-from gnosis.streams.store import restore_tables
 from gnosis.streams.task import PartitionTask
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Co-partitioned, sticky assignment of partition numbers (tasks) to workers.
 
-Partition ``p`` of ``bars``, ``news`` and the re-keyed topic form one *task*: a ticker's
+Partition ``p`` of ``bars``, ``news`` and ``news-by-ticker`` form one *task*: a ticker's
 bars, its re-keyed headlines and its state (changelog partition ``p``) must live in one
 worker, and under exactly-once one transaction covers them. So the assignor hands out
 whole partition numbers. It is sticky: each member reports the tasks it owns in its

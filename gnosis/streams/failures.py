@@ -1,6 +1,6 @@
 """Whether a live worker process is stuck failing: what ``/health`` says after restarts.
 
-:func:`~gnosis.streams.worker.serve` replaces a worker that fails (other than by a
+:func:`~gnosis.streams.service.serve` replaces a worker that fails (other than by a
 refusal of Kafka, see :mod:`gnosis.streams.access`) with a fresh one, which resumes from
 the committed offsets. When the cause is in the input or the state, the fresh worker meets
 it again at the same offset and fails the same way: a crash loop that emits nothing. A

@@ -1,6 +1,6 @@
 """Wire formats of the worker's internal records and its deadletter records.
 
-The re-keyed topic ``<app>-news-by-ticker`` carries two kinds of record:
+The ``news-by-ticker`` topic (``<app>-news-by-ticker``) carries two kinds of record:
 
 * a **scored headline** for one ticker, key = ticker,
   ``{"ticker", "ts", "score", "id", "q", "o", "k"}`` (``q``/``o``: the headline's news
@@ -78,7 +78,7 @@ def encode_mark(q: int, n: int) -> bytes:
 
 
 def decode_rekeyed(key: bytes | None, value: bytes) -> ScoredHeadline | tuple[int, int]:
-    """A record of the re-keyed topic: a :class:`ScoredHeadline` or a mark ``(q, n)``."""
+    """A record of ``news-by-ticker``: a :class:`ScoredHeadline` or a mark ``(q, n)``."""
     obj = orjson.loads(value)
     if key == MARK_KEY:
         return obj["q"], obj["n"]

@@ -1,6 +1,6 @@
 """One partition's work: its tickers' state, bars in, signals and state records out.
 
-A :class:`PartitionTask` owns partition ``p`` of the bars, news, re-keyed news and both
+A :class:`PartitionTask` owns partition ``p`` of the bars, news, news-by-ticker and both
 changelog topics (they are co-partitioned, see :mod:`gnosis.streams.assignor`). It is
 pure bookkeeping: the runtime hands it decoded records and sends the :data:`Out`
 records it returns, in order, in partition ``p``'s transaction under exactly-once.
@@ -14,6 +14,7 @@ import time
 from gnosis.config import Settings
 from gnosis.events import Bar, InvalidEvent, NewsItem
 from gnosis.sinks import metrics
+from gnosis.streams.journal import TickerState, journal_key, reset, restore
 from gnosis.streams.records import (
     MARK_KEY,
     ScoredHeadline,
@@ -22,7 +23,6 @@ from gnosis.streams.records import (
     encode_mark,
     ticker_partition,
 )
-from gnosis.streams.state import TickerState, journal_key, reset, restore
 from gnosis.streams.topics import Topics
 from gnosis.warm import WarmRefused, adopt, warmed_engine
 
@@ -142,7 +142,7 @@ class PartitionTask:
         return (self.topics.news_by_ticker, MARK_KEY, encode_mark(self.p, offset), r)
 
     def reset(self, ticker: str, to_ts: int | None) -> list[Out]:
-        """An operator's reset of ``ticker`` (see :func:`gnosis.streams.state.reset`): the
+        """An operator's reset of ``ticker`` (see :func:`gnosis.streams.journal.reset`): the
         new snapshot to write. Bars held for news are untouched and apply after it."""
         current = self.state(ticker)
         state = reset(current, self.settings, self.model_id, self.snapshots.get(ticker.encode()),

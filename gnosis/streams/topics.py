@@ -18,8 +18,8 @@ topic                         key                         purpose
                                                           state reset``)
 ============================  ==========================  =============================
 
-``bars``, ``news``, the re-keyed topic, the changelogs and the control topic must have the
-same number of partitions (``kafka.partitions``): a ticker's bars, its re-keyed news, its
+``bars``, ``news``, ``news-by-ticker``, the changelogs and the control topic must have the
+same number of partitions (``kafka.partitions``): a ticker's bars, its re-keyed headlines, its
 state and commands about it then live in the same partition number, which one worker owns.
 
 ``bars`` and ``news`` are created with ``message.timestamp.type=LogAppendTime``: a record's

@@ -7,17 +7,12 @@ import numpy as np
 import pytest
 
 from gnosis.config import FeatureConfig, RuleConfig
-from gnosis.features import (
-    compute_features,
-    hawkes_branching_ratio,
-    hurst_exponent,
-    hurst_with_se,
-)
+from gnosis.features import compute_features, hurst_exponent, hurst_with_se
 from gnosis.features.branching import DECAYS, MEMORY, excitation, exit_mass
 from gnosis.features.hurst import whittle_rows
 from gnosis.models.rules import regime_arrays
 
-from .simulate import fgn, fgn_exact_mle, hawkes, hawkes_mle, hawkes_stream
+from .simulate import fgn, fgn_exact_mle, hawkes_mle, hawkes_stream
 
 HURSTS = (0.3, 0.5, 0.7)
 
@@ -107,30 +102,6 @@ def test_hurst_input_validation_and_degenerate_input() -> None:
     with pytest.raises(ValueError, match="finite"):
         hurst_exponent(np.r_[np.zeros(300), np.nan])
     assert hurst_exponent(np.zeros(500)) == 0.5
-
-
-@pytest.mark.parametrize("branching", [0.3, 0.6, 0.8])
-@pytest.mark.parametrize("seed", [11, 12])
-def test_hawkes_recovers_the_branching_ratio(branching: float, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    # ~20,000 events; kernel time scale 1 / beta = 2 s.
-    events = hawkes(mu=1.0, branching=branching, beta=0.5,
-                    horizon=20_000 * (1 - branching), rng=rng)
-    assert events.size > 15_000
-    assert hawkes_branching_ratio(events) == pytest.approx(branching, abs=0.08)
-
-
-def test_hawkes_of_a_poisson_process_is_small() -> None:
-    events = np.sort(np.random.default_rng(5).uniform(0.0, 20_000.0, 20_000))
-    assert hawkes_branching_ratio(events) < 0.15
-
-
-def test_hawkes_input_validation() -> None:
-    with pytest.raises(ValueError, match="ascending"):
-        hawkes_branching_ratio(np.array([3.0, 1.0, 2.0] * 10))
-    with pytest.raises(ValueError, match="finite"):
-        hawkes_branching_ratio(np.array([1.0, np.inf]))
-    assert hawkes_branching_ratio(np.arange(5.0)) == 0.0
 
 
 def feature_windows(n: float, tau: float, windows: int,

@@ -1,4 +1,4 @@
-"""A real Prometheus scrapes a live worker (a ``gnosis.streams.worker`` process on a real
+"""A real Prometheus scrapes a live worker (a ``gnosis.streams.service`` process on a real
 Kafka broker) and sees exactly the work it did."""
 
 from __future__ import annotations

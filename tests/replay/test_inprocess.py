@@ -7,13 +7,14 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gnosis.config import FeatureConfig, Settings
 from gnosis.engine import run_events
 from gnosis.events import TradingSignal
-from gnosis.replay.inprocess import replay_frame, to_signals
+from gnosis.replay.inprocess import replay_frame, to_signals, write_frame
 from gnosis.replay.synthetic import bars_to_events, news_to_events, synthetic_bars, synthetic_news
 from gnosis.sinks.files import read_signals, write_signals
 
@@ -54,17 +55,23 @@ def test_replay_equals_the_streaming_core_field_for_field(tmp_path_factory, seed
 
     # Through the file sink, as `gnosis replay` writes them: JSON lines and Parquet.
     folder = tmp_path_factory.mktemp("sink")
-    assert write_signals(frame, folder / "replay.jsonl") == len(live)
+    assert write_frame(frame, folder / "replay.jsonl") == len(live)
     lines = (folder / "replay.jsonl").read_bytes().splitlines()
     for line, streamed in zip(lines, live, strict=True):
         assert_same_fields(TradingSignal.from_json(line).to_dict(), streamed.to_dict())
-    write_signals(frame, folder / "replay.parquet")
+    write_frame(frame, folder / "replay.parquet")
     write_signals(live, folder / "live.parquet")
     replayed, expected = read_signals(folder / "replay.parquet"), read_signals(
         folder / "live.parquet")
     for a, b in zip(replayed[list(expected.columns)].to_dict("records"),
                     expected.to_dict("records"), strict=True):
         assert_same_fields(a, b)
+
+
+def test_the_file_sink_refuses_a_signal_frame_without_its_reasons(tmp_path) -> None:
+    bars, news = market(1, 1, 150, 1, 0.3)
+    with pytest.raises(ValueError, match="write_frame"):
+        write_signals(replay_frame(bars, news, SETTINGS), tmp_path / "signals.jsonl")
 
 
 @settings(max_examples=6, deadline=None)

@@ -5,6 +5,7 @@ Users: ``gnosis`` (super user) and ``mallory`` (no rights until a test grants so
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -14,17 +15,20 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import for_code
+from aiokafka.protocol.admin import CreateAclsRequest
 from conftest import WorkerProcess
 
 from gnosis.config import Settings
 from gnosis.replay.sample import write_sample
-from gnosis.streams.kafka.broker import SecureFiles, free_port
+from gnosis.streams.kafka.broker import KafkaError, SecureFiles, free_port
 
 
 @dataclass(frozen=True)
@@ -140,3 +144,35 @@ def wait_health(worker: WorkerProcess, until: Callable[[int, dict[str, object]],
 def wait_healthy(worker: WorkerProcess, timeout: float = 180.0) -> dict[str, object]:
     """Wait until the worker's ``/health`` answers 200; its body."""
     return wait_health(worker, lambda status, _: status == 200, timeout)[1]
+
+
+_ACL_OPERATIONS = {"ALL": 2, "READ": 3, "WRITE": 4, "CREATE": 5, "DESCRIBE": 8}
+
+
+def grant_acls(bootstrap_servers: str, user: str, topics: Sequence[str] = (),
+               groups: Sequence[str] = (), operations: tuple[str, ...] = ("ALL",)) -> None:
+    """Allow ``User:<user>`` ``operations`` on each literal topic and consumer group name.
+
+    Sent over the PLAINTEXT listener, whose ``ANONYMOUS`` principal is a super user of a
+    broker started with ``SecureListener(authorizer=True)``.
+    """
+    topic, group, literal, any_host, allow = 2, 3, 3, "*", 3
+    resources = [(topic, name) for name in topics] + [(group, name) for name in groups]
+
+    async def run() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+        await admin.start()
+        try:
+            for kind, name in resources:
+                for op in operations:
+                    response = await admin._send_to_controller(CreateAclsRequest(
+                        kind, name, literal, f"User:{user}", any_host,
+                        _ACL_OPERATIONS[op], allow))
+                    for code, message in response.creation_responses:
+                        if code:
+                            raise KafkaError(f"ACL {op} on {name} for {user}: "
+                                             f"{for_code(code).__name__} {message}")
+        finally:
+            await admin.close()
+
+    asyncio.run(run())

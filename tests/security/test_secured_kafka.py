@@ -21,9 +21,9 @@ from rich.console import Console
 
 from gnosis.security import MASK, client_options
 from gnosis.sinks.files import read_signals
-from gnosis.streams.kafka.broker import free_port, grant_acls, make_certificates
+from gnosis.streams.kafka.broker import free_port, make_certificates
 
-from .conftest import SecuredKafka, gnosis, small_sample, unique, wait_healthy
+from .conftest import SecuredKafka, gnosis, grant_acls, small_sample, unique, wait_healthy
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -18,10 +18,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gnosis.config import Settings
 from gnosis.sinks.files import read_signals
-from gnosis.streams.kafka.broker import free_port, grant_acls
+from gnosis.streams.kafka.broker import free_port
 from gnosis.streams.topics import topic_specs
 
-from .conftest import SecuredKafka, gnosis, small_sample, unique, wait_health, wait_healthy
+from .conftest import (
+    SecuredKafka,
+    gnosis,
+    grant_acls,
+    small_sample,
+    unique,
+    wait_health,
+    wait_healthy,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -2,7 +2,7 @@
 
 Once the re-keyed records it sent before have come back, the worker applies a headline to
 the tickers it owns as it re-keys it, so their bars wait for no Kafka round trip. The test
-takes the round trip away (the re-keyed topic is paused) and the bar still counts the
+takes the round trip away (``news-by-ticker`` is paused) and the bar still counts the
 headline: nothing else could have brought it.
 """
 

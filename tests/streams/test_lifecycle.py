@@ -16,9 +16,9 @@ from gnosis.events import TradingSignal, format_timestamp
 from gnosis.features import ticker_phase
 from gnosis.features.state import last_point
 from gnosis.replay.kafka import collect_signals, publish
+from gnosis.streams.journal import TickerState
 from gnosis.streams.kafka.broker import free_port
 from gnosis.streams.records import ticker_partition
-from gnosis.streams.state import TickerState
 from gnosis.streams.topics import topic_names
 
 from .conftest import (

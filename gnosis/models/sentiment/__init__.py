@@ -2,9 +2,8 @@
 
 :func:`load_scorer` picks the scorer from :class:`gnosis.config.SentimentConfig`: the ONNX
 model in ``model_dir`` when set, else the finance lexicon; either behind a
-:class:`ScoreCache`. A :class:`MicroBatcher` turns concurrent ``await score(text)`` calls
-into batched model calls. A :class:`ScoreStore` keeps every score on disk (``gnosis news
-score`` fills it, replays read it, :func:`warm_cache` fills a worker's cache). Every
+:class:`ScoreCache`. A :class:`ScoreStore` keeps every score on disk (``gnosis news score``
+fills it, replays read it, :func:`warm_cache` fills a worker's cache). Every
 :class:`SentimentScore` carries the id of the model that produced it.
 """
 
@@ -14,7 +13,6 @@ import logging
 from pathlib import Path
 
 from gnosis.config import SentimentConfig
-from gnosis.models.sentiment.batcher import MicroBatcher
 from gnosis.models.sentiment.cache import ScoreCache
 from gnosis.models.sentiment.lexicon import LexiconScorer
 from gnosis.models.sentiment.manifest import ModelManifest
@@ -27,7 +25,6 @@ from gnosis.sinks.metrics import MODEL_INFO
 __all__ = [
     "TINY_MODEL_DIR",
     "LexiconScorer",
-    "MicroBatcher",
     "ModelManifest",
     "OnnxSentimentScorer",
     "ProviderError",

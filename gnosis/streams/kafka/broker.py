@@ -27,7 +27,6 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -446,44 +445,6 @@ def wait_ready(bootstrap_servers: str, timeout: float = 60.0,
             return
         time.sleep(0.3)
     raise KafkaError(f"no Kafka broker answered on {bootstrap_servers} within {timeout:.0f}s")
-
-
-_ACL_OPERATIONS = {"ALL": 2, "READ": 3, "WRITE": 4, "CREATE": 5, "DESCRIBE": 8}
-
-
-def grant_acls(bootstrap_servers: str, user: str, topics: Sequence[str] = (),
-               groups: Sequence[str] = (), operations: tuple[str, ...] = ("ALL",)) -> None:
-    """Allow ``User:<user>`` ``operations`` on each literal topic and consumer group name.
-
-    Sent over the PLAINTEXT listener, whose ``ANONYMOUS`` principal is a super user of a
-    broker started with ``SecureListener(authorizer=True)``.
-    """
-    import asyncio
-
-    from aiokafka.admin import AIOKafkaAdminClient
-    from aiokafka.errors import for_code
-    from aiokafka.protocol.admin import CreateAclsRequest
-
-    topic, group, literal, any_host, allow = 2, 3, 3, "*", 3
-    resources = [(topic, name) for name in topics] + [(group, name) for name in groups]
-
-    async def run() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-        await admin.start()
-        try:
-            for kind, name in resources:
-                for op in operations:
-                    response = await admin._send_to_controller(CreateAclsRequest(
-                        kind, name, literal, f"User:{user}", any_host,
-                        _ACL_OPERATIONS[op], allow))
-                    for code, message in response.creation_responses:
-                        if code:
-                            raise KafkaError(f"ACL {op} on {name} for {user}: "
-                                             f"{for_code(code).__name__} {message}")
-        finally:
-            await admin.close()
-
-    asyncio.run(run())
 
 
 def _port_open(host: str, port: int) -> bool:

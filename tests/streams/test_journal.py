@@ -9,7 +9,7 @@ import orjson
 
 from gnosis.config import Settings
 from gnosis.engine import _STATE_VERSION, TickerEngine
-from gnosis.streams.state import TickerState, journal_key, restore
+from gnosis.streams.journal import TickerState, journal_key, restore
 
 from .conftest import market_events
 
@@ -86,7 +86,7 @@ def test_a_snapshot_from_an_older_version_starts_the_ticker_afresh(caplog) -> No
     current = state.snapshot()
     engine_start = len(current) - len(state.engine.to_state())
     old = current[:engine_start] + orjson.dumps({"v": 4, "news_ts": [], "news_scores": []})
-    with caplog.at_level(logging.WARNING, logger="gnosis.streams.state"):
+    with caplog.at_level(logging.WARNING, logger="gnosis.streams.journal"):
         recovered = restore("AAPL", settings, "lexicon", old, {}.get, 16)
     assert f"AAPL: state version 4 -> {_STATE_VERSION}: started afresh" in caplog.text
     assert (recovered.seq, recovered.bar_offset) == (state.seq, state.bar_offset)

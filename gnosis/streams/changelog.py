@@ -1,6 +1,6 @@
 """Changelog-backed tables: in memory while a worker owns a partition, rebuilt from Kafka.
 
-Each task keeps two tables (see :mod:`gnosis.streams.state` for what they hold), and every
+Each task keeps two tables (see :mod:`gnosis.streams.journal` for what they hold), and every
 write to them is also sent to partition ``p`` of a compacted changelog topic, in the same
 transaction as the output it covers. A worker that takes a partition over reads the two
 changelog partitions from the start to the last stable offset (``read_committed``) and

@@ -1,9 +1,10 @@
-"""Run a live worker: ``gnosis worker`` or ``python -m gnosis.streams.worker``.
+"""The worker process: ``gnosis worker`` or ``python -m gnosis.streams.service``.
 
 Serves ``/health`` and ``/metrics`` on ``worker.web_port``, creates missing topics, and
-runs :class:`~gnosis.streams.runtime.Worker` until SIGINT or SIGTERM, which commit what
-was processed and leave the consumer group so the partitions move on at once. While Kafka
-refuses it, the process stays up, says why and tries again (:mod:`gnosis.streams.access`).
+runs :class:`~gnosis.streams.runtime.Worker` (the loop; a fresh one replaces one that
+fails) until SIGINT or SIGTERM, which commit what was processed and leave the consumer
+group so the partitions move on at once. While Kafka refuses it, the process stays up, says
+why and tries again (:mod:`gnosis.streams.access`).
 """
 
 from __future__ import annotations
