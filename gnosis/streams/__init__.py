@@ -15,6 +15,10 @@ module              holds
 ``committer``       the one route out: outputs, state records and offsets
 ``runtime``         the loop: fetch, process, checkpoint
 ``service``         the worker process: its /health, /metrics and supervision
+``access``          Kafka's refusals (authentication, ACLs): retried, reported
+``failures``        failures in a row without progress: /health turns 503
+``admin``           ``gnosis state``: inspect, repair and warm tickers' live state
+``recorder``        ``gnosis record``: the topics to replayable files
 ``kafka``           a local Apache Kafka broker for development and tests
 ==================  ==========================================================
 """

@@ -7,7 +7,7 @@ partition ``p`` only after being scored and re-keyed, possibly by another worker
 bar waits for them, and for no others:
 
 1. **Progress marks.** Whoever re-keys news partition ``q`` writes, after the re-keyed
-   records of a batch, a mark ``(q, n)`` to *every* partition ``p`` of the re-keyed topic:
+   records of a batch, a mark ``(q, n)`` to *every* partition ``p`` of ``news-by-ticker``:
    "every headline of ``q`` below offset ``n`` that names a ticker of ``p`` is re-keyed,
    and its records precede this mark". A partition's log keeps order, so once ``p`` has
    consumed the mark it has consumed those records. (A headline's tickers are known before

@@ -3,7 +3,7 @@
 Headlines arrive on any partition of ``news``; a ticker's state lives on its own
 partition. Each headline owned here waits in line per news partition to be scored in
 micro-batches (a model runs in a thread while the loop goes on). Scored, it is re-keyed:
-one record per ticker it names, to the ticker's partition of the re-keyed topic. Behind
+one record per ticker it names, to the ticker's partition of ``news-by-ticker``. Behind
 the headlines, every partition gets a **progress mark** of every owned news partition:
 "news ``q`` is re-keyed below offset ``n``", which is what the
 :class:`~gnosis.streams.gate.ReleaseGate` waits for before it releases a bar.

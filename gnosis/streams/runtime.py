@@ -1,6 +1,6 @@
 """The live worker's loop: fetch, process, checkpoint, as one consumer of the group.
 
-One consumer in the group ``worker.app_id`` reads ``bars``, ``news``, the re-keyed topic
+One consumer in the group ``worker.app_id`` reads ``bars``, ``news``, ``news-by-ticker``
 and the control topic; the co-partitioned assignor gives it whole partition numbers
 (tasks). Per fetched batch, under one lock:
 
