@@ -214,17 +214,19 @@ def drawn(strategy: st.SearchStrategy[T], key: int) -> T:
     return out[-1]
 
 
-def small_windows(settings: Settings) -> Settings:
-    """Windows short enough that a few hundred bars reach every rule, not only warm-up."""
-    features = replace(settings.features, window=160, vol_long=48, vol_short=8,
+def small_windows(settings: Settings, window: int = 160) -> Settings:
+    """Windows short enough that a few hundred bars reach every rule, not only warm-up
+    (``window`` bars warm the Hurst exponent up; 64 is the least it takes)."""
+    features = replace(settings.features, window=window, vol_long=48, vol_short=8,
                        vsa_window=10, trend_lookback=10)
     return replace(settings, features=features)
 
 
-def active_rules(settings: Settings) -> Settings:
+def active_rules(settings: Settings, window: int = 160) -> Settings:
     """:func:`small_windows`, and thresholds a random-walk market meets now and then, so that
-    a few hundred bars per ticker give BUY and SELL signals, not only HOLDs."""
-    settings = small_windows(settings)
+    a few hundred bars per ticker (about twice ``window``) give BUY and SELL signals, not
+    only HOLDs."""
+    settings = small_windows(settings, window)
     rules = replace(settings.rules, hurst_significance=0.0, trending_hurst=0.5,
                     mean_reverting_hurst=0.5, positive_sentiment=0.02,
                     negative_sentiment=-0.02, low_clustering=1.5, no_supply_vsa=0.0)

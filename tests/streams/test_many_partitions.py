@@ -4,16 +4,12 @@ aiokafka sends no heartbeat while the rebalance listener runs; a worker that res
 tasks and looked up their offsets there, one partition at a time, spent about a minute on
 32 tasks, was put out of the group for it, restored everything again, and so on. Here a
 single worker drains a backlog on 32 partitions within the one group generation it
-joined, and two workers on 32 partitions, one killed with SIGKILL, deliver the replay's
-signals field for field.
+joined. The topology tests (``test_topology.py``) run most scenarios at 32 partitions too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
-from dataclasses import replace
 
 import orjson
 import pytest
@@ -22,14 +18,11 @@ from gnosis.engine import run_events
 from gnosis.replay.kafka import publish
 from gnosis.sinks import metrics
 from gnosis.streams.assignor import group_generation
-from gnosis.streams.kafka.broker import free_port
 
 from .conftest import (
     active_rules,
     assert_same_signals,
     collect_all,
-    http_get,
-    kill_when,
     market_events,
     worker_in_loop,
 )
@@ -67,28 +60,3 @@ def test_one_worker_drains_a_backlog_on_32_partitions_in_one_generation(
     assert metrics.GROUP_EXPULSIONS._value.get() == expulsions
     assert_same_signals(collect_all(settings, len(expected), exactly_once=False), expected,
                         exactly_once=False)
-
-
-@pytest.mark.slow
-def test_one_of_two_workers_on_32_partitions_killed(kafka_settings, kafka_topics,
-                                                    worker_process) -> None:
-    settings = active_rules(kafka_settings(partitions=PARTITIONS))
-    kafka_topics(settings)
-    bars, news = market_events(TICKERS, bars_per_ticker=260, news_per_bar=0.25, seed=12)
-    expected = run_events(bars, news, settings)
-    first = worker_process(replace(settings, worker=replace(settings.worker,
-                                                            web_port=free_port())))
-    port = free_port()
-    worker_process(replace(settings, worker=replace(settings.worker, web_port=port)))
-    publisher = threading.Thread(target=publish, args=(bars, news, settings),
-                                 kwargs={"progress": False, "speed": 500.0}, daemon=True)
-    publisher.start()
-    held = kill_when(first, settings.kafka.bootstrap_servers, settings.kafka.signals_topic,
-                     len(expected) // 4, timeout=120)
-    assert 0 < held < len(expected), "the kill did not land mid-stream"
-    got = collect_all(settings, len(expected), exactly_once=False)
-    publisher.join(60)
-    assert_same_signals(got, expected, exactly_once=False)
-    # The survivor took the killed worker's 16 tasks over without missing a generation.
-    status, body = http_get(f"http://127.0.0.1:{port}/health")
-    assert status == 200 and json.loads(body)["group_expulsions"] == 0
