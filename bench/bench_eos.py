@@ -5,7 +5,8 @@ Gnosis runs exactly-once with one transactional aiokafka producer per task
 producer per worker, fenced by the consumer group's generation (KIP-447), which in
 Python only confluent-kafka (librdkafka) offers: ``send_offsets_to_transaction(offsets,
 consumer.consumer_group_metadata())``. For each partition count, on one local broker,
-both do the same work in the same run:
+both do the same work in the same run, each in a fresh child process (so the memory figures
+are its own):
 
 * **open**: make every task ready for transactions (A: the committer's ``open`` of P
   tasks, P producers, P ``InitProducerId``; B: one producer's ``init_transactions``);
@@ -13,19 +14,35 @@ both do the same work in the same run:
   topic, the consumed offsets of P input partitions, committed (A: P transactions,
   concurrently; B: one transaction over every partition, with a real group member's
   metadata);
-* the broker connections and resident memory the producers hold.
+* the broker connections the producers add and the resident memory they hold after the
+  checkpoints (B's consumer, which A's worker has too, is not counted).
+
+Kafka 3.6+ verifies that a transaction's produce comes after its partitions were added
+(KIP-890); while the coordinator is still completing the previous transaction it answers
+``CONCURRENT_TRANSACTIONS``, which the broker reports to Produce as the retriable
+``NOT_ENOUGH_REPLICAS``. Both clients then wait their retry backoff (100 ms by default)
+and the backoff, not the work, sets the commit time; so each ``--retry-backoff-ms`` value
+gets its own table, and A's produce retries per checkpoint are counted.
+
+The broker's transaction state topic is created, and its coordinator warmed, by one
+throwaway transaction before the first partition count, so neither side pays for it.
 
     .venv/bin/python bench/bench_eos.py [--partitions 4,16,64,128] [--records 50]
+        [--retry-backoff-ms 100,10]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import multiprocessing
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -38,6 +55,28 @@ from gnosis.streams.committer import Committer
 from gnosis.streams.kafka.broker import LocalKafka
 
 VALUE = b"x" * 200
+WARM_UP = 3
+"""Checkpoints before the measured ones."""
+
+
+class RetryCount(logging.Handler):
+    """Counts aiokafka's \"retrying\" produce warnings instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += "retrying" in record.getMessage()
+
+
+RETRIES = RetryCount()
+
+
+def isolated(side: Callable[..., dict[str, float]], *args: object) -> dict[str, float]:
+    """``side(*args)`` in a fresh interpreter."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(side, *args).result()
 
 
 def connections(port: int) -> int:
@@ -69,40 +108,52 @@ def make_topics(bootstrap: str, partitions: int) -> tuple[str, str]:
         time.sleep(0.2)
 
 
-async def per_task(bootstrap: str, port: int, partitions: int, records: int,
-                   checkpoints: int) -> dict[str, float]:
+def per_task(bootstrap: str, port: int, partitions: int, records: int, checkpoints: int,
+             backoff: int) -> dict[str, float]:
     """A: gnosis' committer, one transactional producer per task."""
+    sender = logging.getLogger("aiokafka.producer.sender")
+    sender.addHandler(RETRIES)
+    sender.propagate = False
+    return asyncio.run(_per_task(bootstrap, port, partitions, records, checkpoints, backoff))
+
+
+async def _per_task(bootstrap: str, port: int, partitions: int, records: int,
+                    checkpoints: int, backoff: int) -> dict[str, float]:
     source, sink = f"in-{partitions}", f"out-{partitions}"
 
     async def unguarded(work: object) -> None:
         await work  # type: ignore[misc]
 
-    committer = Committer({"bootstrap_servers": bootstrap}, f"bench-a-{partitions}", True,
-                          None, f"log-{partitions}", "unused-journal", unguarded)  # type: ignore[arg-type]
-    before, started = rss(), time.perf_counter()
+    committer = Committer({"bootstrap_servers": bootstrap, "retry_backoff_ms": backoff},
+                          f"bench-a-{partitions}-{backoff}", True, None, f"log-{partitions}",
+                          "unused-journal", unguarded)  # type: ignore[arg-type]
+    before, sockets, started = rss(), connections(port), time.perf_counter()
     await committer.open(range(partitions))
     opened = time.perf_counter() - started
-    held, memory = connections(port), rss() - before
+    held = connections(port) - sockets
     times = []
-    for n in range(checkpoints + 3):
+    for n in range(checkpoints + WARM_UP):
+        if n == WARM_UP:
+            RETRIES.count = 0
         started = time.perf_counter()
         for p in range(partitions):
             committer.stage(p, [(sink, None, VALUE, p)] * records)
         offsets = {TopicPartition(source, p): n + 1 for p in range(partitions)}
         await committer.commit(offsets, {p: {} for p in range(partitions)})
         await committer.settled()
-        if n >= 3:
+        if n >= WARM_UP:
             times.append(time.perf_counter() - started)
+    memory = rss() - before
     await committer.commit({}, {p: {} for p in range(partitions)}, reopen=False)
     await committer.stop()
-    return summary(opened, times, held, memory)
+    return {**summary(opened, times, held, memory), "retries": RETRIES.count / checkpoints}
 
 
 def per_worker(bootstrap: str, port: int, partitions: int, records: int,
-               checkpoints: int) -> dict[str, float]:
+               checkpoints: int, backoff: int) -> dict[str, float]:
     """B: one confluent-kafka producer, fenced by a group member's metadata (KIP-447)."""
     source, sink = f"in-{partitions}", f"out-{partitions}"
-    group = f"bench-b-{partitions}"
+    group = f"bench-b-{partitions}-{backoff}"
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                          "enable.auto.commit": False, "isolation.level": "read_committed"})
     consumer.subscribe([source])
@@ -111,15 +162,15 @@ def per_worker(bootstrap: str, port: int, partitions: int, records: int,
         consumer.poll(0.2)
         if time.monotonic() > deadline:
             raise RuntimeError("the consumer got no assignment")
-    before, started = rss(), time.perf_counter()
+    before, sockets, started = rss(), connections(port), time.perf_counter()
     producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": group,
-                         "linger.ms": 1, "acks": "all"})
+                         "linger.ms": 1, "acks": "all", "retry.backoff.ms": backoff})
     producer.init_transactions(30)
     producer.begin_transaction()
     opened = time.perf_counter() - started
-    held, memory = connections(port), rss() - before
+    held = connections(port) - sockets
     times = []
-    for n in range(checkpoints + 3):
+    for n in range(checkpoints + WARM_UP):
         started = time.perf_counter()
         for p in range(partitions):
             for _ in range(records):
@@ -128,51 +179,69 @@ def per_worker(bootstrap: str, port: int, partitions: int, records: int,
         producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
         producer.commit_transaction(30)
         producer.begin_transaction()
-        if n >= 3:
+        if n >= WARM_UP:
             times.append(time.perf_counter() - started)
+    memory = rss() - before
     producer.abort_transaction(30)
     consumer.close()
     return summary(opened, times, held, memory)
 
 
+def warm_up(bootstrap: str) -> None:
+    """One committed transaction: creates the transaction state topic, loads its coordinator."""
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": "bench-warm-up"})
+    producer.init_transactions(60)
+    producer.begin_transaction()
+    producer.commit_transaction(30)
+
+
 def summary(opened: float, times: list[float], held: int, memory: int) -> dict[str, float]:
     ordered = sorted(times)
-    return {"open": opened, "p50": statistics.median(ordered),
+    return {"open": opened, "p50": statistics.median(ordered), "mean": statistics.mean(ordered),
             "p95": ordered[int(0.95 * (len(ordered) - 1))], "connections": held,
             "memory": memory}
 
 
 def main(args: argparse.Namespace) -> None:
     counts = [int(p) for p in args.partitions.split(",") if p]
+    backoffs = [int(b) for b in args.retry_backoff_ms.split(",") if b]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-eos-") as tmp:
         kafka = LocalKafka(port=0, data_dir=Path(tmp) / "kafka", heap="1g")
         kafka.start(timeout=120, log_file=Path(tmp) / "broker.log")
-        bootstrap, port = kafka.bootstrap_servers, int(kafka.bootstrap_servers.rsplit(":")[-1])
         try:
+            warm_up(kafka.bootstrap_servers)
             for partitions in counts:
-                make_topics(bootstrap, partitions)
-                a = asyncio.run(per_task(bootstrap, port, partitions, args.records,
-                                         args.checkpoints))
-                b = per_worker(bootstrap, port, partitions, args.records, args.checkpoints)
-                rows.append((partitions, a, b))
-                print(f"{partitions} partitions: open {a['open']:.2f} / {b['open']:.2f} s, "
-                      f"commit p50 {a['p50'] * 1e3:.0f} / {b['p50'] * 1e3:.0f} ms", flush=True)
+                make_topics(kafka.bootstrap_servers, partitions)
+                for backoff in backoffs:
+                    a, b = (isolated(side, kafka.bootstrap_servers, kafka.port, partitions,
+                                     args.records, args.checkpoints, backoff)
+                            for side in (per_task, per_worker))
+                    rows.append((backoff, partitions, a, b))
+                    print(f"{partitions} partitions, backoff {backoff} ms: open {a['open']:.2f}"
+                          f" / {b['open']:.2f} s, commit p50 {a['p50'] * 1e3:.0f} / "
+                          f"{b['p50'] * 1e3:.0f} ms", flush=True)
         finally:
             kafka.stop()
     print(f"\n{args.records} records of {len(VALUE)} B per partition per checkpoint, "
-          f"{args.checkpoints} checkpoints after 3 warm-up; A = a producer per task "
-          "(aiokafka, gnosis' committer), B = one per worker (confluent-kafka, KIP-447)\n")
-    print("| partitions | open A s | open B s | A/B | commit p50 A ms | commit p50 B ms | A/B | "
-          "commit p95 A ms | commit p95 B ms | connections A | connections B | "
-          "memory A MB | memory B MB |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for partitions, a, b in rows:
-        print(f"| {partitions} | {a['open']:.2f} | {b['open']:.2f} | "
-              f"{a['open'] / b['open']:.1f} | {a['p50'] * 1e3:.0f} | {b['p50'] * 1e3:.0f} | "
-              f"{a['p50'] / b['p50']:.2f} | {a['p95'] * 1e3:.0f} | {b['p95'] * 1e3:.0f} | "
-              f"{a['connections']:.0f} | {b['connections']:.0f} | "
-              f"{a['memory'] / 2**20:.0f} | {b['memory'] / 2**20:.0f} |")
+          f"{args.checkpoints} checkpoints after {WARM_UP} warm-up; A = a producer per task "
+          "(aiokafka, gnosis' committer), B = one per worker (confluent-kafka, KIP-447)")
+    for backoff in backoffs:
+        print(f"\nretry backoff {backoff} ms (aiokafka retry_backoff_ms, librdkafka "
+              "retry.backoff.ms)\n")
+        print("| partitions | open A s | open B s | A/B | commit p50 A ms | commit p50 B ms | "
+              "A/B | commit mean A ms | commit mean B ms | commit p95 A ms | commit p95 B ms | "
+              "A/B | produce retries A per checkpoint | connections A | connections B | "
+              "memory A MB | memory B MB |")
+        print("|---:" * 17 + "|")
+        for _, partitions, a, b in (r for r in rows if r[0] == backoff):
+            print(f"| {partitions} | {a['open']:.2f} | {b['open']:.2f} | "
+                  f"{a['open'] / b['open']:.1f} | {a['p50'] * 1e3:.0f} | {b['p50'] * 1e3:.0f} | "
+                  f"{a['p50'] / b['p50']:.2f} | {a['mean'] * 1e3:.0f} | {b['mean'] * 1e3:.0f} | "
+                  f"{a['p95'] * 1e3:.0f} | {b['p95'] * 1e3:.0f} | "
+                  f"{a['p95'] / b['p95']:.2f} | {a['retries']:.1f} | "
+                  f"{a['connections']:.0f} | {b['connections']:.0f} | "
+                  f"{a['memory'] / 2**20:.1f} | {b['memory'] / 2**20:.1f} |")
 
 
 if __name__ == "__main__":
@@ -182,5 +251,7 @@ if __name__ == "__main__":
     parser.add_argument("--records", type=int, default=50,
                         help="records per partition per checkpoint")
     parser.add_argument("--checkpoints", type=int, default=30)
+    parser.add_argument("--retry-backoff-ms", default="100,10",
+                        help="both clients' retry backoff; 100 is their default")
     main(parser.parse_args())
     print(f"\nwall time {time.monotonic() - started:.0f} s on {os.cpu_count()} cores")
