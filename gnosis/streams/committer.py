@@ -77,8 +77,8 @@ class Committer:
         self._shared: AIOKafkaProducer | None = None
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._begun: set[int] = set()  # tasks whose producer has a transaction open
-        self._pending: list[asyncio.Future] = []
-        self._dirty: set[int] = set()
+        self._pending: list[asyncio.Future] = []  # at-least-once: acks not yet awaited
+        self._dirty: set[int] = set()  # exactly-once: tasks with records in their transaction
         self._background: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ producers
@@ -142,15 +142,14 @@ class Committer:
                 await self._send(task, records)
 
     async def _send(self, task: int, records: list[Out]) -> None:
-        if not self.exactly_once:
-            self._state.extend(r for r in records if r[0] in self.state_topics)
-            records = [r for r in records if r[0] not in self.state_topics]
-            producer = self._shared
-        else:
-            producer = self._producers[task]
-        assert producer is not None
-        self._pending.extend(await _send_batches(producer, records))
-        self._dirty.add(task)
+        if self.exactly_once:  # the transaction's commit waits for its records
+            await _send_batches(self._producers[task], records)
+            self._dirty.add(task)
+            return
+        self._state.extend(r for r in records if r[0] in self.state_topics)
+        assert self._shared is not None
+        self._pending.extend(await _send_batches(
+            self._shared, [r for r in records if r[0] not in self.state_topics]))
 
     # ------------------------------------------------------------------ commits
 
@@ -211,7 +210,6 @@ class Committer:
                                    reopen: bool) -> None:
         """Commit each task's transaction and, with ``reopen``, begin a new one; a task
         with nothing to commit keeps its open transaction."""
-        self._pending = []  # each transaction's commit waits for its own records
         await asyncio.gather(*(self._commit_task(p, offsets.get(p, {}), reopen)
                                for p in list(self._begun)))
 
@@ -236,7 +234,6 @@ class Committer:
         sends belong to the next commit, even while this one is awaited."""
         pending, self._pending = self._pending, []
         state, self._state = self._state, []
-        self._dirty.clear()
         return self._settle(pending, state, offsets)
 
     async def _settle(self, pending: list[asyncio.Future], state: list[Out],

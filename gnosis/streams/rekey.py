@@ -16,6 +16,7 @@ and marked at once, without waiting for its re-keyed record to come back through
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -158,7 +159,7 @@ class Rekeyer:
         self.mark(tasks)
 
     def _score_next(self, tasks: Mapping[int, PartitionTask]) -> None:
-        batch = [self.pending[i] for i in range(min(self.batch_size, len(self.pending)))]
+        batch = list(itertools.islice(self.pending, self.batch_size))
         valid = [n.item.headline for n in batch if isinstance(n.item, NewsItem)]
         if self.executor is None or not valid:
             self.scored.append((batch, self._score(valid) if valid else []))
