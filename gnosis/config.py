@@ -241,11 +241,13 @@ class WorkerConfig(_Section):
     max_news_wait: float = 0.0
     """Seconds after which a bar still waiting for news is processed anyway: a stall guard
     that trades exactness for liveness; 0 (the default) waits as long as it takes."""
-    broker_clock_skew: float = 0.005
-    """Seconds by which the brokers' clocks may differ from this worker's. A bar is known at
-    its record's timestamp; the worker asks for the news end offsets only once its clock
-    is this far past it, so that every headline appended later is known later (raise it to
-    the spread your clock sync keeps; each live bar waits at most this long)."""
+    broker_clock_skew: float = 0.05
+    """Seconds a record may take from its append time to being readable, plus how far the
+    brokers' clocks may differ from this worker's. A bar is known at its record's
+    timestamp; where a news partition holds no headline known after the bar yet, its end
+    offset becomes the bar's barrier only once this worker's clock is this far past the
+    bar, so that every headline appended later is known later (measure it with
+    bench/bench_visibility.py; each live bar waits at most this long)."""
     session_timeout: float = 10.0
     """Consumer-group session timeout: how soon a crashed worker's partitions move on."""
     rebalance_timeout: float = 60.0

@@ -16,15 +16,22 @@ bar waits for them, and for no others:
    marks exist after any rebalance or restart. A worker that owns both ``q`` and ``p``
    may apply ``q``'s headlines to ``p`` and mark them itself, once ``p`` has consumed
    the re-keyed records sent before (``Rekeyer._apply_local``).
-2. **Barriers.** For bars known up to ``B``, the shell closes their epoch and asks the
-   broker for the end offsets of *all* news partitions (read_committed) once the wall
-   clock is past ``B + skew``: every headline appended after that answer is known after ``B``, and
-   every one before it lies below the barrier. (Knowledge times are the brokers' append
-   times, so ``skew`` bounds how far the brokers' clocks and the worker's may differ.)
-   One request serves every bar that arrived before it was sent: bars are grouped in
-   *epochs*, and closing an epoch starts the request whose answer becomes that epoch's
-   barrier. Headlines below it that are known after a bar still reach its ticker first;
-   the engine leaves them out of that bar's signal by their knowledge time.
+2. **Barriers.** For bars known up to ``B``, the shell closes their epoch and, once the
+   wall clock is past ``B + skew``, asks the broker for each news partition ``q`` (of
+   all of them) where its records known by ``B`` end: the first offset known after
+   ``B`` (a lookup by timestamp), or the end offset where nothing is known after ``B``
+   yet (see :func:`barrier_offsets`). Append times grow with offsets in a partition
+   (the broker stamps a record under the partition's log lock), so the first answer is
+   exact whatever the timing. The second relies on ``skew`` bounding how long a record
+   takes from its append time to being readable (measured up to 8 ms on one broker,
+   ``bench/bench_visibility.py``) and how far the brokers' clocks and the worker's
+   differ. Both are read uncommitted: a headline in a news producer's transaction counts
+   from its append time, as in the replay of the topics, and its bar waits for the
+   transaction to end. One request serves every bar that arrived before it was sent:
+   bars are grouped in *epochs*, and closing an epoch starts the request whose answer
+   becomes that epoch's barrier. Headlines below it that are known after a bar still
+   reach its ticker first; the engine leaves them out of that bar's signal by their
+   knowledge time.
 3. **Release.** A bar on ``p`` is released when its epoch's barrier is known and the marks
    consumed on ``p`` reach it for every news partition. Bars leave in arrival order per
    partition; items that only wait their turn (invalid bars, to be deadlettered in
@@ -57,6 +64,16 @@ class Held:
     """``False`` for items that only keep their place in line (e.g. invalid bars)."""
     known: int
     """Knowledge time (epoch ns) of a gated item."""
+
+
+def barrier_offsets(ends: Mapping[int, int], later: Mapping[int, int | None]
+                    ) -> dict[int, int]:
+    """Per news partition, the offset below which lie all its records known by a bar:
+    ``later``, the first offset known after the bar, where one exists, else ``ends``, the
+    end offset read once the clock was past the bar's knowledge time plus the skew."""
+    out = dict(ends)
+    out.update((q, offset) for q, offset in later.items() if offset is not None)
+    return out
 
 
 class ReleaseGate:

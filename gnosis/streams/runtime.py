@@ -14,9 +14,9 @@ and the control topic; the co-partitioned assignor gives it whole partition numb
    :class:`~gnosis.streams.committer.Committer`, which commits it with the consumed
    offsets every ``worker.commit_interval``.
 
-Beside the loop, one task answers the gate's barrier requests with the news end offsets,
-and one does the time-driven work (news waiting for batch mates, commits, lag). What a
-rebalance does is the :class:`~gnosis.streams.assignment.Assignment`'s.
+Beside the loop, one task answers the gate's barrier requests (where each news partition's
+records known by the bars end), and one does the time-driven work (news waiting for batch
+mates, commits, lag). What a rebalance does is the :class:`~gnosis.streams.assignment.Assignment`'s.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from gnosis.events import Bar, InvalidEvent
 from gnosis.sinks import metrics
 from gnosis.streams.assignment import Assignment
 from gnosis.streams.committer import Committer
-from gnosis.streams.gate import ReleaseGate
+from gnosis.streams.gate import ReleaseGate, barrier_offsets
 from gnosis.streams.records import (
     MARK_KEY,
     WarmCommand,
@@ -103,6 +103,11 @@ class Worker:
             rebalance_timeout_ms=int(w.rebalance_timeout * 1000),
             heartbeat_interval_ms=max(100, int(w.session_timeout * 1000) // 4),
             max_partition_fetch_bytes=4 * 1024 * 1024)
+        # Barriers are read uncommitted: a headline in a news producer's open transaction
+        # is known from its append time, as in the recorded topics (see the gate).
+        self.offsets = AIOKafkaConsumer(**self.options, client_id=f"{w.app_id}-barriers",
+                                        enable_auto_commit=False,
+                                        isolation_level="read_uncommitted")
         self.committer = Committer(self.options, w.app_id, self.exactly_once, self.consumer,
                                    self.topics.snapshots_changelog,
                                    self.topics.journal_changelog, self.guard, clock)
@@ -126,6 +131,7 @@ class Worker:
     async def run(self) -> None:
         """Consume until :attr:`stopping` is set, then commit and leave the group."""
         await self.committer.start()
+        await self.offsets.start()
         self.consumer.subscribe([self.topics.bars, self.topics.news, self.topics.news_by_ticker,
                                  self.topics.control], listener=self.assignment)
         await self.consumer.start()
@@ -200,7 +206,7 @@ class Worker:
             else:
                 self.committer.cancel()
             self.tasks.clear()
-        for close in (self.consumer.stop, self.committer.stop):
+        for close in (self.consumer.stop, self.committer.stop, self.offsets.stop):
             try:
                 await close()
             except asyncio.CancelledError:
@@ -355,8 +361,9 @@ class Worker:
     # ------------------------------------------------------------------ beside the loop
 
     async def _barriers(self) -> None:
-        """Answer the gate's barrier requests with the news end offsets (read_committed),
-        each once the wall clock is past its bars' knowledge time (see the gate)."""
+        """Answer the gate's barrier requests with where each news partition's records
+        known by the bars end (:func:`~gnosis.streams.gate.barrier_offsets`), each once
+        the wall clock is past its bars' knowledge time plus the skew (see the gate)."""
         partitions = self.settings.kafka.partitions
         news = [TopicPartition(self.topics.news, q) for q in range(partitions)]
         while True:
@@ -375,19 +382,26 @@ class Worker:
                 self._warn_ahead(early)
             elif early > 0:
                 await asyncio.sleep(early / 1e9)
+            after_ms = (due - self.skew_ns) // 1_000_000 + 1  # first stamp after the bars
             try:
-                ends = await self.consumer.end_offsets(news)
+                ends, later = await asyncio.gather(
+                    self.offsets.end_offsets(news),
+                    self.offsets.offsets_for_times(dict.fromkeys(news, after_ms)))
             except Exception:  # e.g. during a rebalance; ask again shortly
-                log.debug("end offsets request failed", exc_info=True)
+                log.debug("barrier offsets request failed", exc_info=True)
                 async with self.lock:
                     if generation == self.assignment.generation:
                         self.gate.barrier_failed(epoch)
                 await asyncio.sleep(0.05)
                 self.barrier_wanted.set()
                 continue
+            barrier = barrier_offsets(
+                {tp.partition: end for tp, end in ends.items()},
+                {tp.partition: None if found is None else found.offset
+                 for tp, found in later.items()})
             async with self.lock:
                 if generation == self.assignment.generation:
-                    self.gate.barrier(epoch, {tp.partition: off for tp, off in ends.items()})
+                    self.gate.barrier(epoch, barrier)
                     await self._advance()
                 if self.gate.barrier_due() is not None:
                     self.barrier_wanted.set()

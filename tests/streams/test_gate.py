@@ -6,7 +6,7 @@ from hypothesis import example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from gnosis.streams.gate import ReleaseGate
+from gnosis.streams.gate import ReleaseGate, barrier_offsets
 
 PARTITIONS = 3
 SKEW = 2
@@ -34,9 +34,11 @@ def test_a_bar_is_released_only_after_every_headline_known_before_it(script) -> 
     """Safety, order and liveness of :class:`ReleaseGate` against a model of the world.
 
     The broker stamps each headline with the clock when it is appended (its knowledge
-    time); a bar read now was appended up to 6 ticks ago. A mark on ``p`` for ``q`` never
-    claims more than what exists, and a barrier is asked for only when the gate says it is
-    due. When a bar is released, the marks seen on its partition must cover every
+    time); a bar read now was appended up to 6 ticks ago. A barrier is the end offsets at
+    its request, or, per news partition, the first headline known after its bars where
+    the log holds one when the answer comes (:func:`barrier_offsets`). A mark on ``p``
+    for ``q`` never claims more than what exists, and a barrier is asked for only when the
+    gate says it is due. When a bar is released, the marks seen on its partition must cover every
     headline known at or before the bar, in every news partition.
     """
     gate = ReleaseGate(SKEW)
@@ -75,8 +77,12 @@ def test_a_bar_is_released_only_after_every_headline_known_before_it(script) -> 
             if asked_due is not None:
                 asked, asked_ends = gate.ask_barrier(), None
         elif op == "answer" and asked is not None and asked_ends is not None:
-            if a:  # the broker's answer: at least the end offsets at the request
-                gate.barrier(asked, asked_ends)
+            if a:  # the broker's answer: the end offsets at the request, and where a
+                # headline known after the bars is in the log by now, the first such one
+                after = asked_due - SKEW
+                later = {q: next((i for i, k in enumerate(known[q]) if k > after), None)
+                         for q in range(PARTITIONS)}
+                gate.barrier(asked, barrier_offsets(asked_ends, later))
             else:
                 gate.barrier_failed(asked)
             asked = None

@@ -14,7 +14,10 @@ Each run checks that
   (none that arrived after, none lost for arriving late);
 * a second application started mid-feed, reading the same topics from the beginning, on
   two workers one of which is killed with SIGKILL mid-stream, emits the same signals;
-* ``gnosis record`` run mid-feed and again after it resumes where it stopped.
+* ``gnosis record`` run mid-feed and again after it resumes where it stopped;
+
+and that a headline a news producer's transaction holds open past its bar counts from its
+append time: the bar waits for the transaction, as the replay of the recording says.
 
 The signals compared are warm (small windows, thresholds a random walk meets): BUY and
 SELL decisions, Hurst and Hawkes values, not only warm-up HOLDs.
@@ -39,9 +42,11 @@ from gnosis.streams.kafka.broker import free_port
 
 from .conftest import (
     MINUTE_NS,
+    START_NS,
     active_rules,
     assert_same_signals,
     collect_all,
+    differing_fields,
     drawn,
     kill_when,
     market_events,
@@ -230,6 +235,64 @@ def test_a_late_feed_live_equals_the_replay_of_its_recording(
 
     assert_same_signals(collect_all(other, len(bars), exactly_once=True), expected,
                         exactly_once=True)
+
+
+def test_a_headline_in_an_open_transaction_counts_from_its_append_time(
+        tmp_path, kafka_settings, kafka_topics, worker_process, gnosis_cli) -> None:
+    """A transactional news producer appends a headline, then the bar after it arrives, and
+    the transaction commits a second later: the headline is known before the bar (its
+    append time), so the bar waits and its signal counts it; the replay of the recording
+    agrees. Read committed, the news end offset stops before the open transaction, and a
+    barrier taken from it would release the bar without the headline."""
+    from aiokafka import AIOKafkaProducer
+
+    from gnosis.replay.kafka import collect_signals
+
+    settings = kafka_settings(partitions=PARTITIONS)
+    kafka_topics(settings)
+    k = settings.kafka
+    worker_process(replace(settings, worker=replace(settings.worker, web_port=free_port())))
+    bars = [Bar("AAPL", START_NS + i * MINUTE_NS, 100.0, 103.0, 99.0, 100.0 + i, 1e4)
+            for i in range(3)]
+    headline = NewsItem("txn-1", START_NS + 30 * SECOND_NS, ("AAPL",),
+                        "Apple beats estimates and raises guidance")
+
+    async def feed() -> tuple[list[TradingSignal], list[TradingSignal]]:
+        plain = AIOKafkaProducer(bootstrap_servers=k.bootstrap_servers)
+        txn = AIOKafkaProducer(bootstrap_servers=k.bootstrap_servers,
+                               transactional_id=f"{settings.worker.app_id}-ingest")
+        await plain.start()
+        await txn.start()
+        try:
+            await plain.send_and_wait(k.bars_topic, bars[0].to_json(), key=b"AAPL")
+            await asyncio.to_thread(collect_signals, settings, 1, 120)
+            await txn.begin_transaction()
+            await txn.send_and_wait(k.news_topic, headline.to_json(), key=b"AAPL")
+            for bar in bars[1:]:
+                await plain.send_and_wait(k.bars_topic, bar.to_json(), key=b"AAPL")
+            await asyncio.sleep(1.0)  # twenty times worker.broker_clock_skew
+            while_open = await asyncio.to_thread(collect_signals, settings, None, 2)
+            await txn.commit_transaction()
+            return while_open, await asyncio.to_thread(collect_signals, settings, 3, 120)
+        finally:
+            await txn.stop()
+            await plain.stop()
+
+    while_open, live = asyncio.run(feed())
+    assert [s.ts for s in while_open] == [bars[0].ts], "a bar went ahead of the transaction"
+    assert [(s.ts, s.sentiment_count) for s in live] == [
+        (bars[0].ts, 0), (bars[1].ts, 1), (bars[2].ts, 1)]
+
+    recording = tmp_path / "recording"
+    assert gnosis_cli(settings, "record", recording).returncode == 0
+    replayed_path = tmp_path / "replayed.jsonl"
+    replayed = gnosis_cli(settings, "replay", recording / "bars.parquet",
+                          recording / "news.parquet", "--out", replayed_path)
+    assert replayed.returncode == 0, replayed.stderr
+    expected = read_signal_lines(replayed_path)
+    assert [s.signal_id for s in expected] == [s.signal_id for s in live]
+    for got, want in zip(live, expected, strict=True):
+        assert not differing_fields(got, want), differing_fields(got, want)
 
 
 def test_record_names_a_missing_topic_and_writes_nothing(tmp_path, kafka_settings,
