@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from gnosis.config import Settings, duration_ns
 from gnosis.events import Bar, InvalidEvent
+from gnosis.security import client_options
 from gnosis.sinks import metrics
 from gnosis.streams.assignment import Assignment
 from gnosis.streams.committer import Committer
@@ -46,7 +47,7 @@ from gnosis.streams.records import (
 )
 from gnosis.streams.rekey import Rekeyer
 from gnosis.streams.task import PartitionTask, parse_bar
-from gnosis.streams.topics import client_options, topic_names
+from gnosis.streams.topics import topic_names
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,12 @@ class Worker:
             else:
                 self.committer.cancel()
             self.tasks.clear()
+        await self.close()
+        self.news.close()
+
+    async def close(self) -> None:
+        """Close the Kafka clients; those closed already, or never started (a start
+        refused half-way), are closed at no cost."""
         for close in (self.consumer.stop, self.committer.stop, self.offsets.stop):
             try:
                 await close()
@@ -216,7 +223,6 @@ class Worker:
                 # aiokafka 0.14 re-raises the cancellation of its own fetch task when it is
                 # closed after a lost connection; the worker is closing anyway.
                 log.debug("closing a Kafka client after a failure", exc_info=True)
-        self.news.close()
 
     # ------------------------------------------------------------------ 1. take
 

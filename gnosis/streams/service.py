@@ -141,12 +141,10 @@ async def _run(worker: Worker, stop: asyncio.Event, access: KafkaAccess,
     try:
         await worker.run()
     except Exception:
-        # A start refused half-way (e.g. no rights on the group) leaves the consumer and
-        # the producers open; after a failure while running they are closed already, and
-        # stopping them again does nothing.
+        # A start refused half-way (e.g. no rights on the group) leaves its clients open;
+        # after a failure while running they are closed already.
         try:
-            await worker.consumer.stop()
-            await worker.committer.stop()
+            await worker.close()
         except Exception:
             log.debug("closing the failed worker's clients failed", exc_info=True)
         raise
