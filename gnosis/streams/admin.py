@@ -22,10 +22,11 @@ import typer
 from gnosis.config import Settings, duration_ns
 from gnosis.engine import TickerEngine
 from gnosis.events import InvalidEvent, format_timestamp, parse_timestamp
+from gnosis.security import client_options
 from gnosis.streams.changelog import restore_tables
 from gnosis.streams.journal import TickerState, restore
 from gnosis.streams.records import ResetCommand, WarmCommand, ticker_partition
-from gnosis.streams.topics import client_options, topic_names
+from gnosis.streams.topics import topic_names
 from gnosis.warm import overlap
 
 

@@ -35,9 +35,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from gnosis.config import Settings, duration_ns
 from gnosis.events import Bar, InvalidEvent, NewsItem
 from gnosis.replay.knowledge import RECEIVED_AT
+from gnosis.security import client_options
 from gnosis.streams.records import record_known
 from gnosis.streams.task import decode_news, parse_bar
-from gnosis.streams.topics import client_options
 
 BARS_FILE, NEWS_FILE, REJECTED_FILE = "bars.parquet", "news.parquet", "rejected.parquet"
 

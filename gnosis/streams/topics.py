@@ -36,6 +36,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from gnosis.config import Settings
+from gnosis.security import client_options
 
 _DAY_MS = 24 * 3600 * 1000
 _CHANGELOG_SEGMENT = 64 * 2**20  # bytes; see topic_specs
@@ -101,13 +102,6 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(names.journal_changelog, n, compact),
         TopicSpec(names.control, n, events),
     ]
-
-
-def client_options(settings: Settings) -> dict[str, object]:
-    """aiokafka connection options (bootstrap, SASL, SSL): see :mod:`gnosis.security`."""
-    from gnosis.security import client_options as options
-
-    return options(settings)
 
 
 async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
