@@ -90,7 +90,8 @@ class ReleaseGate:
         self._epoch = 0  # epoch of bars arriving now; its barrier has not been asked for
         self._epoch_known: int | None = None  # latest knowledge time of its gated bars
         self._asking: int | None = None  # epoch whose barrier request is in flight
-        self._dirty: set[int] = set()
+        self._dirty: set[int] = set()  # partitions whose lines may move
+        self._cut = -1  # partition where the last release stopped at its limit
         self._skew_ns = skew_ns
 
     # ------------------------------------------------------------------ input
@@ -156,16 +157,25 @@ class ReleaseGate:
 
     # ------------------------------------------------------------------ output
 
-    def release(self, now: float, stall_after: float | None = None) -> list[tuple[int, Any]]:
-        """Items that may go now, as ``(partition, item)`` in line order per partition."""
+    def release(self, now: float, stall_after: float | None = None,
+                limit: int | None = None) -> list[tuple[int, Any]]:
+        """Items that may go now, as ``(partition, item)`` in line order per partition; at
+        most ``limit`` of them, the rest in later calls (which start where this one
+        stopped, so that every partition moves)."""
         out: list[tuple[int, Any]] = []
         check = set(self._lines) if stall_after is not None else self._dirty
         self._dirty = set()
-        for p in sorted(check):
+        order = sorted(check, key=lambda p: (p <= self._cut, p))
+        self._cut = -1
+        for i, p in enumerate(order):
             line = self._lines.get(p)
             marks = self._marks.get(p, {})
             covered = None  # an epoch found covered: its bars follow one another in line
             while line:
+                if limit is not None and len(out) >= limit:
+                    self._cut = p
+                    self._dirty.update(order[i:])
+                    break
                 head = line[0]
                 if head.gated and head.epoch != covered:
                     if self._covered(head.epoch, marks):
@@ -173,8 +183,15 @@ class ReleaseGate:
                     elif not (stall_after is not None and now - head.since >= stall_after):
                         break
                 out.append((p, line.popleft().item))
+            if self._cut >= 0:
+                break
         self._forget_barriers()
         return out
+
+    def unchecked(self) -> bool:
+        """Whether some line may move that :meth:`release` has not looked at since (a
+        release stopped at its limit, or marks, barriers or bars came)."""
+        return bool(self._dirty)
 
     def _covered(self, epoch: int, marks: Mapping[int, int]) -> bool:
         barrier = self._barriers.get(epoch)

@@ -2,7 +2,10 @@
 
 Headlines arrive on any partition of ``news``; a ticker's state lives on its own
 partition. Each headline owned here waits in line per news partition to be scored in
-micro-batches (a model runs in a thread while the loop goes on). Scored, it is re-keyed:
+micro-batches (a model runs in a thread while the loop goes on), taken across partitions
+oldest knowledge time first: a bar waits for every news partition's headlines known
+before it, so scoring one partition's backlog ahead of the others would release no bar
+until the last partition caught up. Scored, it is re-keyed:
 one record per ticker it names, to the ticker's partition of ``news-by-ticker``. Behind
 the headlines, every partition gets a **progress mark** of every owned news partition:
 "news ``q`` is re-keyed below offset ``n``", which is what the
@@ -16,7 +19,7 @@ and marked at once, without waiting for its re-keyed record to come back through
 from __future__ import annotations
 
 import asyncio
-import itertools
+import heapq
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -32,6 +35,8 @@ from gnosis.streams.gate import ReleaseGate
 from gnosis.streams.records import ScoredHeadline, record_known, scored_headlines, ticker_partition
 from gnosis.streams.task import PartitionTask, decode_news
 from gnosis.streams.topics import Topics
+
+_INLINE_BATCHES = 16  # per step, for an inline scorer (see Rekeyer.batches_per_step)
 
 
 @dataclass(slots=True)
@@ -66,17 +71,26 @@ class Rekeyer:
         self.clock = clock
         self.batch_size = max(1, settings.sentiment.batch_size)
         self.max_wait = max(0.0, settings.sentiment.max_wait_ms) / 1000.0
+        self.batches_per_step = 1
+        """Batches scored per step: an inline scorer (the lexicon) takes several, enough to
+        keep up with any feed, few enough that the bars they release go out in steps of
+        bounded size."""
         lexicon = getattr(scorer, "model_id", "lexicon").startswith("lexicon")
         # The lexicon scores a batch in microseconds, inline; a model runs in a thread so
         # that fetches, bars and /health go on meanwhile.
         self.executor = None if lexicon else ThreadPoolExecutor(1, thread_name_prefix="score")
         if lexicon:  # batching buys nothing inline; waiting for batch mates only adds latency
             self.max_wait = 0.0
-        self.pending: deque[_News] = deque()
-        """Headlines waiting to be scored and re-keyed, in fetch order."""
+            self.batches_per_step = _INLINE_BATCHES
+        self.queued: dict[int, deque[_News]] = {}
+        """Per news partition, headlines waiting to be scored, in offset order."""
+        self.waiting = 0
+        """Headlines queued or being scored, not yet re-keyed."""
+        self._heads: list[tuple[int, int]] = []  # (knowledge time, q) of each queue's head
         self.first_pending_at: float | None = None
         self.scoring: asyncio.Task[None] | None = None
         self.scored: list[tuple[list[_News], list[float]]] = []
+        """Scored batches, in the order they were taken, waiting to be re-keyed."""
         self.seen: dict[int, int] = {}
         """Per owned news partition: the position after the records taken."""
         self.marked: dict[tuple[int, int], int] = {}
@@ -93,7 +107,9 @@ class Rekeyer:
     def reset(self, gate: ReleaseGate) -> None:
         """Forget everything (a revocation): what was pending is fetched again."""
         self.gate = gate
-        self.pending.clear()
+        self.queued.clear()
+        self._heads.clear()
+        self.waiting = 0
         self.scored.clear()
         self.first_pending_at = None
         self.seen.clear()
@@ -121,15 +137,19 @@ class Rekeyer:
              max_future_ns: int) -> None:
         """Queue fetched records of news partition ``task.p``."""
         q = task.p
-        if not self.pending:
+        if not self._heads:
             self.first_pending_at = now
+        queue = self.queued.setdefault(q, deque())
+        if not queue and records:
+            heapq.heappush(self._heads, (record_known(records[0].timestamp), q))
         of = self._pending_of.setdefault(q, deque())
+        self.waiting += len(records)
         for r in records:
             item = decode_news(r.value, now_ns=now_ns, max_future_ns=max_future_ns)
             targets = frozenset() if isinstance(item, InvalidEvent) else frozenset(
                 ticker_partition(t, task.partitions) for t in item.tickers)
-            self.pending.append(_News(q, r.offset, r.key, r.value, item,
-                                      record_known(r.timestamp), targets))
+            queue.append(_News(q, r.offset, r.key, r.value, item, record_known(r.timestamp),
+                               targets))
             of.append(r.offset)
             for t in targets:
                 self._waiting.setdefault((q, t), deque()).append(r.offset)
@@ -150,16 +170,36 @@ class Rekeyer:
     # ------------------------------------------------------------------ progress
 
     async def step(self, now: float, tasks: Mapping[int, PartitionTask]) -> None:
-        """Re-key what was scored, start scoring a batch when one is due, send marks."""
+        """Re-key what was scored, start scoring when a batch is due (up to
+        :attr:`batches_per_step` batches), send marks."""
         self.apply_scored(tasks)
-        if self.pending and self.scoring is None and (
-                len(self.pending) >= self.batch_size or self.first_pending_at is None
-                or now - self.first_pending_at >= self.max_wait):
+        for _ in range(self.batches_per_step):
+            if not self.due(now):
+                break
             self._score_next(tasks)
         self.mark(tasks)
 
+    def due(self, now: float) -> bool:
+        """Whether a batch is ready to be scored: full, or waited ``max_wait`` for mates,
+        and no model call in flight."""
+        return bool(self._heads) and self.scoring is None and (
+            self.waiting >= self.batch_size or self.first_pending_at is None
+            or now - self.first_pending_at >= self.max_wait)
+
+    def _take_batch(self) -> list[_News]:
+        """The next headlines to score: the queues' heads, oldest knowledge time first."""
+        batch: list[_News] = []
+        while self._heads and len(batch) < self.batch_size:
+            _, q = heapq.heappop(self._heads)
+            queue = self.queued[q]
+            batch.append(queue.popleft())
+            if queue:
+                heapq.heappush(self._heads, (queue[0].known, q))
+        self.first_pending_at = self.clock() if self._heads else None
+        return batch
+
     def _score_next(self, tasks: Mapping[int, PartitionTask]) -> None:
-        batch = list(itertools.islice(self.pending, self.batch_size))
+        batch = self._take_batch()
         valid = [n.item.headline for n in batch if isinstance(n.item, NewsItem)]
         if self.executor is None or not valid:
             self.scored.append((batch, self._score(valid) if valid else []))
@@ -195,12 +235,12 @@ class Rekeyer:
                 await self.lock.acquire()
 
     def apply_scored(self, tasks: Mapping[int, PartitionTask]) -> None:
-        """Re-key scored batches (they are at the head of the pending line, in order)."""
+        """Re-key scored batches, in the order they were taken."""
         while self.scored:
             batch, scores = self.scored.pop(0)
             it = iter(scores)
             for news in batch:
-                self._done(self.pending.popleft())
+                self._done(news)
                 score = next(it) if isinstance(news.item, NewsItem) else 0.0
                 task = tasks.get(news.q)
                 if task is None:
@@ -214,9 +254,9 @@ class Rekeyer:
                     out = task.rekey(scored)
                     self._apply_local(scored, tasks)
                 self.committer.stage(news.q, out)
-            self.first_pending_at = self.clock() if self.pending else None
 
     def _done(self, news: _News) -> None:
+        self.waiting -= 1
         self._pending_of[news.q].popleft()
         for t in news.targets:
             self._waiting[(news.q, t)].popleft()

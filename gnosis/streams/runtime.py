@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 _MAX_HELD = 50_000  # held bars per partition before its fetching pauses
 _MAX_AHEAD_NS = 1_000_000_000  # a knowledge time further ahead of the clock is not waited for
 _YIELD_EVERY = 1_000  # bars between turns of the event loop (~0.1 s of work)
+_RELEASE_PER_STEP = 4 * _YIELD_EVERY  # bars per step: a backlog goes out in bounded steps
 
 
 @dataclass(slots=True)
@@ -300,7 +301,8 @@ class Worker:
         """Score due news, send marks, release bars, send outputs, commit when due."""
         now = self.clock()
         await self.news.step(now, self.tasks)
-        for i, (p, held) in enumerate(self.gate.release(now, self.stall_after), 1):
+        released = self.gate.release(now, self.stall_after, limit=_RELEASE_PER_STEP)
+        for i, (p, held) in enumerate(released, 1):
             if i % _YIELD_EVERY == 0:  # let aiokafka heartbeat during a long release
                 await asyncio.sleep(0)
             task = self.tasks[p]
@@ -313,7 +315,7 @@ class Worker:
         self.tally.flush(self.topics.bars)
         self._resume_paused()
         metrics.child(metrics.RECORDS_WAITING, self.topics.bars).set(self.gate.held())
-        metrics.child(metrics.RECORDS_WAITING, self.topics.news).set(len(self.news.pending))
+        metrics.child(metrics.RECORDS_WAITING, self.topics.news).set(self.news.waiting)
         await self.committer.flush()
         if self.committer.due(self.settings.worker.commit_interval):
             await self._commit()
@@ -425,7 +427,9 @@ class Worker:
         """Time-driven work: news waiting for its batch, the stall guard, commits, lag."""
         tick = min(0.05, self.settings.worker.commit_interval / 2)
         while True:
-            await asyncio.sleep(tick)
+            # What a step left (it scores and releases a bounded share) goes on at once.
+            busy = bool(self.tasks) and (self.news.due(self.clock()) or self.gate.unchecked())
+            await asyncio.sleep(0 if busy else tick)
             async with self.lock:
                 if self.tasks:
                     await self._advance()

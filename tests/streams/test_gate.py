@@ -23,14 +23,14 @@ ops = st.lists(st.one_of(
 
 
 @hsettings(max_examples=300)
-@given(ops)
+@given(ops, st.one_of(st.none(), st.integers(1, 3)))
 # A headline appended in the very tick its bar is known, after the barrier was asked for:
 # a barrier asked without the skew would miss it.
-@example([("bar", 0, 0), ("ask", 0, 0), ("news", 1, 1), ("answer", True, 0)])
+@example([("bar", 0, 0), ("ask", 0, 0), ("news", 1, 1), ("answer", True, 0)], None)
 # Bars keep arriving while a barrier waits for its due time: they join the next epoch.
 @example([("bar", 0, 0), ("ask", 0, 0), ("tick", 1, 0), ("bar", 1, 0), ("tick", 4, 0),
-          ("news", 1, 1), ("answer", True, 0)])
-def test_a_bar_is_released_only_after_every_headline_known_before_it(script) -> None:
+          ("news", 1, 1), ("answer", True, 0)], None)
+def test_a_bar_is_released_only_after_every_headline_known_before_it(script, limit) -> None:
     """Safety, order and liveness of :class:`ReleaseGate` against a model of the world.
 
     The broker stamps each headline with the clock when it is appended (its knowledge
@@ -39,7 +39,9 @@ def test_a_bar_is_released_only_after_every_headline_known_before_it(script) -> 
     the log holds one when the answer comes (:func:`barrier_offsets`). A mark on ``p``
     for ``q`` never claims more than what exists, and a barrier is asked for only when the
     gate says it is due. When a bar is released, the marks seen on its partition must cover every
-    headline known at or before the bar, in every news partition.
+    headline known at or before the bar, in every news partition. With a ``limit`` each
+    release hands out at most that many; releasing again while the gate says some line is
+    :meth:`~ReleaseGate.unchecked` hands out the rest.
     """
     gate = ReleaseGate(SKEW)
     now = 10
@@ -52,7 +54,9 @@ def test_a_bar_is_released_only_after_every_headline_known_before_it(script) -> 
     arrivals: list[tuple] = []
 
     def release() -> None:
-        for p, item in gate.release(now=0.0):
+        out = gate.release(now=0.0, limit=limit)
+        assert limit is None or len(out) <= limit
+        for p, item in out:
             _, _, bar_known, gated = item
             if gated:
                 for q in range(PARTITIONS):
@@ -105,6 +109,8 @@ def test_a_bar_is_released_only_after_every_headline_known_before_it(script) -> 
         assert due <= now
         gate.barrier(gate.ask_barrier(), ends)
     release()
+    while gate.unchecked():
+        release()
     assert gate.held() == 0
     assert sorted(item[1] for _, item in released) == list(range(len(arrivals)))
     for p in range(PARTITIONS):

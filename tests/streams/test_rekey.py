@@ -1,5 +1,6 @@
 """The re-keyer's progress marks and commit floors, kept incrementally, equal a brute-force
-recount over the headlines still pending, after every fetch and every scoring step.
+recount over the headlines still pending, after every fetch and every scoring step; and it
+scores the partitions' heads oldest knowledge time first.
 
 No broker: a :class:`~gnosis.streams.rekey.Rekeyer` with the lexicon scorer, real
 partition tasks and a real (unstarted) committer, fed drawn fetches of headlines naming
@@ -45,10 +46,11 @@ def headline(i: int, tickers: tuple[str, ...] | None) -> bytes:
     return NewsItem(f"n{i}", START_NS + i, tickers, "shares rise").to_json()
 
 
-fetch = st.tuples(st.sampled_from(OWNED), st.lists(
+fetch = st.tuples(st.sampled_from(OWNED), st.integers(0, 5), st.lists(
     st.one_of(st.none(), st.lists(st.sampled_from(TICKERS), min_size=1, max_size=3,
                                   unique=True).map(tuple)), max_size=6))
-steps = st.lists(st.one_of(fetch, st.integers(1, 4)), min_size=1, max_size=40)
+step = st.tuples(st.integers(1, 4), st.integers(1, 3))  # batch size, batches per step
+steps = st.lists(st.one_of(fetch, step), min_size=1, max_size=40)
 
 
 @settings(max_examples=60, deadline=None)
@@ -75,26 +77,31 @@ async def run(script: list) -> None:
     for q in OWNED:
         news.start(q, 0, tasks)
     end = dict.fromkeys(OWNED, 0)
-    pending: list[tuple[int, int, frozenset[int]]] = []  # (q, offset, target partitions)
+    # (q, offset, target partitions, record timestamp), in offset order per partition
+    pending: list[tuple[int, int, frozenset[int], int]] = []
     for step in script:
-        if isinstance(step, int):
-            news.batch_size = step
+        if len(step) == 2:
+            news.batch_size, news.batches_per_step = step
             await news.step(0.0, tasks)
-            pending = pending[min(step, len(pending)):]
+            for _ in range(news.batch_size * news.batches_per_step):  # oldest head first
+                heads = [min((n for n in pending if n[0] == q), key=lambda n: n[1])
+                         for q in {n[0] for n in pending}]
+                if heads:
+                    pending.remove(min(heads, key=lambda n: (n[3], n[0])))
         else:
-            q, items = step
-            records = [Record(end[q] + i, None, headline(end[q] + i, names), 1)
+            q, stamp, items = step
+            records = [Record(end[q] + i, None, headline(end[q] + i, names), stamp + i % 2)
                        for i, names in enumerate(items)]
             pending += [(q, r.offset, frozenset(ticker_partition(t, PARTITIONS)
-                                                for t in names or ()))
+                                                for t in names or ()), r.timestamp)
                         for r, names in zip(records, items, strict=True)]
             end[q] += len(items) + 1  # a transaction marker after the batch
             news.take(tasks[q], records, 0.0, now_ns=START_NS, max_future_ns=10**18)
             news.positions({q: end[q]}, tasks)
             news.mark(tasks)
         for q in OWNED:
-            of_q = [o for q_, o, _ in pending if q_ == q]
+            of_q = [o for q_, o, _, _ in pending if q_ == q]
             assert news.floor(q) == (of_q[0] if of_q else end[q])
             for r in range(PARTITIONS):
-                naming = [o for q_, o, targets in pending if q_ == q and r in targets]
+                naming = [o for q_, o, targets, _ in pending if q_ == q and r in targets]
                 assert news.marked.get((q, r), 0) == (naming[0] if naming else end[q])
