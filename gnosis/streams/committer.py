@@ -3,7 +3,10 @@
 Everything the worker writes is staged here with :meth:`Committer.stage`, tagged with the
 task (partition number) whose input caused it; :meth:`Committer.commit` sends what is
 staged and makes it durable together with the consumed offsets. Nothing else in the
-worker produces or commits.
+worker produces or commits. Sends go through an :class:`Outbox` per producer, off the
+processing loop: aiokafka keeps one produce request in flight per broker connection, and
+a batch for a partition whose previous batch has not left yet waits for it, which would
+otherwise hold every bar behind the broker's round trip.
 
 ``at_least_once``: one idempotent producer for all tasks. A commit waits until every
 output sent so far is acknowledged, then writes the state (changelog) records that cover
@@ -31,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
@@ -45,6 +48,10 @@ log = logging.getLogger(__name__)
 
 _PRODUCER_OPTIONS = {"acks": "all", "enable_idempotence": True, "linger_ms": 1,
                      "max_batch_size": 512 * 1024, "max_request_size": 4 * 1024 * 1024}
+_OUTBOX_DEPTH = 2  # sends in flight per producer before the loop waits (back-pressure)
+# Exactly-once: records staged for the next transactions while a commit is in flight, past
+# which a flush waits for that commit (back-pressure: memory stays bounded).
+_MAX_STAGED = 20_000
 
 Guard = Callable[[Awaitable[None]], Awaitable[None]]
 """Runs background work so that its failure stops the worker (``Worker.guard``)."""
@@ -74,10 +81,11 @@ class Committer:
         # (records to different partitions may land in any order, and a state record that
         # lands without its signal would make a restart skip the bar, losing the signal).
         self._state: list[Out] = []
-        self._shared: AIOKafkaProducer | None = None
-        self._producers: dict[int, AIOKafkaProducer] = {}
+        self._shared: Outbox | None = None
+        self._producers: dict[int, Outbox] = {}
         self._begun: set[int] = set()  # tasks whose producer has a transaction open
-        self._pending: list[asyncio.Future] = []  # at-least-once: acks not yet awaited
+        self._pending: list[asyncio.Task[list[asyncio.Future]]] = []
+        """At-least-once: sends whose acknowledgements the next commit waits for."""
         self._dirty: set[int] = set()  # exactly-once: tasks with records in their transaction
         self._background: asyncio.Task[None] | None = None
 
@@ -86,8 +94,9 @@ class Committer:
     async def start(self) -> None:
         """Start the shared producer (at-least-once); task producers start in :meth:`open`."""
         if not self.exactly_once:
-            self._shared = AIOKafkaProducer(**self.options, **_PRODUCER_OPTIONS)
-            await self._shared.start()
+            producer = AIOKafkaProducer(**self.options, **_PRODUCER_OPTIONS)
+            await producer.start()
+            self._shared = Outbox(producer)
 
     async def open(self, tasks: Iterable[int]) -> None:
         """Own ``tasks`` from now on: under exactly-once, fence their previous owners and
@@ -97,18 +106,18 @@ class Committer:
             return
         tasks = list(tasks)
         new = [p for p in tasks if p not in self._producers]
-        self._producers.update({p: AIOKafkaProducer(
-            **self.options, **_PRODUCER_OPTIONS, transactional_id=f"{self.group_id}-task-{p}")
+        self._producers.update({p: Outbox(AIOKafkaProducer(
+            **self.options, **_PRODUCER_OPTIONS, transactional_id=f"{self.group_id}-task-{p}"))
             for p in new})
         try:
-            await asyncio.gather(*(self._producers[p].start() for p in new))
+            await asyncio.gather(*(self._producers[p].producer.start() for p in new))
         except BaseException:  # cancelled by a rebalance, or refused: start afresh next time
             await asyncio.shield(self.close(new))
             raise
         await asyncio.gather(*(self._begin(p) for p in tasks if p not in self._begun))
 
     async def _begin(self, p: int) -> None:
-        await self._producers[p].begin_transaction()
+        await self._producers[p].producer.begin_transaction()
         self._begun.add(p)
 
     async def close(self, tasks: Iterable[int]) -> None:
@@ -116,7 +125,7 @@ class Committer:
         tasks = list(tasks)
         gone = [self._producers.pop(p) for p in tasks if p in self._producers]
         self._begun.difference_update(tasks)
-        await asyncio.gather(*(producer.stop() for producer in gone))
+        await asyncio.gather(*(outbox.stop() for outbox in gone))
 
     async def stop(self) -> None:
         """Stop every producer (call :meth:`commit` with ``reopen=False`` first)."""
@@ -124,6 +133,7 @@ class Committer:
         if self._shared is not None:
             await self._shared.stop()
             self._shared = None
+        self._pending.clear()
 
     # ------------------------------------------------------------------ outputs
 
@@ -135,21 +145,29 @@ class Committer:
         """Send what is staged (it becomes durable on :meth:`commit`). Under exactly-once
         it waits while a commit is in flight: it belongs to the next transactions."""
         if self.exactly_once and self._in_flight():
-            return
+            if sum(map(len, self._staged.values())) < _MAX_STAGED:
+                return
+            await self.settled()
         staged, self._staged = self._staged, {}
-        for task, records in staged.items():
-            if records:
-                await self._send(task, records)
+        if self.exactly_once:
+            for task, records in staged.items():
+                if records:
+                    await self._send(task, records)
+            return
+        # At-least-once: one producer, so one send for every task's outputs; state records
+        # wait for the commit (see _settle).
+        outputs: list[Out] = []
+        for records in staged.values():
+            for record in records:
+                (self._state if record[0] in self.state_topics else outputs).append(record)
+        if outputs:
+            assert self._shared is not None
+            self._pending.append(await self._shared.put(outputs))
 
     async def _send(self, task: int, records: list[Out]) -> None:
-        if self.exactly_once:  # the transaction's commit waits for its records
-            await _send_batches(self._producers[task], records)
-            self._dirty.add(task)
-            return
-        self._state.extend(r for r in records if r[0] in self.state_topics)
-        assert self._shared is not None
-        self._pending.extend(await _send_batches(
-            self._shared, [r for r in records if r[0] not in self.state_topics]))
+        """Exactly-once: send into ``task``'s transaction (its commit waits for them)."""
+        await self._producers[task].put(records)
+        self._dirty.add(task)
 
     # ------------------------------------------------------------------ commits
 
@@ -215,7 +233,9 @@ class Committer:
 
     async def _commit_task(self, p: int, offsets: Mapping[TopicPartition, int],
                            reopen: bool) -> None:
-        producer = self._producers[p]
+        outbox = self._producers[p]
+        await outbox.sent()  # everything put into this transaction has reached the producer
+        producer = outbox.producer
         if offsets:
             await producer.send_offsets_to_transaction(dict(offsets), self.group_id)
         elif p not in self._dirty:
@@ -242,9 +262,10 @@ class Committer:
         group refuses the commit if it went on without this worker (paused for longer
         than ``worker.session_timeout``): then the tasks' state may be ahead of what is
         committed, and the next assignment restores them all."""
-        await asyncio.gather(*pending)
+        acks = [ack for sent in await asyncio.gather(*pending) for ack in sent]
+        await asyncio.gather(*acks)
         assert self._shared is not None
-        await asyncio.gather(*await _send_batches(self._shared, state))
+        await asyncio.gather(*await _send_batches(self._shared.producer, state))
         if not offsets:
             return
         try:
@@ -253,6 +274,48 @@ class Committer:
             log.warning("offset commit refused: the group went on without this worker; it "
                         "rejoins and restores its tasks from their changelogs")
             self.left_group = True
+
+
+class Outbox:
+    """One producer's sends, handed to it in order by tasks of their own, so that the
+    processing loop goes on while a send waits for the producer; at most
+    :data:`_OUTBOX_DEPTH` at a time (then :meth:`put` waits: back-pressure)."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self._sends: deque[asyncio.Task[list[asyncio.Future]]] = deque()
+
+    async def put(self, records: list[Out]) -> asyncio.Task[list[asyncio.Future]]:
+        """Send ``records`` after everything put before; the task returns their
+        acknowledgements once they are with the producer (it fails if an earlier send
+        failed: a failed send fails the worker, and nothing after it may go)."""
+        while self._sends and self._sends[0].done():
+            self._sends.popleft().result()  # a failure surfaces here at the latest
+        if len(self._sends) >= _OUTBOX_DEPTH:
+            await self._sends[0]
+        previous = self._sends[-1] if self._sends else None
+        task = asyncio.create_task(self._send(previous, records))
+        self._sends.append(task)
+        return task
+
+    async def _send(self, previous: asyncio.Task[Any] | None, records: list[Out]
+                    ) -> list[asyncio.Future]:
+        if previous is not None:
+            await previous
+        return await _send_batches(self.producer, records)
+
+    async def sent(self) -> None:
+        """Wait until everything put so far is with the producer."""
+        if self._sends:
+            await self._sends[-1]
+
+    async def stop(self) -> None:
+        """Stop the producer; sends not yet with it are dropped (after a failure)."""
+        for task in self._sends:
+            task.cancel()
+        await asyncio.gather(*self._sends, return_exceptions=True)
+        self._sends.clear()
+        await self.producer.stop()
 
 
 async def _send_batches(producer: AIOKafkaProducer, records: Iterable[Out]
