@@ -8,7 +8,9 @@ processing loop: aiokafka keeps one produce request in flight per broker connect
 a batch for a partition whose previous batch has not left yet waits for it, which would
 otherwise hold every bar behind the broker's round trip.
 
-``at_least_once``: one idempotent producer for all tasks. A commit waits until every
+``at_least_once``: a few idempotent producers shared by all tasks (task ``p`` sends
+through the same one always, so a partition's records keep their order; several
+connections keep several produce requests in flight). A commit waits until every
 output sent so far is acknowledged, then writes the state (changelog) records that cover
 them, waits for those, and commits the offsets through the consumer; that wait runs in
 the background while the loop goes on, one commit in flight at a time. A crash repeats
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 
 _PRODUCER_OPTIONS = {"acks": "all", "enable_idempotence": True, "linger_ms": 1,
                      "max_batch_size": 512 * 1024, "max_request_size": 4 * 1024 * 1024}
+_SHARED_PRODUCERS = 4  # at-least-once
 _OUTBOX_DEPTH = 2  # sends in flight per producer before the loop waits (back-pressure)
 # Exactly-once: records staged for the next transactions while a commit is in flight, past
 # which a flush waits for that commit (back-pressure: memory stays bounded).
@@ -81,7 +84,7 @@ class Committer:
         # (records to different partitions may land in any order, and a state record that
         # lands without its signal would make a restart skip the bar, losing the signal).
         self._state: list[Out] = []
-        self._shared: Outbox | None = None
+        self._shared: list[Outbox] = []
         self._producers: dict[int, Outbox] = {}
         self._begun: set[int] = set()  # tasks whose producer has a transaction open
         self._pending: list[asyncio.Task[list[asyncio.Future]]] = []
@@ -94,9 +97,10 @@ class Committer:
     async def start(self) -> None:
         """Start the shared producer (at-least-once); task producers start in :meth:`open`."""
         if not self.exactly_once:
-            producer = AIOKafkaProducer(**self.options, **_PRODUCER_OPTIONS)
-            await producer.start()
-            self._shared = Outbox(producer)
+            producers = [AIOKafkaProducer(**self.options, **_PRODUCER_OPTIONS)
+                         for _ in range(_SHARED_PRODUCERS)]
+            self._shared = [Outbox(producer) for producer in producers]
+            await asyncio.gather(*(producer.start() for producer in producers))
 
     async def open(self, tasks: Iterable[int]) -> None:
         """Own ``tasks`` from now on: under exactly-once, fence their previous owners and
@@ -130,9 +134,8 @@ class Committer:
     async def stop(self) -> None:
         """Stop every producer (call :meth:`commit` with ``reopen=False`` first)."""
         await self.close(list(self._producers))
-        if self._shared is not None:
-            await self._shared.stop()
-            self._shared = None
+        shared, self._shared = self._shared, []
+        await asyncio.gather(*(outbox.stop() for outbox in shared))
         self._pending.clear()
 
     # ------------------------------------------------------------------ outputs
@@ -154,15 +157,16 @@ class Committer:
                 if records:
                     await self._send(task, records)
             return
-        # At-least-once: one producer, so one send for every task's outputs; state records
-        # wait for the commit (see _settle).
-        outputs: list[Out] = []
-        for records in staged.values():
+        # At-least-once: one send per shared producer for the tasks it serves; state
+        # records wait for the commit (see _settle).
+        outputs: list[list[Out]] = [[] for _ in self._shared]
+        for task, records in staged.items():
+            mine = outputs[task % len(self._shared)]
             for record in records:
-                (self._state if record[0] in self.state_topics else outputs).append(record)
-        if outputs:
-            assert self._shared is not None
-            self._pending.append(await self._shared.put(outputs))
+                (self._state if record[0] in self.state_topics else mine).append(record)
+        for outbox, records in zip(self._shared, outputs, strict=True):
+            if records:
+                self._pending.append(await outbox.put(records))
 
     async def _send(self, task: int, records: list[Out]) -> None:
         """Exactly-once: send into ``task``'s transaction (its commit waits for them)."""
@@ -264,8 +268,13 @@ class Committer:
         committed, and the next assignment restores them all."""
         acks = [ack for sent in await asyncio.gather(*pending) for ack in sent]
         await asyncio.gather(*acks)
-        assert self._shared is not None
-        await asyncio.gather(*await _send_batches(self._shared.producer, state))
+        by_producer: list[list[Out]] = [[] for _ in self._shared]
+        for record in state:  # a state record's partition is its task's
+            by_producer[(record[3] or 0) % len(self._shared)].append(record)
+        state_acks: list[asyncio.Future] = []
+        for outbox, records in zip(self._shared, by_producer, strict=True):
+            state_acks += await _send_batches(outbox.producer, records)
+        await asyncio.gather(*state_acks)
         if not offsets:
             return
         try:
