@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 import pytest
@@ -14,6 +15,10 @@ from .conftest import kill_when, market_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
+# The input is published over this long in wall time while the worker runs, so that the
+# kill lands mid-stream however fast the worker drains what it has.
+PUBLISH_SECONDS = 8.0
+
 
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
 def test_kill_and_restart(guarantee, kafka_settings, kafka_topics, worker_process) -> None:
@@ -23,13 +28,17 @@ def test_kill_and_restart(guarantee, kafka_settings, kafka_topics, worker_proces
     bars, news = market_events(tickers=("AAPL", "MSFT", "GOOG", "TSLA"),
                                bars_per_ticker=2_000, news_per_bar=0.2)
     expected = run_events(bars, news, settings)
-    publish(bars, news, settings, progress=False)
+    speed = (bars[-1].ts - bars[0].ts) / 1e9 / PUBLISH_SECONDS
+    publisher = threading.Thread(target=publish, args=(bars, news, settings),
+                                 kwargs={"progress": False, "speed": speed}, daemon=True)
 
     first = worker_process(settings)
+    publisher.start()
     # Kill once a good part, but not all, of the output exists (uncommitted included).
     produced = kill_when(first, settings.kafka.bootstrap_servers, settings.kafka.signals_topic,
                          len(expected) // 4, timeout=90)
     assert 0 < produced < len(expected), "the kill did not land mid-stream"
+    publisher.join()
 
     worker_process(settings)
     got = collect_signals(settings, expected=len(expected), timeout=120)
