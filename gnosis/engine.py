@@ -140,7 +140,9 @@ class TickerEngine:
         """As-of sentiment (mean, std, count) over the news stamped in ``(ts - window, ts]``
         and known at or before ``known``."""
         lo = bisect.bisect_right(self._news_ts, ts - self._window_ns)
-        hi = bisect.bisect_right(self._news_ts, ts)
+        hi = bisect.bisect_right(self._news_ts, ts, lo)
+        if lo == hi:
+            return 0.0, 0.0, 0
         scores, knowns = self._news_scores[lo:hi], self._news_known[lo:hi]
         if any(k > known for k in knowns):
             scores = [s for s, k in zip(scores, knowns, strict=True) if k <= known]
@@ -166,7 +168,7 @@ class TickerEngine:
                                       bar.volume)
         series.last_ts = bar.ts
         mean, std, count = self.sentiment_at(bar.ts, known)
-        self._prune()
+        self._prune(bar.ts if len(self.series) == 1 else self._oldest_close())
         return build_signal(self.ticker, bar.ts, bar.close, bar.interval, snap, mean, std, count,
                             self.settings, self.model_id)
 
@@ -174,11 +176,10 @@ class TickerEngine:
         return min((s.last_ts for s in self.series.values() if s.last_ts is not None),
                    default=None)
 
-    def _prune(self) -> None:
+    def _prune(self, oldest: int | None) -> None:
         # News at or before (the laggiest interval's close - window) can never count again:
         # each interval's bars only move forward.
-        oldest = self._oldest_close()
-        if oldest is None:
+        if oldest is None or not self._news_ts:
             return
         cut = bisect.bisect_right(self._news_ts, oldest - self._window_ns)
         if cut:

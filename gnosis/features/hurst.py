@@ -90,11 +90,9 @@ def _table(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return weights, log_g.mean(axis=1), se
 
 
-def whittle_rows(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Hurst exponent and its standard error for every row of a 2-D array of log returns.
-
-    Rows must hold at least :data:`MIN_RETURNS` finite values.
-    """
+def _objective(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``Q`` over the grid for every row of ``returns`` (rows without variation get a
+    flat ``Q``), whether the row varies, and the standard error per grid point."""
     weights, const, se_grid = _table(returns.shape[1])
     squares = np.fft.rfft(returns, axis=1).view(np.float64)
     np.square(squares, out=squares)
@@ -104,6 +102,15 @@ def whittle_rows(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     fit[~ok] = 1.0
     q = np.log(fit, out=fit)
     q += const
+    return q, ok, se_grid
+
+
+def whittle_rows(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hurst exponent and its standard error for every row of a 2-D array of log returns.
+
+    Rows must hold at least :data:`MIN_RETURNS` finite values.
+    """
+    q, ok, se_grid = _objective(returns)
     best = np.argmin(q, axis=1)
     inner = np.clip(best, 1, _GRID.size - 2)
     rows = np.arange(q.shape[0])
@@ -116,6 +123,25 @@ def whittle_rows(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     h = np.where(ok, _GRID[best] + shift * GRID_STEP, NEUTRAL)
     se = np.interp(h, _GRID, se_grid)
     return h, se
+
+
+def whittle_one(returns: np.ndarray) -> tuple[float, float]:
+    """:func:`whittle_rows` of one 1-D window, equal to it bit for bit: the same
+    arithmetic on scalars, without the per-row array steps that cost a stream, which
+    evaluates one window at a time, several times the FFT itself."""
+    q, ok, se_grid = _objective(returns[None, :])
+    if not ok[0]:
+        return NEUTRAL, float(np.interp(NEUTRAL, _GRID, se_grid))
+    row = q[0]
+    best = int(row.argmin())
+    inner = min(max(best, 1), _GRID.size - 2)
+    left, mid, right = row[inner - 1:inner + 2].tolist()
+    curve = left - 2.0 * mid + right
+    shift = 0.0
+    if best == inner and curve > 0.0:
+        shift = min(max(0.5 * (left - right) / curve, -1.0), 1.0)
+    h = float(_GRID[best]) + shift * GRID_STEP
+    return h, float(np.interp(h, _GRID, se_grid))
 
 
 def hurst_series(returns: np.ndarray, first: int, stride: int,
@@ -160,5 +186,4 @@ def hurst_with_se(returns: np.ndarray) -> tuple[float, float]:
                          f"got shape {r.shape}")
     if not np.isfinite(r).all():
         raise ValueError("returns must be finite")
-    h, se = whittle_rows(r[None, :])
-    return float(h[0]), float(se[0])
+    return whittle_one(r)

@@ -34,7 +34,7 @@ import numpy as np
 from gnosis.config import FeatureConfig
 from gnosis.events import NO_INFORMATION_SE
 from gnosis.features.branching import MEMORY, estimate_rows, event_terms, excitation
-from gnosis.features.hurst import whittle_rows
+from gnosis.features.hurst import whittle_one
 from gnosis.features.state import SavedFeatures, TickerFeatures, last_point, rows_of
 
 _HURST = ("window", "hurst_stride")
@@ -78,8 +78,7 @@ def _hurst_at(saved: SavedFeatures, new: FeatureConfig,
     first = bars - len(saved.returns)  # bar index of the first return kept
     if c - window < first:
         return None
-    h, se = whittle_rows(saved.returns[None, c - window - first:c - first])
-    return float(h[0]), float(se[0])
+    return whittle_one(saved.returns[c - window - first:c - first])
 
 
 def _evaluated(j: int, config: FeatureConfig) -> bool:

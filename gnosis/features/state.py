@@ -55,7 +55,7 @@ from gnosis.features.branching import (
     event_terms,
     excitation,
 )
-from gnosis.features.hurst import MIN_RETURNS, whittle_rows
+from gnosis.features.hurst import MIN_RETURNS, whittle_one
 from gnosis.features.volatility import clustering, std_from_sums
 
 _TAIL = DECAYS ** MEMORY
@@ -314,8 +314,7 @@ class TickerFeatures:
             self._hawkes_ready = True
         if (bars - self._phase) % cfg.hurst_stride == 0 and j >= window:
             p = j % window + 1
-            h, se = whittle_rows(self._ret_view[None, p:p + window])
-            self._hurst, self._hurst_se = float(h[0]), float(se[0])
+            self._hurst, self._hurst_se = whittle_one(self._ret_view[p:p + window])
             self._hurst_ready = True
         if bars % _RESUM == 0:
             self._resum()

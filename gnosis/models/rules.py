@@ -236,12 +236,12 @@ def explain(rule: str, *, vsa_class: str, hurst_exponent: float, hurst_se: float
             volatility_clustering: float, sentiment_mean: float, sentiment_count: int,
             is_contrarian_market: bool) -> tuple[str, ...]:
     """Human-readable reasons for a decision: which rule fired and on what evidence."""
+    if rule == "warming_up":
+        return ("warming_up: not enough bars for every feature yet",)
     facts = (f"hurst={hurst_exponent:.3f}+-{hurst_se:.3f}",
              f"vol_clustering={volatility_clustering:.3f}",
              f"sentiment={sentiment_mean:+.3f} over {sentiment_count} items",
              f"vsa={vsa_class}")
-    if rule == "warming_up":
-        return ("warming_up: not enough bars for every feature yet",)
     lead = {
         "strong_buy": "strong_buy: contrarian market, VSA no supply, trending, "
                       "positive sentiment",

@@ -9,7 +9,7 @@ import pytest
 from gnosis.config import FeatureConfig, RuleConfig
 from gnosis.features import compute_features, hurst_exponent, hurst_with_se
 from gnosis.features.branching import DECAYS, MEMORY, excitation, exit_mass
-from gnosis.features.hurst import whittle_rows
+from gnosis.features.hurst import GRID_STEP, whittle_one, whittle_rows
 from gnosis.models.rules import regime_arrays
 
 from .simulate import fgn, fgn_exact_mle, hawkes_mle, hawkes_stream
@@ -102,6 +102,24 @@ def test_hurst_input_validation_and_degenerate_input() -> None:
     with pytest.raises(ValueError, match="finite"):
         hurst_exponent(np.r_[np.zeros(300), np.nan])
     assert hurst_exponent(np.zeros(500)) == 0.5
+
+
+def test_one_window_equals_the_rows_form_bit_for_bit() -> None:
+    # Windows of every kind the stream sees: noise, a grid interior minimum, both grid
+    # edges (a strong trend, a strong reversal), no variation, and odd lengths.
+    rng = np.random.default_rng(7)
+    windows = [fgn(512, h, rng) for h in (0.05, 0.2, 0.5, 0.8, 0.97)]
+    windows += [np.cumsum(rng.standard_normal(512)), np.diff(rng.standard_normal(513)),
+                np.zeros(512), np.full(512, 1e-3), rng.standard_normal(301) * 1e-4]
+    estimates = []
+    for w in windows:
+        h, se = whittle_rows(w[None, :])
+        one = whittle_one(w)
+        assert one == (h[0], se[0]), f"{one} != {(h[0], se[0])}"
+        estimates.append(one[0])
+    # Both edges of the grid were reached.
+    assert min(estimates) == pytest.approx(GRID_STEP)
+    assert max(estimates) == pytest.approx(1.0 - GRID_STEP)
 
 
 def feature_windows(n: float, tau: float, windows: int,
