@@ -168,7 +168,7 @@ class TickerEngine:
                                       bar.volume)
         series.last_ts = bar.ts
         mean, std, count = self.sentiment_at(bar.ts, known)
-        self._prune(bar.ts if len(self.series) == 1 else self._oldest_close())
+        self._prune()
         return build_signal(self.ticker, bar.ts, bar.close, bar.interval, snap, mean, std, count,
                             self.settings, self.model_id)
 
@@ -176,10 +176,13 @@ class TickerEngine:
         return min((s.last_ts for s in self.series.values() if s.last_ts is not None),
                    default=None)
 
-    def _prune(self, oldest: int | None) -> None:
+    def _prune(self) -> None:
         # News at or before (the laggiest interval's close - window) can never count again:
         # each interval's bars only move forward.
-        if oldest is None or not self._news_ts:
+        if not self._news_ts:
+            return
+        oldest = self._oldest_close()
+        if oldest is None:
             return
         cut = bisect.bisect_right(self._news_ts, oldest - self._window_ns)
         if cut:
