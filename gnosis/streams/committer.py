@@ -144,33 +144,48 @@ class Committer:
         """Queue ``records`` caused by input of ``task``; :meth:`flush` sends them."""
         self._staged.setdefault(task, []).extend(records)
 
-    async def flush(self) -> None:
-        """Send what is staged (it becomes durable on :meth:`commit`). Under exactly-once
-        it waits while a commit is in flight: it belongs to the next transactions."""
-        if self.exactly_once and self._in_flight():
-            if sum(map(len, self._staged.values())) < _MAX_STAGED:
-                return
-            await self.settled()
-        staged, self._staged = self._staged, {}
+    async def flush(self, *, whole: bool = False) -> None:
+        """Send what is staged (it becomes durable on :meth:`commit`).
+
+        A task whose producer has :data:`_OUTBOX_DEPTH` sends in flight keeps its records
+        staged for the next flush, and under exactly-once everything stays staged while a
+        commit is in flight (it belongs to the next transactions): the loop goes on
+        instead of waiting for the broker. Past :data:`_MAX_STAGED` records, or ``whole``,
+        everything is sent, waiting for room (back-pressure: memory stays bounded).
+        """
+        force = whole or sum(map(len, self._staged.values())) >= _MAX_STAGED
         if self.exactly_once:
+            if self._in_flight():
+                if not force:
+                    return
+                await self.settled()
+            staged, self._staged = self._staged, {}
             for task, records in staged.items():
                 if records:
                     await self._send(task, records)
             return
         # At-least-once: one send per shared producer for the tasks it serves; state
         # records wait for the commit (see _settle).
+        staged, self._staged = self._staged, {}
         outputs: list[list[Out]] = [[] for _ in self._shared]
         for task, records in staged.items():
-            mine = outputs[task % len(self._shared)]
+            n = task % len(self._shared)
+            if not force and self._shared[n].busy():
+                self._staged[task] = records
+                continue
+            mine = outputs[n]
             for record in records:
                 (self._state if record[0] in self.state_topics else mine).append(record)
         for outbox, records in zip(self._shared, outputs, strict=True):
             if records:
-                self._pending.append(await outbox.put(records))
+                await outbox.room()
+                self._pending.append(outbox.put(records))
 
     async def _send(self, task: int, records: list[Out]) -> None:
         """Exactly-once: send into ``task``'s transaction (its commit waits for them)."""
-        await self._producers[task].put(records)
+        outbox = self._producers[task]
+        await outbox.room()
+        outbox.put(records)
         self._dirty.add(task)
 
     # ------------------------------------------------------------------ commits
@@ -196,7 +211,7 @@ class Committer:
         """
         if not reopen:
             await self.settled()
-        await self.flush()
+        await self.flush(whole=True)  # no offset may pass an output still staged
         changed = {tp: off for tp, off in offsets.items() if self.committed.get(tp) != off}
         if log.isEnabledFor(logging.DEBUG):  # off the commit path unless asked for
             log.debug("commit %s", {f"{tp.topic}:{tp.partition}": o
@@ -287,21 +302,28 @@ class Committer:
 
 class Outbox:
     """One producer's sends, handed to it in order by tasks of their own, so that the
-    processing loop goes on while a send waits for the producer; at most
-    :data:`_OUTBOX_DEPTH` at a time (then :meth:`put` waits: back-pressure)."""
+    processing loop goes on while a send waits for the producer; callers keep at most
+    :data:`_OUTBOX_DEPTH` in flight (:meth:`busy`, :meth:`room`)."""
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
         self._sends: deque[asyncio.Task[list[asyncio.Future]]] = deque()
 
-    async def put(self, records: list[Out]) -> asyncio.Task[list[asyncio.Future]]:
+    def busy(self) -> bool:
+        """Whether :data:`_OUTBOX_DEPTH` sends are in flight (a put would have to wait)."""
+        while self._sends and self._sends[0].done():
+            self._sends.popleft().result()  # a failure surfaces here at the latest
+        return len(self._sends) >= _OUTBOX_DEPTH
+
+    async def room(self) -> None:
+        """Wait until a put need not wait (back-pressure)."""
+        while self.busy():
+            await asyncio.wait((self._sends[0],))
+
+    def put(self, records: list[Out]) -> asyncio.Task[list[asyncio.Future]]:
         """Send ``records`` after everything put before; the task returns their
         acknowledgements once they are with the producer (it fails if an earlier send
         failed: a failed send fails the worker, and nothing after it may go)."""
-        while self._sends and self._sends[0].done():
-            self._sends.popleft().result()  # a failure surfaces here at the latest
-        if len(self._sends) >= _OUTBOX_DEPTH:
-            await self._sends[0]
         previous = self._sends[-1] if self._sends else None
         task = asyncio.create_task(self._send(previous, records))
         self._sends.append(task)
