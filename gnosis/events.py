@@ -156,6 +156,12 @@ def validate_time(ts: int, *, now_ns: int | None = None, max_future_ns: int = MA
     return ts
 
 
+def compact_json(obj: Any) -> bytes:
+    """``orjson.dumps(obj)`` in a bytes object of its own size: orjson's result keeps its
+    working buffer (~8 KB), and records wait by the thousand to be sent or journalled."""
+    return bytes(memoryview(orjson.dumps(obj)))
+
+
 def format_duration(ns: int) -> str:
     """A duration in the largest whole unit: ``86400 s`` → ``1d``, ``90 s`` → ``90s``."""
     if ns == 0:
@@ -269,9 +275,14 @@ def _text(obj: dict, name: str, limit: int, *, required: bool) -> str | None:
 # --------------------------------------------------------------------------- Bar
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Bar:
-    """One OHLCV bar. ``ts`` is the bar's close (event time), epoch nanoseconds UTC."""
+    """One OHLCV bar. ``ts`` is the bar's close (event time), epoch nanoseconds UTC.
+
+    Treat it as immutable. It is not frozen because one is built per bar, and a frozen
+    dataclass sets each field through ``object.__setattr__`` (TradingSignal: 4.9 µs
+    against 0.6 µs).
+    """
 
     ticker: str
     ts: int
@@ -294,7 +305,7 @@ class Bar:
         }
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        return compact_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, obj: dict, *, now_ns: int | None = None,
@@ -361,7 +372,7 @@ class NewsItem:
         return out
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        return compact_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, obj: dict, *, now_ns: int | None = None,
@@ -405,9 +416,10 @@ def signal_id(ticker: str, bar_ts: int, interval: str) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TradingSignal:
-    """A trading decision for one ticker at one bar close.
+    """A trading decision for one ticker at one bar close; immutable by convention, not
+    frozen (see :class:`Bar`).
 
     ``timestamp`` is event time (the close of the bar it was computed on, identical to
     ``bar_timestamp``), never wall-clock time, so a replay reproduces it exactly.
@@ -480,7 +492,7 @@ class TradingSignal:
         }
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        return compact_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, obj: dict) -> TradingSignal:

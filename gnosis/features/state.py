@@ -64,9 +64,10 @@ _RESUM = 4096
 count), so rounding drift stays bounded however long a ticker runs."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FeatureSnapshot:
-    """All technical features of one ticker after one bar."""
+    """All technical features of one ticker after one bar; immutable by convention, not
+    frozen (see :class:`~gnosis.events.Bar`)."""
 
     ready: bool
     """All features are warmed up."""

@@ -27,7 +27,7 @@ import orjson
 from gnosis.carryover import Change, carry, saved_engine
 from gnosis.config import Settings
 from gnosis.engine import TickerEngine
-from gnosis.events import Bar, TradingSignal
+from gnosis.events import Bar, TradingSignal, compact_json
 from gnosis.features import ticker_phase
 from gnosis.sinks import metrics
 
@@ -88,9 +88,7 @@ class TickerState:
                                      bar.volume, bar.interval, known])
 
     def _entry(self, body: list) -> bytes:
-        # orjson's result keeps its ~4 KB working buffer; the journal holds hundreds of
-        # entries per ticker, so keep a tight copy (~100 bytes) instead.
-        entry = bytes(memoryview(orjson.dumps([self.seq, *body])))
+        entry = compact_json([self.seq, *body])  # held by the hundred per ticker
         self.seq += 1
         return entry
 

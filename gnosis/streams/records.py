@@ -27,7 +27,7 @@ import orjson
 from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
 
-from gnosis.events import InvalidEvent, NewsItem
+from gnosis.events import InvalidEvent, NewsItem, compact_json
 
 MARK_KEY = b"\x00mark"
 
@@ -55,7 +55,7 @@ class ScoredHeadline:
     """Knowledge time (epoch ns): the timestamp of the news record it came from."""
 
     def to_json(self) -> bytes:
-        return orjson.dumps({"ticker": self.ticker, "ts": self.ts, "score": self.score,
+        return compact_json({"ticker": self.ticker, "ts": self.ts, "score": self.score,
                              "id": self.id, "q": self.q, "o": self.o, "k": self.known})
 
 
@@ -74,7 +74,7 @@ def scored_headlines(item: NewsItem, score: float, q: int, offset: int, known: i
 
 def encode_mark(q: int, n: int) -> bytes:
     """A progress mark: news partition ``q`` is re-keyed below offset ``n``."""
-    return orjson.dumps({"q": q, "n": n})
+    return compact_json({"q": q, "n": n})
 
 
 def decode_rekeyed(key: bytes | None, value: bytes) -> ScoredHeadline | tuple[int, int]:
