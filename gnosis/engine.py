@@ -144,7 +144,7 @@ class TickerEngine:
         if lo == hi:
             return 0.0, 0.0, 0
         scores, knowns = self._news_scores[lo:hi], self._news_known[lo:hi]
-        if any(k > known for k in knowns):
+        if max(knowns) > known:
             scores = [s for s, k in zip(scores, knowns, strict=True) if k <= known]
         return window_stats(scores)
 
