@@ -29,7 +29,9 @@ bar waits for them, and for no others:
    from its append time, as in the replay of the topics, and its bar waits for the
    transaction to end. One request serves every bar that arrived before it was sent:
    bars are grouped in *epochs*, and closing an epoch starts the request whose answer
-   becomes that epoch's barrier. Headlines below it that are known after a bar still
+   becomes that epoch's barrier. Up to :data:`MAX_ASKING` requests are in flight at
+   once, so that a bar waits the skew and one lookup, not also the rest of the request
+   before its own. Headlines below it that are known after a bar still
    reach its ticker first; the engine leaves them out of that bar's signal by their
    knowledge time.
 3. **Release.** A bar on ``p`` is released when its epoch's barrier is known and the marks
@@ -76,6 +78,10 @@ def barrier_offsets(ends: Mapping[int, int], later: Mapping[int, int | None]
     return out
 
 
+MAX_ASKING = 8
+"""Barrier requests in flight at once (each answers for its own epoch)."""
+
+
 class ReleaseGate:
     """Held bars, progress marks and barriers of the partitions one worker owns.
 
@@ -89,7 +95,7 @@ class ReleaseGate:
         self._barriers: dict[int, Mapping[int, int]] = {}
         self._epoch = 0  # epoch of bars arriving now; its barrier has not been asked for
         self._epoch_known: int | None = None  # latest knowledge time of its gated bars
-        self._asking: int | None = None  # epoch whose barrier request is in flight
+        self._asking: set[int] = set()  # epochs whose barrier requests are in flight
         self._dirty: set[int] = set()  # partitions whose lines may move
         self._cut = -1  # partition where the last release stopped at its limit
         self._skew_ns = skew_ns
@@ -122,38 +128,32 @@ class ReleaseGate:
 
     def barrier_due(self) -> int | None:
         """Wall-clock time (epoch ns) from which the current epoch's barrier may be asked
-        for, or ``None`` while none is wanted (no bar waits for one, or one is in flight)."""
-        if self._asking is not None or self._epoch_known is None:
+        for, or ``None`` while none is wanted (no bar waits for one) or :data:`MAX_ASKING`
+        requests are in flight."""
+        if len(self._asking) >= MAX_ASKING or self._epoch_known is None:
             return None
         return self._epoch_known + self._skew_ns
+
+    def asking(self) -> int:
+        """Barrier requests in flight."""
+        return len(self._asking)
 
     def ask_barrier(self) -> int:
         """Close the current epoch (bars arriving from now on join the next one); request
         the end offsets for it once the wall clock reaches the :meth:`barrier_due` read
-        just before. Closing first keeps a steady stream of bars from moving that time on
-        for ever."""
-        self._asking = self._epoch
+        just before, and until they come (a failed request is sent again). Closing first
+        keeps a steady stream of bars from moving that time on for ever."""
+        epoch = self._epoch
+        self._asking.add(epoch)
         self._epoch += 1
         self._epoch_known = None
-        return self._asking
+        return epoch
 
     def barrier(self, epoch: int, end_offsets: Mapping[int, int]) -> None:
         """The news end offsets requested for ``epoch`` (news partition -> end offset)."""
         self._barriers[epoch] = dict(end_offsets)
-        if self._asking == epoch:
-            self._asking = None
+        self._asking.discard(epoch)
         self._dirty.update(p for p, line in self._lines.items() if line)
-
-    def barrier_failed(self, epoch: int) -> None:
-        """The request for ``epoch`` failed: its bars join the next epoch's request."""
-        if self._asking == epoch:
-            self._asking = None
-        for line in self._lines.values():
-            for held in line:
-                if held.epoch == epoch:
-                    held.epoch = self._epoch
-                    if held.gated:
-                        self._note(held.known)
 
     # ------------------------------------------------------------------ output
 

@@ -371,48 +371,63 @@ class Worker:
     async def _barriers(self) -> None:
         """Answer the gate's barrier requests with where each news partition's records
         known by the bars end (:func:`~gnosis.streams.gate.barrier_offsets`), each once
-        the wall clock is past its bars' knowledge time plus the skew (see the gate)."""
-        partitions = self.settings.kafka.partitions
-        news = [TopicPartition(self.topics.news, q) for q in range(partitions)]
-        while True:
-            await self.barrier_wanted.wait()
-            self.barrier_wanted.clear()
-            async with self.lock:
-                due = self.gate.barrier_due()
-                if due is None:
-                    continue
-                # Closed now: bars arriving while this waits belong to the next epoch.
-                epoch, generation = self.gate.ask_barrier(), self.assignment.generation
-            early = due - self.wall_clock()
-            if early > _MAX_AHEAD_NS:
-                # Only a producer's clock can put a knowledge time this far ahead (a
-                # CreateTime topic): waiting for it would stall every partition.
-                self._warn_ahead(early)
-            elif early > 0:
-                await asyncio.sleep(early / 1e9)
-            after_ms = (due - self.skew_ns) // 1_000_000 + 1  # first stamp after the bars
+        the wall clock is past its bars' knowledge time plus the skew (see the gate), in
+        a task of its own. Several wait for their time at once, so that a live bar waits
+        the skew and one lookup; one that is due already waits until none is in flight, so
+        that a backlog drains in epochs as large as one request at a time made them."""
+        requests: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                await self.barrier_wanted.wait()
+                self.barrier_wanted.clear()
+                async with self.lock:
+                    due = self.gate.barrier_due()
+                    if due is None or (self.gate.asking() and due <= self.wall_clock()):
+                        continue  # the request in flight sets barrier_wanted as it ends
+                    # Closed now: bars arriving while this waits belong to the next epoch.
+                    gate = self.gate
+                    epoch = gate.ask_barrier()
+                request = asyncio.create_task(self.guard(self._barrier(gate, epoch, due)))
+                requests.add(request)
+                request.add_done_callback(requests.discard)
+        finally:
+            for request in requests:
+                request.cancel()
+
+    async def _barrier(self, gate: ReleaseGate, epoch: int, due: int) -> None:
+        """Ask the broker for ``epoch``'s barrier once ``due``, until it answers, and give
+        it to ``gate`` unless a revocation has replaced that gate meanwhile."""
+        early = due - self.wall_clock()
+        if early > _MAX_AHEAD_NS:
+            # Only a producer's clock can put a knowledge time this far ahead (a
+            # CreateTime topic): waiting for it would stall every partition.
+            self._warn_ahead(early)
+        elif early > 0:
+            await asyncio.sleep(early / 1e9)
+        after_ms = (due - self.skew_ns) // 1_000_000 + 1  # first stamp after the bars
+        news = [TopicPartition(self.topics.news, q)
+                for q in range(self.settings.kafka.partitions)]
+        while gate is self.gate:
             try:
                 ends, later = await asyncio.gather(
                     self.offsets.end_offsets(news),
                     self.offsets.offsets_for_times(dict.fromkeys(news, after_ms)))
-            except Exception:  # e.g. during a rebalance; ask again shortly
+                break
+            except Exception:  # e.g. during a rebalance; ask again shortly (later answers
+                # are as exact: lookups by time are, and end offsets only grow)
                 log.debug("barrier offsets request failed", exc_info=True)
-                async with self.lock:
-                    if generation == self.assignment.generation:
-                        self.gate.barrier_failed(epoch)
                 await asyncio.sleep(0.05)
-                self.barrier_wanted.set()
-                continue
-            barrier = barrier_offsets(
-                {tp.partition: end for tp, end in ends.items()},
-                {tp.partition: None if found is None else found.offset
-                 for tp, found in later.items()})
-            async with self.lock:
-                if generation == self.assignment.generation:
-                    self.gate.barrier(epoch, barrier)
-                    await self._advance()
-                if self.gate.barrier_due() is not None:
-                    self.barrier_wanted.set()
+        else:
+            return
+        barrier = barrier_offsets(
+            {tp.partition: end for tp, end in ends.items()},
+            {tp.partition: None if found is None else found.offset
+             for tp, found in later.items()})
+        async with self.lock:
+            if gate is self.gate:
+                gate.barrier(epoch, barrier)
+                await self._advance()
+        self.barrier_wanted.set()  # a slot is free, and the epoch open now may be due
 
     def _warn_ahead(self, early_ns: int) -> None:
         now = self.clock()

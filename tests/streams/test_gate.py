@@ -6,7 +6,7 @@ from hypothesis import example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from gnosis.streams.gate import ReleaseGate, barrier_offsets
+from gnosis.streams.gate import MAX_ASKING, ReleaseGate, barrier_offsets
 
 PARTITIONS = 3
 SKEW = 2
@@ -18,7 +18,7 @@ ops = st.lists(st.one_of(
     st.tuples(st.just("mark"), st.integers(0, PARTITIONS - 1), st.integers(0, PARTITIONS - 1)),
     st.tuples(st.just("tick"), st.integers(1, 4), st.just(0)),
     st.tuples(st.just("ask"), st.just(0), st.just(0)),
-    st.tuples(st.just("answer"), st.booleans(), st.just(0)),
+    st.tuples(st.just("answer"), st.booleans(), st.integers(0, MAX_ASKING - 1)),
 ), max_size=80)
 
 
@@ -36,7 +36,8 @@ def test_a_bar_is_released_only_after_every_headline_known_before_it(script, lim
     The broker stamps each headline with the clock when it is appended (its knowledge
     time); a bar read now was appended up to 6 ticks ago. A barrier is the end offsets at
     its request, or, per news partition, the first headline known after its bars where
-    the log holds one when the answer comes (:func:`barrier_offsets`). A mark on ``p``
+    the log holds one when the answer comes (:func:`barrier_offsets`); several requests
+    are in flight, answered in any order, and a failed one is sent again. A mark on ``p``
     for ``q`` never claims more than what exists, and a barrier is asked for only when the
     gate says it is due. When a bar is released, the marks seen on its partition must cover every
     headline known at or before the bar, in every news partition. With a ``limit`` each
@@ -47,9 +48,8 @@ def test_a_bar_is_released_only_after_every_headline_known_before_it(script, lim
     now = 10
     known: list[list[int]] = [[] for _ in range(PARTITIONS)]  # per news partition
     marks = [[0] * PARTITIONS for _ in range(PARTITIONS)]
-    asked: int | None = None
-    asked_due = 0
-    asked_ends: dict[int, int] | None = None
+    # In flight: [epoch, due, end offsets once the request has gone out]
+    asked: list[list] = []
     released: list[tuple[int, tuple]] = []
     arrivals: list[tuple] = []
 
@@ -76,23 +76,27 @@ def test_a_bar_is_released_only_after_every_headline_known_before_it(script, lim
             gate.mark(a, b, len(known[b]))
         elif op == "tick":
             now += a
-        elif op == "ask" and asked is None:
-            asked_due = gate.barrier_due()
-            if asked_due is not None:
-                asked, asked_ends = gate.ask_barrier(), None
-        elif op == "answer" and asked is not None and asked_ends is not None:
+        elif op == "ask":
+            due = gate.barrier_due()
+            assert due is None or len(asked) < MAX_ASKING
+            if due is not None:
+                asked.append([gate.ask_barrier(), due, None])
+        elif op == "answer" and asked and asked[b % len(asked)][2] is not None:
+            request = asked[b % len(asked)]
             if a:  # the broker's answer: the end offsets at the request, and where a
                 # headline known after the bars is in the log by now, the first such one
-                after = asked_due - SKEW
+                epoch, due, ends = request
+                after = due - SKEW
                 later = {q: next((i for i, k in enumerate(known[q]) if k > after), None)
                          for q in range(PARTITIONS)}
-                gate.barrier(asked, barrier_offsets(asked_ends, later))
-            else:
-                gate.barrier_failed(asked)
-            asked = None
-        if asked is not None and asked_ends is None and now >= asked_due:
-            # The request goes out once the clock reaches the due time read when asking.
-            asked_ends = {q: len(known[q]) for q in range(PARTITIONS)}
+                gate.barrier(epoch, barrier_offsets(ends, later))
+                asked.remove(request)
+            else:  # failed: it is sent again
+                request[2] = None
+        for request in asked:
+            if request[2] is None and now >= request[1]:
+                # A request goes out once the clock reaches the due time read when asking.
+                request[2] = {q: len(known[q]) for q in range(PARTITIONS)}
         release()
 
     # Liveness: once every partition has seen marks for all news and barriers are answered,
@@ -102,8 +106,8 @@ def test_a_bar_is_released_only_after_every_headline_known_before_it(script, lim
         for q in range(PARTITIONS):
             marks[p][q] = ends[q]
             gate.mark(p, q, ends[q])
-    if asked is not None:
-        gate.barrier(asked, ends)
+    for epoch, _, _ in asked:
+        gate.barrier(epoch, ends)
     now += 100
     while (due := gate.barrier_due()) is not None:
         assert due <= now
@@ -126,11 +130,17 @@ def test_a_barrier_is_due_only_once_the_clock_is_past_its_bars() -> None:
     gate.hold(1, "bar-b", 0.0, known=120)
     gate.hold(1, "invalid", 0.0, known=999, gated=False)  # keeps its place, needs no barrier
     assert gate.barrier_due() == 125
-    epoch = gate.ask_barrier()
-    assert gate.barrier_due() is None  # one request in flight at a time
+    gate.ask_barrier()
+    assert gate.barrier_due() is None  # nothing new waits
     gate.hold(0, "bar-c", 0.0, known=130)
-    gate.barrier_failed(epoch)  # its bars join the next request
-    assert gate.barrier_due() == 135
+    assert gate.barrier_due() == 135  # its own request, beside the one in flight
+    for n in range(MAX_ASKING - 1):
+        gate.ask_barrier()
+        gate.hold(0, f"bar-{n}", 0.0, known=140 + n)
+    assert gate.barrier_due() is None  # as many requests in flight as there may be
+    assert gate.asking() == MAX_ASKING
+    gate.barrier(0, {0: 0})
+    assert gate.barrier_due() == 140 + MAX_ASKING - 2 + 5
 
 
 def test_ungated_items_keep_their_place_in_line() -> None:
