@@ -247,7 +247,7 @@ class WorkerConfig(_Section):
     timestamp; where a news partition holds no headline known after the bar yet, its end
     offset becomes the bar's barrier only once this worker's clock is this far past the
     bar, so that every headline appended later is known later (measure it with
-    bench/bench_visibility.py; each live bar waits at most this long)."""
+    bench/bench_visibility.py; a live bar waits about this long plus one offsets lookup)."""
     session_timeout: float = 10.0
     """Consumer-group session timeout: how soon a crashed worker's partitions move on."""
     rebalance_timeout: float = 60.0
